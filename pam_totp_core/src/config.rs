@@ -1,0 +1,641 @@
+//! `/etc/security/pam_totp.conf` and the module arguments, in two stages (after ripgrep's
+//! low/high args): [`RawConfig`] collects what was written, [`Config`] is validated and filled
+//! with defaults. A module argument and a configuration key share one name; arguments win.
+//! Unknown keys and bad values are errors, never ignored.
+
+use crate::error::{ConfigError, ParseError};
+use crate::store::{LocalFiles, ReadRules, UserInfo};
+use crate::throttle::ThrottlePolicy;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the configuration file lives unless `config=` says otherwise.
+pub const DEFAULT_CONFIG: &str = "/etc/security/pam_totp.conf";
+/// Default secret file template.
+pub const DEFAULT_SECRET: &str = "~/.config/pam-totp/secret.toml";
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/pam-totp";
+/// Default prompt.
+pub const DEFAULT_PROMPT: &str = "Verification code: ";
+/// Largest configuration file accepted.
+const MAX_CONFIG_SIZE: u64 = 64 * 1024;
+/// Largest `window` accepted: 10 steps either side is five minutes at 30 s.
+pub const MAX_WINDOW: u32 = 10;
+
+/// What the configuration file or the arguments said, before validation.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    secret: Option<String>,
+    state_dir: Option<String>,
+    user: Option<String>,
+    nullok: Option<bool>,
+    debug: Option<bool>,
+    window: Option<i64>,
+    try_first_pass: Option<bool>,
+    use_first_pass: Option<bool>,
+    forward_pass: Option<bool>,
+    prompt: Option<String>,
+    no_strict_owner: Option<bool>,
+    allowed_perm: Option<Perm>,
+    echo_verification_code: Option<bool>,
+    throttle: Option<bool>,
+    throttle_attempts: Option<i64>,
+    throttle_delay: Option<i64>,
+    throttle_max_delay: Option<i64>,
+    throttle_user_attempts: Option<i64>,
+}
+
+/// Permission bits, written as an octal string (`"0600"`) or a TOML integer (`0o600`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Perm {
+    Int(i64),
+    Text(String),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Int,
+    Text,
+    Perm,
+}
+
+/// Every key, with the type of its value. Keep in step with [`RawConfig`] (a test checks).
+const KEYS: &[(&str, Kind)] = &[
+    ("secret", Kind::Text),
+    ("state_dir", Kind::Text),
+    ("user", Kind::Text),
+    ("nullok", Kind::Bool),
+    ("debug", Kind::Bool),
+    ("window", Kind::Int),
+    ("try_first_pass", Kind::Bool),
+    ("use_first_pass", Kind::Bool),
+    ("forward_pass", Kind::Bool),
+    ("prompt", Kind::Text),
+    ("no_strict_owner", Kind::Bool),
+    ("allowed_perm", Kind::Perm),
+    ("echo_verification_code", Kind::Bool),
+    ("throttle", Kind::Bool),
+    ("throttle_attempts", Kind::Int),
+    ("throttle_delay", Kind::Int),
+    ("throttle_max_delay", Kind::Int),
+    ("throttle_user_attempts", Kind::Int),
+];
+
+/// How the secret is obtained from the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassMode {
+    /// Ask for the code.
+    Prompt,
+    /// Take password+code from PAM_AUTHTOK set by an earlier module; ask if that fails.
+    TryFirstPass,
+    /// Take password+code from PAM_AUTHTOK set by an earlier module; never ask.
+    UseFirstPass,
+}
+
+/// The validated configuration the module and the CLI act on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file the configuration came from, if one was read.
+    pub source: Option<PathBuf>,
+    /// Secret file path template.
+    pub secret: String,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Identity that owns and reads secret files (`user=`), if not the user themselves.
+    pub user: Option<String>,
+    /// Users without a secret file are not asked (PAM_IGNORE).
+    pub nullok: bool,
+    /// Log debug lines.
+    pub debug: bool,
+    /// Steps accepted either side of now.
+    pub window: u32,
+    /// Where the answer comes from.
+    pub pass_mode: PassMode,
+    /// Ask for password and code in one prompt and hand the password on as PAM_AUTHTOK.
+    pub forward_pass: bool,
+    /// Prompt text.
+    pub prompt: String,
+    /// Do not check the owner of the secret file.
+    pub no_strict_owner: bool,
+    /// Mode bits a secret file may have.
+    pub allowed_perm: u32,
+    /// Show the code while it is typed.
+    pub echo_verification_code: bool,
+    /// Brute-force throttling.
+    pub throttle: ThrottlePolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            secret: DEFAULT_SECRET.into(),
+            state_dir: DEFAULT_STATE_DIR.into(),
+            user: None,
+            nullok: false,
+            debug: false,
+            window: 1,
+            pass_mode: PassMode::Prompt,
+            forward_pass: false,
+            prompt: DEFAULT_PROMPT.into(),
+            no_strict_owner: false,
+            allowed_perm: 0o600,
+            echo_verification_code: false,
+            throttle: ThrottlePolicy::default(),
+        }
+    }
+}
+
+fn kind_of(key: &str) -> Option<Kind> {
+    KEYS.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind)
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Splits module arguments into the `config=` path and a table of the others.
+fn args_table(args: &[&str]) -> Result<(Option<PathBuf>, toml::Table), ConfigError> {
+    let mut config = None;
+    let mut table = toml::Table::new();
+    for &arg in args {
+        let bad = |reason: &str| ConfigError::Argument {
+            argument: arg.to_string(),
+            reason: reason.to_string(),
+        };
+        // Linux-PAM passes `[prompt=Text with spaces]` with the brackets removed; a value may
+        // hold `=` and spaces, so split on the first `=` only.
+        let (key, value) = match arg.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (arg, None),
+        };
+        // google-authenticator-libpam spells a few options with dashes or another name.
+        let key = match key {
+            "echo-verification-code" => "echo_verification_code",
+            "authtok_prompt" => "prompt",
+            k => k,
+        };
+        if key == "config" {
+            let v = value
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| bad("needs a path: config=/path/to/pam_totp.conf"))?;
+            config = Some(PathBuf::from(v));
+            continue;
+        }
+        let kind = kind_of(key).ok_or_else(|| bad("unknown argument"))?;
+        let item = match (kind, value) {
+            (Kind::Bool, None) => toml::Value::Boolean(true),
+            (Kind::Bool, Some(v)) => {
+                toml::Value::Boolean(parse_bool(v).ok_or_else(|| bad("expects yes or no"))?)
+            }
+            (_, None) => return Err(bad("needs a value (key=value)")),
+            (Kind::Int, Some(v)) => {
+                toml::Value::Integer(v.parse().map_err(|_| bad("expects a whole number"))?)
+            }
+            (Kind::Text | Kind::Perm, Some(v)) => toml::Value::String(v.to_string()),
+        };
+        table.insert(key.to_string(), item);
+    }
+    Ok((config, table))
+}
+
+/// Reads the configuration file (if any) and applies the module arguments on top.
+///
+/// The file is optional at its default place; a path given by `config=` must exist. It must be
+/// a regular file owned by root (or by the caller, for tests run unprivileged) and not writable
+/// by group or others.
+///
+/// # Errors
+/// A [`ConfigError`] naming the file, line and key, or the argument.
+pub fn load(args: &[&str], config_override: Option<&Path>) -> Result<Config, ConfigError> {
+    let (arg_path, arg_table) = args_table(args)?;
+    let explicit = config_override.map(Path::to_path_buf).or(arg_path);
+    let path = explicit
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let mut raw = RawConfig::default();
+    let mut source = None;
+    match read_config_file(&path)? {
+        Some(text) => {
+            raw = parse_file(&text).map_err(|error| ConfigError::Parse {
+                path: path.clone(),
+                error,
+            })?;
+            source = Some(path.clone());
+        }
+        None if explicit.is_some() => {
+            return Err(ConfigError::File {
+                path,
+                reason: "does not exist".into(),
+            });
+        }
+        None => {}
+    }
+    let from_args: RawConfig = RawConfig::deserialize(toml::Value::Table(arg_table.clone()))
+        .map_err(|e| ConfigError::Argument {
+            argument: e.message().lines().next().unwrap_or("").to_string(),
+            reason: "bad value".into(),
+        })?;
+    raw.overlay(from_args);
+    let mut config = raw.validate().map_err(|error| match &error.key {
+        Some(key) if arg_table.contains_key(key) => ConfigError::Argument {
+            argument: key.clone(),
+            reason: error.message.clone(),
+        },
+        _ => ConfigError::Parse {
+            path: path.clone(),
+            error,
+        },
+    })?;
+    config.source = source;
+    Ok(config)
+}
+
+fn read_config_file(path: &Path) -> Result<Option<String>, ConfigError> {
+    let euid = nix::unistd::Uid::effective().as_raw();
+    // Owned by root; unprivileged callers (the CLI run by a user, tests) also accept their own.
+    let rules = ReadRules {
+        owner: None,
+        allowed_perm: 0o7755,
+        max_size: MAX_CONFIG_SIZE,
+    };
+    let bytes = crate::store::read_checked(path, &rules).map_err(|e| ConfigError::File {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    let Some(bytes) = bytes else { return Ok(None) };
+    let owner = std::fs::symlink_metadata(path)
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(u32::MAX);
+    if owner != 0 && owner != euid {
+        return Err(ConfigError::File {
+            path: path.into(),
+            reason: format!("is owned by uid {owner}; it must be owned by root"),
+        });
+    }
+    String::from_utf8(bytes.to_vec())
+        .map(Some)
+        .map_err(|_| ConfigError::File {
+            path: path.into(),
+            reason: "is not UTF-8 text".into(),
+        })
+}
+
+/// Parses configuration file text, with line numbers in errors.
+///
+/// # Errors
+/// Bad TOML, an unknown key or a value of the wrong type.
+pub fn parse_file(text: &str) -> Result<RawConfig, ParseError> {
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| ParseError::from_toml(&e, text, false))?;
+    for key in table.keys() {
+        if kind_of(key).is_none() {
+            let mut e = ParseError::key(key.clone(), "unknown key");
+            e.line = line_of_key(text, key);
+            return Err(e);
+        }
+    }
+    toml::from_str(text).map_err(|e| {
+        let mut err = ParseError::from_toml(&e, text, false);
+        err.key = table
+            .keys()
+            .find(|k| err.line.is_some() && line_of_key(text, k) == err.line)
+            .cloned();
+        err
+    })
+}
+
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+impl RawConfig {
+    fn overlay(&mut self, o: RawConfig) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };
+        }
+        take!(
+            secret,
+            state_dir,
+            user,
+            nullok,
+            debug,
+            window,
+            try_first_pass,
+            use_first_pass,
+            forward_pass,
+            prompt,
+            no_strict_owner,
+            allowed_perm,
+            echo_verification_code,
+            throttle,
+            throttle_attempts,
+            throttle_delay,
+            throttle_max_delay,
+            throttle_user_attempts
+        );
+    }
+
+    fn validate(self) -> Result<Config, ParseError> {
+        let d = Config::default();
+        let int = |key: &str,
+                   v: Option<i64>,
+                   min: i64,
+                   max: i64,
+                   default: i64|
+         -> Result<i64, ParseError> {
+            match v {
+                None => Ok(default),
+                Some(n) if (min..=max).contains(&n) => Ok(n),
+                Some(_) => Err(ParseError::key(
+                    key,
+                    format!("must be between {min} and {max}"),
+                )),
+            }
+        };
+        let window = int("window", self.window, 0, i64::from(MAX_WINDOW), 1)? as u32;
+        let allowed_perm = match self.allowed_perm {
+            None => d.allowed_perm,
+            Some(p) => {
+                let n = match p {
+                    Perm::Int(n) => Some(n),
+                    Perm::Text(t) => i64::from_str_radix(t.trim_start_matches("0o"), 8).ok(),
+                };
+                match n {
+                    Some(n) if (0..=0o777).contains(&n) => n as u32,
+                    _ => {
+                        return Err(ParseError::key(
+                            "allowed_perm",
+                            "must be octal permission bits such as 0600",
+                        ));
+                    }
+                }
+            }
+        };
+        let secret = self.secret.unwrap_or(d.secret);
+        if !(secret.starts_with('/')
+            || secret.starts_with("~/")
+            || secret.starts_with("${HOME}")
+            || secret.starts_with("%h"))
+        {
+            return Err(ParseError::key(
+                "secret",
+                "must be an absolute path or start with ~/, ${HOME} or %h",
+            ));
+        }
+        let state_dir = PathBuf::from(self.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()));
+        if !state_dir.is_absolute() {
+            return Err(ParseError::key("state_dir", "must be an absolute path"));
+        }
+        if self.user.as_deref() == Some("") {
+            return Err(ParseError::key("user", "must name a user"));
+        }
+        let prompt = self.prompt.unwrap_or(d.prompt);
+        if prompt.contains('\0') || prompt.len() > 256 {
+            return Err(ParseError::key("prompt", "must be at most 256 characters"));
+        }
+        let pass_mode = match (
+            self.use_first_pass.unwrap_or(false),
+            self.try_first_pass.unwrap_or(false),
+        ) {
+            (true, _) => PassMode::UseFirstPass,
+            (false, true) => PassMode::TryFirstPass,
+            _ => PassMode::Prompt,
+        };
+        let t = ThrottlePolicy::default();
+        let throttle = ThrottlePolicy {
+            enabled: self.throttle.unwrap_or(true),
+            attempts: int(
+                "throttle_attempts",
+                self.throttle_attempts,
+                1,
+                100,
+                i64::from(t.attempts),
+            )? as u32,
+            delay: int(
+                "throttle_delay",
+                self.throttle_delay,
+                1,
+                86_400,
+                t.delay as i64,
+            )? as u64,
+            max_delay: int(
+                "throttle_max_delay",
+                self.throttle_max_delay,
+                1,
+                86_400,
+                t.max_delay as i64,
+            )? as u64,
+            user_attempts: int(
+                "throttle_user_attempts",
+                self.throttle_user_attempts,
+                1,
+                10_000,
+                i64::from(t.user_attempts),
+            )? as u32,
+        };
+        if throttle.max_delay < throttle.delay {
+            return Err(ParseError::key(
+                "throttle_max_delay",
+                "must not be less than throttle_delay",
+            ));
+        }
+        Ok(Config {
+            source: None,
+            secret,
+            state_dir,
+            user: self.user,
+            nullok: self.nullok.unwrap_or(false),
+            debug: self.debug.unwrap_or(false),
+            window,
+            pass_mode,
+            forward_pass: self.forward_pass.unwrap_or(false),
+            prompt,
+            no_strict_owner: self.no_strict_owner.unwrap_or(false),
+            allowed_perm,
+            echo_verification_code: self.echo_verification_code.unwrap_or(false),
+            throttle,
+        })
+    }
+}
+
+impl Config {
+    /// The storage backend this configuration describes.
+    ///
+    /// # Errors
+    /// The `user=` identity does not exist.
+    pub fn backend(&self) -> Result<LocalFiles, String> {
+        let file_owner = match &self.user {
+            None => None,
+            Some(name) => {
+                let found = match name.parse::<u32>() {
+                    Ok(uid) => UserInfo::lookup_uid(uid),
+                    Err(_) => UserInfo::lookup(name),
+                };
+                Some(
+                    found
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("user={name}: no such user"))?,
+                )
+            }
+        };
+        Ok(LocalFiles {
+            secret_template: self.secret.clone(),
+            state_dir: self.state_dir.clone(),
+            file_owner,
+            allowed_perm: self.allowed_perm,
+            strict_owner: !self.no_strict_owner,
+            lock_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// One line describing the effective settings, for `debug` (no secrets in it).
+    pub fn describe(&self) -> String {
+        format!(
+            "config={} secret={} state_dir={} user={} nullok={} window={} pass_mode={:?} forward_pass={} \
+             allowed_perm={:04o} strict_owner={} throttle={}:{}/{}s..{}s user_attempts={}",
+            self.source
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(none)".into()),
+            self.secret,
+            self.state_dir.display(),
+            self.user.as_deref().unwrap_or("(the user)"),
+            self.nullok,
+            self.window,
+            self.pass_mode,
+            self.forward_pass,
+            self.allowed_perm,
+            !self.no_strict_owner,
+            self.throttle.enabled,
+            self.throttle.attempts,
+            self.throttle.delay,
+            self.throttle.max_delay,
+            self.throttle.user_attempts,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_args(args: &[&str]) -> Result<Config, ConfigError> {
+        load(args, Some(Path::new("/nonexistent/never"))).or_else(|e| match e {
+            ConfigError::File { .. } => {
+                let (_, t) = args_table(args)?;
+                let raw = RawConfig::deserialize(toml::Value::Table(t)).map_err(|e| {
+                    ConfigError::Argument {
+                        argument: e.message().to_string(),
+                        reason: "bad value".into(),
+                    }
+                })?;
+                raw.validate().map_err(|e| ConfigError::Argument {
+                    argument: e.key.unwrap_or_default(),
+                    reason: e.message,
+                })
+            }
+            e => Err(e),
+        })
+    }
+
+    #[test]
+    fn every_key_is_a_field() {
+        for (key, kind) in KEYS {
+            let value = match kind {
+                Kind::Bool => "true".to_string(),
+                Kind::Int => "1".to_string(),
+                Kind::Text => "\"/x\"".to_string(),
+                Kind::Perm => "\"0600\"".to_string(),
+            };
+            parse_file(&format!("{key} = {value}\n")).unwrap_or_else(|e| panic!("{key}: {e}"));
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = RawConfig::default().validate().unwrap();
+        assert_eq!(c.window, 1);
+        assert_eq!(c.prompt, "Verification code: ");
+        assert_eq!(c.allowed_perm, 0o600);
+        assert_eq!(c.pass_mode, PassMode::Prompt);
+        assert!(c.throttle.enabled);
+    }
+
+    #[test]
+    fn arguments() {
+        let c = from_args(&[
+            "nullok",
+            "window=3",
+            "prompt=Code please: ",
+            "allowed_perm=0640",
+            "use_first_pass",
+            "echo-verification-code",
+        ])
+        .unwrap();
+        assert!(c.nullok);
+        assert_eq!(c.window, 3);
+        assert_eq!(c.prompt, "Code please: ");
+        assert_eq!(c.allowed_perm, 0o640);
+        assert_eq!(c.pass_mode, PassMode::UseFirstPass);
+        assert!(c.echo_verification_code);
+        for bad in [
+            "bogus",
+            "window=x",
+            "window=99",
+            "nullok=perhaps",
+            "secret",
+            "allowed_perm=999",
+            "secret=relative",
+            "config=",
+        ] {
+            assert!(from_args(&[bad]).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn file_errors_name_line_and_key() {
+        let e = parse_file("window = 1\nsurprise = 2\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("surprise")));
+        let e = parse_file("nullok = true\nwindow = \"x\"\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("window")));
+        let e = parse_file("window = [").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        let raw = parse_file("window = 50\n").unwrap();
+        assert_eq!(raw.validate().unwrap_err().key.as_deref(), Some("window"));
+        let raw = parse_file("allowed_perm = 0o640\n").unwrap();
+        assert_eq!(raw.validate().unwrap().allowed_perm, 0o640);
+    }
+
+    #[test]
+    fn arguments_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("pam-totp-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pam_totp.conf");
+        std::fs::write(&path, "window = 2\nnullok = true\n").unwrap();
+        let c = load(&["window=4"], Some(&path)).unwrap();
+        assert_eq!((c.window, c.nullok), (4, true));
+        assert_eq!(c.source.as_deref(), Some(path.as_path()));
+        std::fs::write(&path, "window = 2\nbogus = 1\n").unwrap();
+        let e = load(&[], Some(&path)).unwrap_err();
+        assert!(
+            e.to_string().contains("line 2") && e.to_string().contains("bogus"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,225 @@
+//! Error types shared by the module and the CLI. They carry context (path, line, key) but never a
+//! secret value, so any of them may be logged or shown.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A secret or state file that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParseError {
+    /// 1-based line, when the TOML parser could tell.
+    pub line: Option<usize>,
+    /// The key at fault, when known.
+    pub key: Option<String>,
+    /// What is wrong, in words (never the value itself).
+    pub message: String,
+}
+
+impl ParseError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        ParseError {
+            line: None,
+            key: None,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ParseError {
+            line: None,
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+
+    /// Builds an error from a TOML deserialization error, turning its byte span into a line.
+    /// The message of the TOML crate may quote input, so only its first line is kept and values
+    /// from secret files are never echoed: callers pass `redact = true` for those.
+    pub(crate) fn from_toml(err: &toml::de::Error, text: &str, redact: bool) -> Self {
+        let line = err.span().map(|s| {
+            text.as_bytes()[..s.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        });
+        let message = if redact {
+            "not valid TOML for this format".to_string()
+        } else {
+            err.message()
+                .lines()
+                .next()
+                .unwrap_or("invalid TOML")
+                .to_string()
+        };
+        ParseError {
+            line,
+            key: None,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, "key `{key}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// The configuration file or a module argument is wrong. The module answers PAM_SERVICE_ERR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file could not be opened or is unsafe (owner, mode, type).
+    File { path: PathBuf, reason: String },
+    /// The configuration file parsed badly, or a key or value in it is wrong.
+    Parse { path: PathBuf, error: ParseError },
+    /// A module argument is unknown or has a bad value.
+    Argument { argument: String, reason: String },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::File { path, reason } => write!(f, "{}: {reason}", path.display()),
+            ConfigError::Parse { path, error } => write!(f, "{}: {error}", path.display()),
+            ConfigError::Argument { argument, reason } => {
+                write!(f, "module argument `{argument}`: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A failure of the file system layer. Every variant makes the module fail closed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The file is a symbolic link (refused, O_NOFOLLOW).
+    Symlink(PathBuf),
+    /// Not a regular file (a directory, FIFO, device...).
+    NotRegular(PathBuf),
+    /// Owned by someone other than the expected identity.
+    WrongOwner {
+        path: PathBuf,
+        owner: u32,
+        expected: u32,
+    },
+    /// Mode allows more than permitted (group/world access).
+    TooOpen {
+        path: PathBuf,
+        mode: u32,
+        allowed: u32,
+    },
+    /// Empty or larger than the size limit.
+    BadSize { path: PathBuf, size: u64 },
+    /// The content does not parse; the file is left as it is.
+    Corrupt { path: PathBuf, error: ParseError },
+    /// The lock could not be taken in time.
+    LockTimeout(PathBuf),
+    /// Already exists and replacing was not asked for.
+    Exists(PathBuf),
+    /// The user name cannot be used in a file name or path template.
+    BadUser(String),
+    /// Any other I/O error, with the operation that failed.
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        op: &'static str,
+        source: impl Into<std::io::Error>,
+    ) -> Self {
+        StoreError::Io {
+            path: path.into(),
+            op,
+            source: source.into(),
+        }
+    }
+
+    /// A short, stable class for syslog lines (`reason=...`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            StoreError::Symlink(_) => "symlink",
+            StoreError::NotRegular(_) => "not-regular-file",
+            StoreError::WrongOwner { .. } => "wrong-owner",
+            StoreError::TooOpen { .. } => "insecure-permissions",
+            StoreError::BadSize { .. } => "bad-size",
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::LockTimeout(_) => "lock-timeout",
+            StoreError::Exists(_) => "exists",
+            StoreError::BadUser(_) => "bad-user-name",
+            StoreError::Io { .. } => "io-error",
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Symlink(p) => write!(
+                f,
+                "{} is a symbolic link; refusing to follow it",
+                p.display()
+            ),
+            StoreError::NotRegular(p) => write!(f, "{} is not a regular file", p.display()),
+            StoreError::WrongOwner {
+                path,
+                owner,
+                expected,
+            } => write!(
+                f,
+                "{} is owned by uid {owner}, expected uid {expected}",
+                path.display()
+            ),
+            StoreError::TooOpen {
+                path,
+                mode,
+                allowed,
+            } => write!(
+                f,
+                "{} has mode {mode:04o}, more than the allowed {allowed:04o}",
+                path.display()
+            ),
+            StoreError::BadSize { path, size } => {
+                write!(
+                    f,
+                    "{} has a size of {size} bytes (empty or too large)",
+                    path.display()
+                )
+            }
+            StoreError::Corrupt { path, error } => write!(f, "{}: {error}", path.display()),
+            StoreError::LockTimeout(p) => {
+                write!(f, "timed out waiting for the lock {}", p.display())
+            }
+            StoreError::Exists(p) => write!(f, "{} already exists", p.display()),
+            StoreError::BadUser(u) => write!(f, "user name {u:?} cannot be used in a file name"),
+            StoreError::Io { path, op, source } => write!(f, "{op} {}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io { source, .. } => Some(source),
+            StoreError::Corrupt { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}

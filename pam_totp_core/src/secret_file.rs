@@ -1,0 +1,458 @@
+//! `secret.toml` format version 1: parsing (strict, every value validated) and serialisation
+//! (round-trips). The key-by-key specification is `docs/FILEFORMAT.md`.
+
+use crate::backup::{self, BackupSet};
+use crate::error::ParseError;
+use crate::secret::TotpSecret;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// The format version this code reads and writes.
+pub const VERSION: u32 = 1;
+/// Largest secret file accepted.
+pub const MAX_FILE_SIZE: u64 = 64 * 1024;
+/// Most authenticators one user may register.
+pub const MAX_AUTHENTICATORS: usize = 16;
+/// Name of the authenticator made by a plain `pam-totp enroll`.
+pub const DEFAULT_NAME: &str = "default";
+
+/// HMAC hash of an authenticator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// HMAC-SHA1, what every app supports.
+    Sha1,
+    /// HMAC-SHA256.
+    Sha256,
+    /// HMAC-SHA512.
+    Sha512,
+}
+
+impl Algorithm {
+    /// Parses `SHA1`, `SHA256` or `SHA512` (any case).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_uppercase().as_str() {
+            "SHA1" => Some(Algorithm::Sha1),
+            "SHA256" => Some(Algorithm::Sha256),
+            "SHA512" => Some(Algorithm::Sha512),
+            _ => None,
+        }
+    }
+
+    /// The name used in files and otpauth URIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+            Algorithm::Sha512 => "SHA512",
+        }
+    }
+
+    pub(crate) fn to_totp_rs(self) -> totp_rs::Algorithm {
+        match self {
+            Algorithm::Sha1 => totp_rs::Algorithm::SHA1,
+            Algorithm::Sha256 => totp_rs::Algorithm::SHA256,
+            Algorithm::Sha512 => totp_rs::Algorithm::SHA512,
+        }
+    }
+}
+
+/// One registered device (a phone, a tablet) with its own key and parameters.
+#[derive(Debug)]
+pub struct Authenticator {
+    /// Unique within the file: letters, digits, `.`, `_`, `-`; at most 32 characters.
+    pub name: String,
+    /// The shared key.
+    pub secret: TotpSecret,
+    /// HMAC algorithm.
+    pub algorithm: Algorithm,
+    /// 6 or 8.
+    pub digits: u8,
+    /// Step length in seconds (1..=300, normally 30).
+    pub period: u64,
+    /// Unix time the authenticator was added.
+    pub added: u64,
+    /// Issuer shown by the app (for showing the QR code again).
+    pub issuer: String,
+    /// Account label shown by the app.
+    pub label: String,
+}
+
+impl Authenticator {
+    /// The otpauth Key URI (`otpauth://totp/ISSUER:LABEL?secret=...`). It contains the key: treat
+    /// it as a secret.
+    pub fn otpauth_uri(&self) -> Zeroizing<String> {
+        let issuer = uri_escape(&self.issuer);
+        let label = uri_escape(&self.label);
+        let path = if issuer.is_empty() {
+            label
+        } else {
+            format!("{issuer}:{label}")
+        };
+        let mut uri = format!(
+            "otpauth://totp/{path}?secret={}&algorithm={}&digits={}&period={}",
+            self.secret.to_base32().as_str(),
+            self.algorithm.as_str(),
+            self.digits,
+            self.period
+        );
+        if !issuer.is_empty() {
+            uri.push_str("&issuer=");
+            uri.push_str(&issuer);
+        }
+        Zeroizing::new(uri)
+    }
+}
+
+fn uri_escape(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'@') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A parsed, validated secret file.
+#[derive(Debug)]
+pub struct SecretFile {
+    /// Random id of this enrollment; the state file is keyed to it.
+    pub enrollment_id: String,
+    /// Unix time of the enrollment.
+    pub created: u64,
+    /// At least one.
+    pub authenticators: Vec<Authenticator>,
+    /// Hashed backup codes, if any were made.
+    pub backup: Option<BackupSet>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    version: u32,
+    enrollment_id: String,
+    created: u64,
+    #[serde(rename = "authenticator")]
+    authenticators: Vec<RawAuthenticator>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup: Option<RawBackup>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthenticator {
+    name: String,
+    secret: Zeroizing<String>,
+    algorithm: String,
+    digits: u8,
+    period: u64,
+    added: u64,
+    #[serde(default)]
+    issuer: String,
+    #[serde(default)]
+    label: String,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackup {
+    set_id: String,
+    created: u64,
+    kdf: String,
+    iterations: u32,
+    salt: String,
+    hashes: Vec<String>,
+}
+
+pub(crate) fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Whether `name` may name an authenticator.
+pub fn valid_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+impl SecretFile {
+    /// Parses and validates the bytes of a secret file. Error messages never quote values.
+    ///
+    /// # Errors
+    /// Anything not exactly format version 1 with valid values.
+    pub fn parse(bytes: &[u8]) -> Result<SecretFile, ParseError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| ParseError::new("not UTF-8 text"))?;
+        if text.trim().is_empty() {
+            return Err(ParseError::new("the file is empty"));
+        }
+        // A first pass reads only `version`, so a file from a newer release gets a clear error.
+        #[derive(Deserialize)]
+        struct Version {
+            version: Option<i64>,
+        }
+        let v: Version = toml::from_str(text).map_err(|e| ParseError::from_toml(&e, text, true))?;
+        match v.version {
+            Some(1) => {}
+            Some(n) => {
+                return Err(ParseError::key(
+                    "version",
+                    format!("unsupported version {n}; this release reads version 1"),
+                ));
+            }
+            None => return Err(ParseError::key("version", "missing")),
+        }
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| ParseError::from_toml(&e, text, true))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawFile) -> Result<SecretFile, ParseError> {
+        if !valid_id(&raw.enrollment_id) {
+            return Err(ParseError::key(
+                "enrollment_id",
+                "must be 1 to 64 letters, digits or dashes",
+            ));
+        }
+        if raw.authenticators.is_empty() {
+            return Err(ParseError::key(
+                "authenticator",
+                "at least one [[authenticator]] is required",
+            ));
+        }
+        if raw.authenticators.len() > MAX_AUTHENTICATORS {
+            return Err(ParseError::key(
+                "authenticator",
+                format!("at most {MAX_AUTHENTICATORS} are allowed"),
+            ));
+        }
+        let mut authenticators = Vec::with_capacity(raw.authenticators.len());
+        for a in raw.authenticators {
+            if !valid_name(&a.name) {
+                return Err(ParseError::key(
+                    "authenticator.name",
+                    "must be 1 to 32 letters, digits, '.', '_' or '-'",
+                ));
+            }
+            if authenticators
+                .iter()
+                .any(|o: &Authenticator| o.name == a.name)
+            {
+                return Err(ParseError::key(
+                    "authenticator.name",
+                    format!("`{}` appears twice", a.name),
+                ));
+            }
+            let secret = TotpSecret::from_base32(&a.secret)
+                .map_err(|e| ParseError::key("authenticator.secret", e))?;
+            let algorithm = Algorithm::parse(&a.algorithm).ok_or_else(|| {
+                ParseError::key("authenticator.algorithm", "must be SHA1, SHA256 or SHA512")
+            })?;
+            if a.digits != 6 && a.digits != 8 {
+                return Err(ParseError::key("authenticator.digits", "must be 6 or 8"));
+            }
+            if !(1..=300).contains(&a.period) {
+                return Err(ParseError::key(
+                    "authenticator.period",
+                    "must be 1 to 300 seconds",
+                ));
+            }
+            if a.issuer.contains(':') || a.label.contains(':') {
+                return Err(ParseError::key(
+                    "authenticator.issuer",
+                    "issuer and label must not contain ':'",
+                ));
+            }
+            authenticators.push(Authenticator {
+                name: a.name,
+                secret,
+                algorithm,
+                digits: a.digits,
+                period: a.period,
+                added: a.added,
+                issuer: a.issuer,
+                label: a.label,
+            });
+        }
+        let backup = raw.backup.map(parse_backup).transpose()?;
+        Ok(SecretFile {
+            enrollment_id: raw.enrollment_id,
+            created: raw.created,
+            authenticators,
+            backup,
+        })
+    }
+
+    /// Serialises to TOML text (format version 1). Holds the key: zeroized on drop.
+    ///
+    /// # Errors
+    /// Only if the TOML serialiser fails, which valid data does not make it do.
+    pub fn to_toml(&self) -> Result<Zeroizing<String>, String> {
+        let raw = RawFile {
+            version: VERSION,
+            enrollment_id: self.enrollment_id.clone(),
+            created: self.created,
+            authenticators: self
+                .authenticators
+                .iter()
+                .map(|a| RawAuthenticator {
+                    name: a.name.clone(),
+                    secret: a.secret.to_base32(),
+                    algorithm: a.algorithm.as_str().to_string(),
+                    digits: a.digits,
+                    period: a.period,
+                    added: a.added,
+                    issuer: a.issuer.clone(),
+                    label: a.label.clone(),
+                })
+                .collect(),
+            backup: self.backup.as_ref().map(|b| RawBackup {
+                set_id: b.set_id.clone(),
+                created: b.created,
+                kdf: backup::KDF.to_string(),
+                iterations: b.iterations,
+                salt: b.salt_hex(),
+                hashes: b.hashes.iter().map(|h| crate::secret::to_hex(h)).collect(),
+            }),
+        };
+        let body =
+            toml::to_string(&raw).map_err(|e| format!("cannot serialise the secret file: {e}"))?;
+        Ok(Zeroizing::new(format!(
+            "# pam-totp secret file, format version 1 (see pam_totp.conf(5) and FILEFORMAT.md).\n\
+             # Written by `pam-totp`; keep it private (mode 0600).\n{body}"
+        )))
+    }
+
+    /// Looks up an authenticator by name.
+    pub fn authenticator(&self, name: &str) -> Option<&Authenticator> {
+        self.authenticators.iter().find(|a| a.name == name)
+    }
+}
+
+fn parse_backup(b: RawBackup) -> Result<BackupSet, ParseError> {
+    if !valid_id(&b.set_id) {
+        return Err(ParseError::key(
+            "backup.set_id",
+            "must be 1 to 64 letters, digits or dashes",
+        ));
+    }
+    if b.kdf != backup::KDF {
+        return Err(ParseError::key(
+            "backup.kdf",
+            format!("must be {}", backup::KDF),
+        ));
+    }
+    if !(backup::MIN_ITERATIONS..=backup::MAX_ITERATIONS).contains(&b.iterations) {
+        return Err(ParseError::key(
+            "backup.iterations",
+            format!(
+                "must be {} to {}",
+                backup::MIN_ITERATIONS,
+                backup::MAX_ITERATIONS
+            ),
+        ));
+    }
+    let salt = crate::secret::from_hex(&b.salt)
+        .filter(|s| (8..=64).contains(&s.len()))
+        .ok_or_else(|| ParseError::key("backup.salt", "must be 16 to 128 hex digits"))?;
+    if b.hashes.len() > backup::MAX_COUNT {
+        return Err(ParseError::key(
+            "backup.hashes",
+            format!("at most {} codes", backup::MAX_COUNT),
+        ));
+    }
+    let hashes = b
+        .hashes
+        .iter()
+        .map(|h| BackupSet::parse_hash(h))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ParseError::key("backup.hashes", "each entry must be 64 hex digits"))?;
+    Ok(BackupSet {
+        set_id: b.set_id,
+        created: b.created,
+        iterations: b.iterations,
+        salt,
+        hashes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> SecretFile {
+        SecretFile {
+            enrollment_id: "e1".into(),
+            created: 1_700_000_000,
+            authenticators: vec![Authenticator {
+                name: DEFAULT_NAME.into(),
+                secret: TotpSecret::from_bytes(b"12345678901234567890".to_vec()).unwrap(),
+                algorithm: Algorithm::Sha1,
+                digits: 6,
+                period: 30,
+                added: 1_700_000_000,
+                issuer: "host.example".into(),
+                label: "alice".into(),
+            }],
+            backup: Some(BackupSet::generate_with(3, 1_700_000_000, 1000).unwrap().0),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let f = sample();
+        let text = f.to_toml().unwrap();
+        let back = SecretFile::parse(text.as_bytes()).unwrap();
+        assert_eq!(back.enrollment_id, "e1");
+        assert_eq!(
+            back.authenticators[0].secret.expose(),
+            b"12345678901234567890"
+        );
+        assert_eq!(back.backup, f.backup);
+        assert_eq!(back.to_toml().unwrap().as_str(), text.as_str());
+    }
+
+    #[test]
+    fn otpauth_uri_has_every_parameter() {
+        let f = sample();
+        let uri = f.authenticators[0].otpauth_uri();
+        assert_eq!(
+            uri.as_str(),
+            "otpauth://totp/host.example:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=SHA1&digits=6&period=30&issuer=host.example"
+        );
+    }
+
+    fn parse_err(text: &str) -> ParseError {
+        SecretFile::parse(text.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn given_bad_files_then_clear_errors_without_values() {
+        let good = sample().to_toml().unwrap();
+        assert_eq!(parse_err("").message, "the file is empty");
+        assert_eq!(
+            parse_err("garbage ][").message,
+            "not valid TOML for this format"
+        );
+        assert_eq!(parse_err("version = 2\n").key.as_deref(), Some("version"));
+        assert!(
+            SecretFile::parse(&good.as_bytes()[..good.len() / 2]).is_err(),
+            "truncated"
+        );
+        let bad_digits = good.replace("digits = 6", "digits = 7");
+        assert_eq!(
+            parse_err(&bad_digits).key.as_deref(),
+            Some("authenticator.digits")
+        );
+        let bad_secret = good.replace("secret = \"GEZ", "secret = \"1EZ");
+        let e = parse_err(&bad_secret);
+        assert_eq!(e.key.as_deref(), Some("authenticator.secret"));
+        assert!(!e.to_string().contains("EZDGNB"));
+        let unknown = format!("{}\nsurprise = 1\n", good.as_str())
+            .replace("[[authenticator]]", "surprise2 = 1\n[[authenticator]]");
+        assert!(SecretFile::parse(unknown.as_bytes()).is_err());
+        assert!(SecretFile::parse(b"\xff\xfe").is_err());
+    }
+}
