@@ -1,1 +1,62 @@
-//! placeholder
+//! `pam_totp.so`: a PAM auth module that asks for a TOTP code (RFC 6238) or a single-use backup
+//! code, after the password or the SSH key.
+//!
+//! The logic lives in [`flow`], written against the small [`pam_io::PamIo`] trait so it can be
+//! tested without libpam; [`pam_io`] implements that trait for the real handle, and [`ffi`] holds
+//! the two libpam calls pam-bindings does not wrap. Everything the module reads and writes is
+//! defined in `pam_totp_core`, shared with the `pam-totp` CLI.
+//!
+//! A module is a guest in someone else's process (sshd, sudo, login, gdm): it keeps no global
+//! state, starts no threads, prints nothing to stdout or stderr, re-reads its configuration on
+//! every call, and fails closed. pam-bindings runs every hook under `catch_unwind`, so even a
+//! panic becomes PAM_ABORT; that needs `panic = "unwind"`, which the workspace keeps.
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+#[allow(unsafe_code)]
+mod ffi;
+pub mod flow;
+mod log;
+pub mod outcome;
+pub mod pam_io;
+
+use pam::constants::{PamFlag, PamResultCode};
+use pam::module::{PamHandle, PamHooks};
+use std::ffi::CStr;
+
+/// The module's hook implementation.
+pub struct PamTotp;
+
+#[allow(unsafe_code)]
+mod hooks {
+    pam::pam_hooks!(PamTotp);
+    use super::PamTotp;
+}
+
+impl PamHooks for PamTotp {
+    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut io = pam_io::RealPam::new(pamh, flags);
+        let outcome = flow::authenticate(&mut io, &args, &pam_totp_core::SystemClock);
+        outcome::to_pam_code(&outcome)
+    }
+
+    /// Nothing to establish: the second factor grants no credentials. PAM_SUCCESS, as the
+    /// peers do (the pam-bindings default would be PAM_IGNORE).
+    fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_SUCCESS
+    }
+}

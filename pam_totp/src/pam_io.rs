@@ -1,0 +1,124 @@
+//! What the flow needs from PAM, as a trait, so the flow can be tested with a scripted fake and
+//! raw pointers never reach it. [`RealPam`] is the only user of pam-bindings' handle.
+
+use pam::constants::{
+    PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_SILENT, PAM_TEXT_INFO, PamFlag,
+    PamResultCode,
+};
+use pam::conv::Conv;
+use pam::items::{AuthTok, RHost, Service, Tty};
+use pam::module::PamHandle;
+use zeroize::Zeroizing;
+
+/// A string item of the PAM handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    /// PAM_SERVICE.
+    Service,
+    /// PAM_RHOST.
+    RHost,
+    /// PAM_TTY.
+    Tty,
+}
+
+/// libpam refused to set an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetItemError;
+
+/// The PAM operations the flow uses.
+pub trait PamIo {
+    /// PAM_USER (may ask the application).
+    fn user(&mut self) -> Result<String, PamResultCode>;
+    /// A string item, or `None` when unset or not UTF-8.
+    fn item(&self, item: Item) -> Option<String>;
+    /// PAM_AUTHTOK as left by an earlier module.
+    fn authtok(&self) -> Option<Zeroizing<Vec<u8>>>;
+    /// Sets PAM_AUTHTOK for later modules.
+    fn set_authtok(&mut self, token: &[u8]) -> Result<(), SetItemError>;
+    /// A variable of the PAM environment.
+    fn getenv(&mut self, name: &str) -> Option<String>;
+    /// Asks a question; `echo` shows the answer while typed.
+    fn prompt(&self, message: &str, echo: bool) -> Result<Zeroizing<Vec<u8>>, PamResultCode>;
+    /// Shows an informational line (not under PAM_SILENT).
+    fn info(&self, message: &str);
+    /// Shows an error line (not under PAM_SILENT).
+    fn error(&self, message: &str);
+}
+
+/// The real handle, as libpam passed it to the hook.
+pub struct RealPam<'a> {
+    pamh: &'a mut PamHandle,
+    silent: bool,
+}
+
+impl<'a> RealPam<'a> {
+    /// Wraps the handle of the current hook.
+    pub fn new(pamh: &'a mut PamHandle, flags: PamFlag) -> Self {
+        RealPam {
+            pamh,
+            silent: flags & PAM_SILENT != 0,
+        }
+    }
+
+    fn say(&self, style: pam::constants::PamMessageStyle, message: &str) {
+        if self.silent {
+            return;
+        }
+        if let Ok(Some(conv)) = self.pamh.get_item::<Conv>() {
+            // A failed informational message does not change the outcome.
+            let _ = conv.send(style, message);
+        }
+    }
+}
+
+impl PamIo for RealPam<'_> {
+    fn user(&mut self) -> Result<String, PamResultCode> {
+        self.pamh.get_user(None)
+    }
+
+    fn item(&self, item: Item) -> Option<String> {
+        let value = match item {
+            Item::Service => self.pamh.get_item::<Service>().ok()?.map(|s| s.0),
+            Item::RHost => self.pamh.get_item::<RHost>().ok()?.map(|s| s.0),
+            Item::Tty => self.pamh.get_item::<Tty>().ok()?.map(|s| s.0),
+        };
+        value.and_then(|v| v.to_str().ok().map(str::to_owned))
+    }
+
+    fn authtok(&self) -> Option<Zeroizing<Vec<u8>>> {
+        let tok = self.pamh.get_item::<AuthTok>().ok()??;
+        Some(Zeroizing::new(tok.as_bytes().to_vec()))
+    }
+
+    fn set_authtok(&mut self, token: &[u8]) -> Result<(), SetItemError> {
+        crate::ffi::set_authtok(self.pamh, token).map_err(|()| SetItemError)
+    }
+
+    fn getenv(&mut self, name: &str) -> Option<String> {
+        crate::ffi::getenv(self.pamh, name)
+    }
+
+    fn prompt(&self, message: &str, echo: bool) -> Result<Zeroizing<Vec<u8>>, PamResultCode> {
+        let conv = self
+            .pamh
+            .get_item::<Conv>()?
+            .ok_or(PamResultCode::PAM_CONV_ERR)?;
+        let style = if echo {
+            PAM_PROMPT_ECHO_ON
+        } else {
+            PAM_PROMPT_ECHO_OFF
+        };
+        let answer = conv.send(style, message)?;
+        Ok(Zeroizing::new(
+            answer.map(|a| a.as_bytes().to_vec()).unwrap_or_default(),
+        ))
+    }
+
+    fn info(&self, message: &str) {
+        self.say(PAM_TEXT_INFO, message);
+    }
+
+    fn error(&self, message: &str) {
+        self.say(PAM_ERROR_MSG, message);
+    }
+}
