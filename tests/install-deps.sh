@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the whole test suite need (Debian 12 or later).
+# Run as root. Safe to run again: apt-get skips what is installed.
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then
+  echo "tests/install-deps.sh: run as root (sudo tests/install-deps.sh)" >&2
+  exit 1
+fi
+packages=(
+  # build: the unversioned libpam.so the module links against
+  libpam0g-dev pkg-config
+  # real libpam clients, real sshd and its clients
+  pamtester openssh-server openssh-client python3-paramiko
+  # QR decoding, code computation, clock shifting
+  zbar-tools oathtool libfaketime
+  # the peer we compare with and import from
+  libpam-google-authenticator
+  # packages and their linters
+  lintian rpm fakeroot dpkg-dev
+  # misc tools used by tests
+  util-linux procps passwd file binutils libnss-wrapper time
+)
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "install-deps: ${#packages[@]} packages present"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: dependencies, formatting, lints, unit tests, the
+# end-to-end tests through the real libpam and a real sshd (as root), and the packages.
+#   sudo tests/run-all.sh            everything
+#   SKIP_DEPS=1 tests/run-all.sh     do not call apt-get (dependencies already installed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "${SKIP_DEPS:-0}" != 1 ] && [ "$(id -u)" = 0 ]; then
+  step "installing Debian packages"
+  tests/install-deps.sh
+fi
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo build"
+cargo build --workspace --locked
+
+step "the module links libpam dynamically"
+readelf -d target/debug/libpam_totp.so | grep -q 'NEEDED.*libpam\.so\.0' ||
+  { echo "libpam_totp.so does not link libpam.so.0 dynamically" >&2; exit 1; }
+
+step "cargo test (unit, CLI, libpam and sshd end-to-end)"
+cargo test --workspace --locked
+
+if [ -x tests/packaging.sh ] && [ "$(id -u)" = 0 ]; then
+  step "packages (.deb and .rpm)"
+  tests/packaging.sh
+fi
+echo
+echo "run-all: all steps passed"
