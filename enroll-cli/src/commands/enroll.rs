@@ -1,0 +1,386 @@
+//! `pam-totp enroll`: a new key for a user (or, with `--add`, a further device). Interactive by
+//! default: the QR code and key are shown, a code from the app is asked for, and the secret file
+//! is written only once that code verifies. `--json` writes at once and prints the key.
+
+use crate::cli::{AlgorithmArg, EnrollArgs, NewKeyArgs, QrStyle};
+use crate::commands::prompt;
+use crate::context::{self, Ctx};
+use crate::error::{Error, Result};
+use crate::output;
+use crate::qr;
+use pam_totp_core::backup::{BackupSet, NewCodes};
+use pam_totp_core::secret::{self, TotpSecret};
+use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
+use pam_totp_core::state::State;
+use pam_totp_core::store::{Backend, Replace, UserInfo};
+use pam_totp_core::verify::{self, Verdict};
+use serde::Serialize;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// How many codes the user may type before the enrollment is abandoned.
+const TRIES: u32 = 3;
+
+/// What `enroll --json` prints.
+#[derive(Serialize)]
+struct EnrollJson<'a> {
+    user: &'a str,
+    secret_file: &'a Path,
+    secret: &'a str,
+    otpauth_uri: &'a str,
+    backup_codes: Vec<&'a str>,
+}
+
+/// What `enroll --add NAME --json` prints.
+#[derive(Serialize)]
+struct AddJson<'a> {
+    user: &'a str,
+    secret_file: &'a Path,
+    name: &'a str,
+    secret: &'a str,
+    otpauth_uri: &'a str,
+}
+
+impl AlgorithmArg {
+    fn core(self) -> Algorithm {
+        match self {
+            AlgorithmArg::Sha1 => Algorithm::Sha1,
+            AlgorithmArg::Sha256 => Algorithm::Sha256,
+            AlgorithmArg::Sha512 => Algorithm::Sha512,
+        }
+    }
+}
+
+/// Makes a new authenticator with a fresh 160-bit key.
+///
+/// # Errors
+/// A bad issuer or label, or the random source failed.
+pub fn new_authenticator(
+    name: &str,
+    key: &NewKeyArgs,
+    user: &UserInfo,
+    now: u64,
+) -> Result<Authenticator> {
+    let issuer = key.issuer.clone().unwrap_or_else(context::host_name);
+    let label = key.label.clone().unwrap_or_else(|| user.name.clone());
+    context::check_label("issuer", &issuer)?;
+    context::check_label("label", &label)?;
+    Ok(Authenticator {
+        name: name.to_string(),
+        secret: TotpSecret::generate(secret::NEW_SECRET_BYTES).map_err(Error::Random)?,
+        algorithm: key.algorithm.core(),
+        digits: key.digits,
+        period: key.period,
+        added: now,
+        issuer,
+        label,
+    })
+}
+
+/// A copy of an authenticator (the key is not `Clone` on purpose; this is the one copy made).
+pub fn copy_authenticator(a: &Authenticator) -> Authenticator {
+    Authenticator {
+        name: a.name.clone(),
+        secret: TotpSecret::from_bytes(a.secret.expose().to_vec())
+            .unwrap_or_else(|_| unreachable!("a valid key stays valid")),
+        algorithm: a.algorithm,
+        digits: a.digits,
+        period: a.period,
+        added: a.added,
+        issuer: a.issuer.clone(),
+        label: a.label.clone(),
+    }
+}
+
+/// Runs `enroll`.
+///
+/// # Errors
+/// See [`Error`].
+pub fn run(ctx: &mut Ctx, args: &EnrollArgs) -> Result<()> {
+    if let Some(path) = &args.secret_file {
+        ctx.override_secret_file(path)?;
+    }
+    let user = ctx.target(args.user.user.as_deref())?;
+    match &args.add {
+        Some(name) => add(ctx, args, &user, name),
+        None => enroll(ctx, args, &user),
+    }
+}
+
+fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
+    let path = ctx.secret_path(user)?;
+    let replace = if args.force {
+        Replace::Yes
+    } else {
+        Replace::No
+    };
+    // Refuse early, before a key is shown; the write itself refuses atomically as well.
+    if !args.force && std::fs::symlink_metadata(&path).is_ok() {
+        return Err(Error::Exists(path));
+    }
+    let auth = new_authenticator(secret_file::DEFAULT_NAME, &args.key, user, ctx.now)?;
+    if !args.json {
+        show_new_key(&auth, args.qr, user, &path)?;
+        if !args.no_confirm {
+            confirm(&auth, ctx.now)?;
+        }
+        eprintln!("Making {} backup codes...", args.backup_codes);
+    }
+    let count = usize::from(args.backup_codes);
+    let (backup, codes) = if count > 0 {
+        let (set, codes) = BackupSet::generate(count, ctx.now).map_err(Error::Random)?;
+        (Some(set), codes)
+    } else {
+        (None, NewCodes(Vec::new()))
+    };
+    let file = SecretFile {
+        enrollment_id: secret::random_id(16).map_err(Error::Random)?,
+        created: ctx.now,
+        authenticators: vec![auth],
+        backup,
+    };
+    let written = ctx
+        .backend
+        .save_secret(user, &file, replace)
+        .map_err(Error::from_save)?;
+    let auth = &file.authenticators[0];
+    if args.json {
+        let key = auth.secret.to_base32();
+        let uri = auth.otpauth_uri();
+        return output::print_json(&EnrollJson {
+            user: &user.name,
+            secret_file: &written,
+            secret: &key,
+            otpauth_uri: &uri,
+            backup_codes: codes.0.iter().map(|c| c.as_str()).collect(),
+        })
+        .map_err(Error::Io);
+    }
+    println!();
+    println!(
+        "Enrolled: {} (secret file {}).",
+        user.name,
+        written.display()
+    );
+    if codes.0.is_empty() {
+        println!("No backup codes were made; make some with `pam-totp backup-codes --regenerate`.");
+    } else {
+        print_backup_codes(&codes);
+    }
+    Ok(())
+}
+
+fn add(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo, name: &str) -> Result<()> {
+    if !secret_file::valid_name(name) {
+        return Err(Error::usage(
+            format!("`{name}` cannot name an authenticator"),
+            "Use 1 to 32 letters, digits, '.', '_' or '-', e.g. --add tablet.",
+        ));
+    }
+    let mut file = ctx.enrolled(user)?;
+    if file.authenticator(name).is_some() {
+        return Err(Error::usage(
+            format!(
+                "`{}` already has an authenticator named `{name}`",
+                user.name
+            ),
+            format!(
+                "Choose another name, or revoke the old one first with `pam-totp remove {name}`."
+            ),
+        ));
+    }
+    if file.authenticators.len() >= secret_file::MAX_AUTHENTICATORS {
+        return Err(Error::usage(
+            format!(
+                "an enrollment holds at most {} authenticators",
+                secret_file::MAX_AUTHENTICATORS
+            ),
+            "Revoke one you no longer use with `pam-totp remove NAME` (see `pam-totp list`).",
+        ));
+    }
+    let mut key = args.key.clone();
+    if key.issuer.is_none() {
+        key.issuer = Some(file.authenticators[0].issuer.clone()).filter(|i| !i.is_empty());
+    }
+    let auth = new_authenticator(name, &key, user, ctx.now)?;
+    let path = ctx.secret_path(user)?;
+    if !args.json {
+        show_new_key(&auth, args.qr, user, &path)?;
+        if !args.no_confirm {
+            confirm(&auth, ctx.now)?;
+        }
+    }
+    file.authenticators.push(auth);
+    let written = ctx
+        .backend
+        .save_secret(user, &file, Replace::Yes)
+        .map_err(Error::from_save)?;
+    let auth = file.authenticators.last().unwrap_or_else(|| unreachable!());
+    if args.json {
+        let key = auth.secret.to_base32();
+        let uri = auth.otpauth_uri();
+        return output::print_json(&AddJson {
+            user: &user.name,
+            secret_file: &written,
+            name,
+            secret: &key,
+            otpauth_uri: &uri,
+        })
+        .map_err(Error::Io);
+    }
+    println!();
+    println!(
+        "Added `{name}` to {}'s enrollment ({} authenticators now; the backup codes are unchanged).",
+        user.name,
+        file.authenticators.len()
+    );
+    Ok(())
+}
+
+/// Prints the QR code, the key in groups of four and what the app will show.
+///
+/// # Errors
+/// The URI does not fit in a QR code (it always does for valid input).
+pub fn show_new_key(
+    auth: &Authenticator,
+    style: QrStyle,
+    user: &UserInfo,
+    path: &Path,
+) -> Result<()> {
+    println!(
+        "Scan this QR code with your authenticator app ({} for {}):",
+        if auth.name == secret_file::DEFAULT_NAME {
+            "a new key".to_string()
+        } else {
+            format!("device `{}`", auth.name)
+        },
+        user.name
+    );
+    show_key(auth, style)?;
+    println!("The key will be saved in {}.", path.display());
+    Ok(())
+}
+
+/// Prints the QR code and the key of `auth` with its parameters.
+///
+/// # Errors
+/// The URI does not fit in a QR code.
+pub fn show_key(auth: &Authenticator, style: QrStyle) -> Result<()> {
+    let uri = auth.otpauth_uri();
+    let drawn = qr::render(&uri, style).map_err(|e| {
+        Error::usage(
+            format!("cannot draw the QR code: {e}"),
+            "Use a shorter --issuer or --label, or --qr=none and type the key in by hand.",
+        )
+    })?;
+    print!("{}", drawn.as_str());
+    let key = auth.secret.to_base32();
+    println!();
+    println!("Or type the key in by hand:  {}", group_key(&key).as_str());
+    println!("  Issuer:  {}", auth.issuer);
+    println!("  Account: {}", auth.label);
+    println!(
+        "  Type: time-based, {}, {} digits, every {} s",
+        auth.algorithm.as_str(),
+        auth.digits,
+        auth.period
+    );
+    if auth.algorithm != Algorithm::Sha1 {
+        println!(
+            "Warning: some apps (Google Authenticator among them) silently ignore {} and use \
+             SHA1; their codes will then be refused. Check a code before relying on it.",
+            auth.algorithm.as_str()
+        );
+    }
+    if auth.digits != 6 || auth.period != 30 {
+        println!("Note: not every app supports codes other than 6 digits every 30 s.");
+    }
+    println!();
+    Ok(())
+}
+
+/// The key in groups of four, for typing.
+pub fn group_key(key: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(key.len() * 5 / 4));
+    for (i, c) in key.chars().enumerate() {
+        if i > 0 && i % 4 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Asks for a current code from the app, up to three times.
+fn confirm(auth: &Authenticator, now: u64) -> Result<()> {
+    let probe = SecretFile {
+        enrollment_id: "confirm".into(),
+        created: now,
+        authenticators: vec![copy_authenticator(auth)],
+        backup: None,
+    };
+    let state = State::new();
+    for attempt in 1..=TRIES {
+        let answer = prompt(&format!(
+            "Enter the {}-digit code the app shows now: ",
+            auth.digits
+        ))?
+        .ok_or(Error::Eof("code"))?;
+        let typed: String = answer.chars().filter(|c| !c.is_whitespace()).collect();
+        let left = TRIES - attempt;
+        if typed.is_empty() || !typed.bytes().all(|b| b.is_ascii_digit()) {
+            eprintln!(
+                "That is not a code: type the {} digits the app shows.{}",
+                auth.digits,
+                tries_left(left)
+            );
+            continue;
+        }
+        if typed.len() != usize::from(auth.digits) {
+            eprintln!(
+                "The code has {} digits, not {}.{}",
+                auth.digits,
+                typed.len(),
+                tries_left(left)
+            );
+            continue;
+        }
+        // Checked at the time of typing, with one step either side for a slow typist.
+        let now = pam_totp_core::Clock::now(&pam_totp_core::SystemClock);
+        match verify::verify(typed.as_bytes(), &probe, &state, now, 1) {
+            Verdict::Totp { .. } => {
+                eprintln!("Code accepted.");
+                return Ok(());
+            }
+            _ => eprintln!(
+                "That code does not match. Check that you scanned the code above and that the \
+                 phone's clock is right.{}",
+                tries_left(left)
+            ),
+        }
+    }
+    Err(Error::CodeNotConfirmed)
+}
+
+fn tries_left(left: u32) -> String {
+    match left {
+        0 => String::new(),
+        1 => " One try left.".into(),
+        n => format!(" {n} tries left."),
+    }
+}
+
+/// Prints new backup codes with the warning to keep them.
+pub fn print_backup_codes(codes: &NewCodes) {
+    println!();
+    println!("Backup codes (each works once, instead of a code from the app):");
+    for pair in codes.0.chunks(2) {
+        let line: Vec<&str> = pair.iter().map(|c| c.as_str()).collect();
+        println!("    {}", line.join("    "));
+    }
+    println!();
+    println!(
+        "Store these codes somewhere safe now (a password manager, or on paper). They are not \
+         shown again: only their hashes are kept. Without them, losing the phone locks you out."
+    );
+}

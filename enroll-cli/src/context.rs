@@ -1,0 +1,198 @@
+//! What every command needs before it acts: the configuration (read exactly as the module reads
+//! it, so both agree on where secrets and state live), the storage backend, and the user the
+//! command is for, with the rule that only root may act for someone else.
+
+use crate::error::{Error, Result};
+use pam_totp_core::config::{self, Config};
+use pam_totp_core::state::State;
+use pam_totp_core::store::{self, Backend, LocalFiles, ReadRules, UserInfo};
+use pam_totp_core::{Clock, StoreError, SystemClock};
+use std::path::{Path, PathBuf};
+
+/// Configuration, backend and clock of one run.
+pub struct Ctx {
+    /// The validated configuration.
+    pub config: Config,
+    /// Where secrets and state live.
+    pub backend: LocalFiles,
+    /// Unix time at the start of the command.
+    pub now: u64,
+}
+
+/// Whether the process runs as root.
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+impl Ctx {
+    /// Loads the configuration: `path` if given (it must then exist), else the default file,
+    /// which may be absent.
+    ///
+    /// # Errors
+    /// The file is unreadable or wrong, or its `user=` identity does not exist.
+    pub fn load(path: Option<&Path>) -> Result<Ctx> {
+        let config = config::load(&[], path).map_err(Error::Config)?;
+        let backend = config.backend().map_err(Error::ConfigIdentity)?;
+        Ok(Ctx {
+            config,
+            backend,
+            now: SystemClock.now(),
+        })
+    }
+
+    /// Points the backend at another secret file (a path or a template).
+    pub fn override_secret_file(&mut self, path: &Path) -> Result<()> {
+        let text = path.to_str().ok_or_else(|| {
+            Error::usage(
+                "the --secret-file path is not valid UTF-8",
+                "Choose a path made of UTF-8 characters.",
+            )
+        })?;
+        let template = if text.starts_with('/')
+            || text.starts_with("~/")
+            || text.starts_with("${HOME}")
+            || text.starts_with("%h")
+        {
+            text.to_string()
+        } else {
+            let cwd = std::env::current_dir()?;
+            format!("{}/{}", cwd.display(), text.trim_start_matches("./"))
+        };
+        if template.ends_with('/') {
+            return Err(Error::usage(
+                format!("--secret-file {text} names a directory"),
+                "Give the path of the file itself, e.g. --secret-file /var/lib/pam-totp/secrets/alice.toml.",
+            ));
+        }
+        self.backend.secret_template = template;
+        Ok(())
+    }
+
+    /// Resolves the user a command acts on: `--user NAME` (root only, unless it names the
+    /// caller) or the caller.
+    ///
+    /// # Errors
+    /// Not root with another user's name, or no such user.
+    pub fn target(&self, user: Option<&str>) -> Result<UserInfo> {
+        let uid = nix::unistd::Uid::current().as_raw();
+        let me = UserInfo::lookup_uid(uid).map_err(Error::Store)?;
+        match user {
+            None => me.ok_or(Error::UnknownCaller(uid)),
+            Some(name) => {
+                let my_name = me.as_ref().map(|m| m.name.clone());
+                if !is_root() && my_name.as_deref() != Some(name) {
+                    return Err(Error::NotRoot {
+                        wanted: name.to_string(),
+                        me: my_name.unwrap_or_else(|| format!("uid {uid}")),
+                    });
+                }
+                lookup(name)
+            }
+        }
+    }
+
+    /// Where the secret of `user` lives.
+    ///
+    /// # Errors
+    /// The user name cannot be used in the path template.
+    pub fn secret_path(&self, user: &UserInfo) -> Result<PathBuf> {
+        self.backend.secret_location(user).map_err(Error::Store)
+    }
+
+    /// Loads the secret file of `user`, which must exist.
+    ///
+    /// # Errors
+    /// Not enrolled, or the file is unusable.
+    pub fn enrolled(&self, user: &UserInfo) -> Result<pam_totp_core::secret_file::SecretFile> {
+        match self.backend.load_secret(user).map_err(Error::from_load)? {
+            Some(f) => Ok(f),
+            None => Err(Error::NotEnrolled {
+                user: user.name.clone(),
+                path: self.secret_path(user)?,
+            }),
+        }
+    }
+
+    /// Reads the state of `user` without locking it, for reports. The state directory belongs to
+    /// root; an unprivileged caller may read it but only trusts files owned by root (or, in a
+    /// test set-up, by itself).
+    ///
+    /// # Errors
+    /// The state file exists but cannot be read or parsed.
+    pub fn peek_state(&self, user: &str) -> Result<Option<State>> {
+        if is_root() {
+            return self.backend.peek_state(user).map_err(Error::State);
+        }
+        let path = self.backend.state_path(user);
+        let mut rules = ReadRules {
+            owner: Some(0),
+            allowed_perm: 0o644,
+            max_size: pam_totp_core::state::MAX_FILE_SIZE,
+        };
+        let bytes = match store::read_checked(&path, &rules) {
+            Err(StoreError::WrongOwner { owner, .. })
+                if owner == nix::unistd::Uid::effective().as_raw() =>
+            {
+                rules.owner = Some(owner);
+                store::read_checked(&path, &rules)
+            }
+            other => other,
+        }
+        .map_err(Error::State)?;
+        match bytes {
+            None => Ok(None),
+            Some(b) => State::parse(&b)
+                .map(Some)
+                .map_err(|error| Error::State(StoreError::Corrupt { path, error })),
+        }
+    }
+}
+
+/// Looks a user up by name.
+///
+/// # Errors
+/// No such user, or the lookup failed.
+pub fn lookup(name: &str) -> Result<UserInfo> {
+    UserInfo::lookup(name)
+        .map_err(Error::Store)?
+        .ok_or_else(|| Error::NoSuchUser(name.to_string()))
+}
+
+/// Requires root for an administrator's command.
+///
+/// # Errors
+/// The caller is not root.
+pub fn require_root(command: &'static str) -> Result<()> {
+    if is_root() {
+        Ok(())
+    } else {
+        Err(Error::RootOnly(command))
+    }
+}
+
+/// This host's name, the default issuer.
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Checks an issuer or account label for the app.
+///
+/// # Errors
+/// Empty, too long, or containing `:` (the separator of the otpauth label).
+pub fn check_label(what: &str, text: &str) -> Result<()> {
+    if text.is_empty()
+        || text.len() > 64
+        || text.contains(':')
+        || text.chars().any(char::is_control)
+    {
+        return Err(Error::usage(
+            format!("the {what} must be 1 to 64 printable characters without `:`"),
+            format!("Choose another --{what}."),
+        ));
+    }
+    Ok(())
+}
