@@ -4,9 +4,11 @@
 //! Unknown keys and bad values are errors, never ignored.
 
 use crate::error::{ConfigError, ParseError};
+use crate::policy::{self, Cidr, Date, ExemptResult, Policy, Publickey, Require};
 use crate::store::{LocalFiles, ReadRules, UserInfo};
 use crate::throttle::ThrottlePolicy;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -45,6 +47,25 @@ pub struct RawConfig {
     throttle_delay: Option<i64>,
     throttle_max_delay: Option<i64>,
     throttle_user_attempts: Option<i64>,
+    require: Option<String>,
+    require_groups: Option<Vec<String>>,
+    exempt_users: Option<Vec<String>>,
+    exempt_groups: Option<Vec<String>>,
+    exempt_networks: Option<Vec<String>>,
+    exempt_result: Option<String>,
+    enroll_deadline: Option<DateValue>,
+    enroll_contact: Option<String>,
+    enroll_at_login: Option<bool>,
+    remember: Option<String>,
+    publickey: Option<String>,
+}
+
+/// A date, written as a TOML date (`2026-12-31`) or a string (`"2026-12-31"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum DateValue {
+    Toml(toml::value::Datetime),
+    Text(String),
 }
 
 /// Permission bits, written as an octal string (`"0600"`) or a TOML integer (`0o600`).
@@ -61,6 +82,8 @@ enum Kind {
     Int,
     Text,
     Perm,
+    List,
+    Date,
 }
 
 /// Every key, with the type of its value. Keep in step with [`RawConfig`] (a test checks).
@@ -83,6 +106,17 @@ const KEYS: &[(&str, Kind)] = &[
     ("throttle_delay", Kind::Int),
     ("throttle_max_delay", Kind::Int),
     ("throttle_user_attempts", Kind::Int),
+    ("require", Kind::Text),
+    ("require_groups", Kind::List),
+    ("exempt_users", Kind::List),
+    ("exempt_groups", Kind::List),
+    ("exempt_networks", Kind::List),
+    ("exempt_result", Kind::Text),
+    ("enroll_deadline", Kind::Date),
+    ("enroll_contact", Kind::Text),
+    ("enroll_at_login", Kind::Bool),
+    ("remember", Kind::Text),
+    ("publickey", Kind::Text),
 ];
 
 /// How the secret is obtained from the conversation.
@@ -127,6 +161,10 @@ pub struct Config {
     pub echo_verification_code: bool,
     /// Brute-force throttling.
     pub throttle: ThrottlePolicy,
+    /// Who must use the second factor, and how (issue: policy).
+    pub policy: Policy,
+    /// Line of each key in the configuration file, for error messages.
+    pub key_lines: BTreeMap<String, usize>,
 }
 
 impl Default for Config {
@@ -146,6 +184,8 @@ impl Default for Config {
             allowed_perm: 0o600,
             echo_verification_code: false,
             throttle: ThrottlePolicy::default(),
+            policy: Policy::default(),
+            key_lines: BTreeMap::new(),
         }
     }
 }
@@ -200,7 +240,14 @@ fn args_table(args: &[&str]) -> Result<(Option<PathBuf>, toml::Table), ConfigErr
             (Kind::Int, Some(v)) => {
                 toml::Value::Integer(v.parse().map_err(|_| bad("expects a whole number"))?)
             }
-            (Kind::Text | Kind::Perm, Some(v)) => toml::Value::String(v.to_string()),
+            (Kind::Text | Kind::Perm | Kind::Date, Some(v)) => toml::Value::String(v.to_string()),
+            (Kind::List, Some(v)) => toml::Value::Array(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(|x| toml::Value::String(x.into()))
+                    .collect(),
+            ),
         };
         table.insert(key.to_string(), item);
     }
@@ -221,14 +268,25 @@ pub fn load(args: &[&str], config_override: Option<&Path>) -> Result<Config, Con
     let path = explicit
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let mut raw = RawConfig::default();
+    let mut table = toml::Table::new();
     let mut source = None;
+    let mut key_lines = BTreeMap::new();
     match read_config_file(&path)? {
         Some(text) => {
-            raw = parse_file(&text).map_err(|error| ConfigError::Parse {
+            // Validates types and keys with line numbers before anything is merged.
+            parse_file(&text).map_err(|error| ConfigError::Parse {
                 path: path.clone(),
                 error,
             })?;
+            table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                error: ParseError::from_toml(&e, &text, false),
+            })?;
+            for (key, _) in KEYS {
+                if let Some(line) = line_of_key(&text, key) {
+                    key_lines.insert((*key).to_string(), line);
+                }
+            }
             source = Some(path.clone());
         }
         None if explicit.is_some() => {
@@ -239,23 +297,36 @@ pub fn load(args: &[&str], config_override: Option<&Path>) -> Result<Config, Con
         }
         None => {}
     }
-    let from_args: RawConfig = RawConfig::deserialize(toml::Value::Table(arg_table.clone()))
-        .map_err(|e| ConfigError::Argument {
-            argument: e.message().lines().next().unwrap_or("").to_string(),
+    // Arguments win: they replace the file's value of the same key.
+    table.extend(arg_table.clone());
+    let raw = RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let argument = arg_table
+            .keys()
+            .find(|k| e.message().contains(k.as_str()))
+            .cloned()
+            .unwrap_or_else(|| e.message().lines().next().unwrap_or("").to_string());
+        ConfigError::Argument {
+            argument,
             reason: "bad value".into(),
-        })?;
-    raw.overlay(from_args);
-    let mut config = raw.validate().map_err(|error| match &error.key {
+        }
+    })?;
+    let mut config = raw.validate().map_err(|mut error| match &error.key {
         Some(key) if arg_table.contains_key(key) => ConfigError::Argument {
             argument: key.clone(),
             reason: error.message.clone(),
         },
-        _ => ConfigError::Parse {
-            path: path.clone(),
-            error,
-        },
+        _ => {
+            if error.line.is_none() {
+                error.line = error.key.as_ref().and_then(|k| key_lines.get(k).copied());
+            }
+            ConfigError::Parse {
+                path: path.clone(),
+                error,
+            }
+        }
     })?;
     config.source = source;
+    config.key_lines = key_lines;
     Ok(config)
 }
 
@@ -324,32 +395,6 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 }
 
 impl RawConfig {
-    fn overlay(&mut self, o: RawConfig) {
-        macro_rules! take {
-            ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };
-        }
-        take!(
-            secret,
-            state_dir,
-            user,
-            nullok,
-            debug,
-            window,
-            try_first_pass,
-            use_first_pass,
-            forward_pass,
-            prompt,
-            no_strict_owner,
-            allowed_perm,
-            echo_verification_code,
-            throttle,
-            throttle_attempts,
-            throttle_delay,
-            throttle_max_delay,
-            throttle_user_attempts
-        );
-    }
-
     fn validate(self) -> Result<Config, ParseError> {
         let d = Config::default();
         let int = |key: &str,
@@ -454,12 +499,29 @@ impl RawConfig {
                 "must not be less than throttle_delay",
             ));
         }
+        let nullok = self.nullok.unwrap_or(false);
+        let policy = validate_policy(
+            PolicyKeys {
+                require: self.require,
+                require_groups: self.require_groups,
+                exempt_users: self.exempt_users,
+                exempt_groups: self.exempt_groups,
+                exempt_networks: self.exempt_networks,
+                exempt_result: self.exempt_result,
+                enroll_deadline: self.enroll_deadline,
+                enroll_contact: self.enroll_contact,
+                enroll_at_login: self.enroll_at_login,
+                remember: self.remember,
+                publickey: self.publickey,
+            },
+            nullok,
+        )?;
         Ok(Config {
             source: None,
             secret,
             state_dir,
             user: self.user,
-            nullok: self.nullok.unwrap_or(false),
+            nullok,
             debug: self.debug.unwrap_or(false),
             window,
             pass_mode,
@@ -469,8 +531,124 @@ impl RawConfig {
             allowed_perm,
             echo_verification_code: self.echo_verification_code.unwrap_or(false),
             throttle,
+            policy,
+            key_lines: BTreeMap::new(),
         })
     }
+}
+
+/// The policy keys of [`RawConfig`], moved out for validation.
+struct PolicyKeys {
+    require: Option<String>,
+    require_groups: Option<Vec<String>>,
+    exempt_users: Option<Vec<String>>,
+    exempt_groups: Option<Vec<String>>,
+    exempt_networks: Option<Vec<String>>,
+    exempt_result: Option<String>,
+    enroll_deadline: Option<DateValue>,
+    enroll_contact: Option<String>,
+    enroll_at_login: Option<bool>,
+    remember: Option<String>,
+    publickey: Option<String>,
+}
+
+fn validate_policy(k: PolicyKeys, nullok: bool) -> Result<Policy, ParseError> {
+    let require_groups = k.require_groups.unwrap_or_default();
+    let require = match k.require.as_deref() {
+        None | Some("all") => {
+            if !require_groups.is_empty() && k.require.is_none() {
+                return Err(ParseError::key(
+                    "require_groups",
+                    "is only used with require = \"groups\"",
+                ));
+            }
+            Require::All
+        }
+        Some("groups") if require_groups.is_empty() => {
+            return Err(ParseError::key(
+                "require",
+                "= \"groups\" needs require_groups with at least one group",
+            ));
+        }
+        Some("groups") => Require::Groups(require_groups),
+        Some(_) => return Err(ParseError::key("require", "must be \"all\" or \"groups\"")),
+    };
+    let mut exempt_networks = Vec::new();
+    for net in k.exempt_networks.unwrap_or_default() {
+        let cidr = Cidr::parse(net.trim()).ok_or_else(|| {
+            ParseError::key(
+                "exempt_networks",
+                format!("`{net}` is not a network such as 192.0.2.0/24 or 2001:db8::/32"),
+            )
+        })?;
+        exempt_networks.push(cidr);
+    }
+    let exempt_result = match k.exempt_result.as_deref() {
+        None | Some("ignore") => ExemptResult::Ignore,
+        Some("success") => ExemptResult::Success,
+        Some(_) => {
+            return Err(ParseError::key(
+                "exempt_result",
+                "must be \"ignore\" or \"success\"",
+            ));
+        }
+    };
+    let enroll_deadline = match k.enroll_deadline {
+        None => None,
+        Some(v) => {
+            let text = match v {
+                DateValue::Toml(d) => d.to_string(),
+                DateValue::Text(t) => t,
+            };
+            Some(Date::parse(&text).ok_or_else(|| {
+                ParseError::key("enroll_deadline", "must be a date written YYYY-MM-DD")
+            })?)
+        }
+    };
+    let remember = match k.remember.as_deref() {
+        None | Some("off") | Some("0") => 0,
+        Some(text) => match policy::parse_duration(text) {
+            Some(secs) if secs <= policy::MAX_REMEMBER => secs,
+            Some(_) => return Err(ParseError::key("remember", "must be at most 30d")),
+            None => {
+                return Err(ParseError::key(
+                    "remember",
+                    "must be a duration such as 12h or 7d, or off",
+                ));
+            }
+        },
+    };
+    let publickey = match k.publickey.as_deref() {
+        None | Some("require-code") => Publickey::RequireCode,
+        Some("skip") => Publickey::Skip,
+        Some(_) => {
+            return Err(ParseError::key(
+                "publickey",
+                "must be \"require-code\" or \"skip\"",
+            ));
+        }
+    };
+    for (key, list) in [
+        ("exempt_users", &k.exempt_users),
+        ("exempt_groups", &k.exempt_groups),
+    ] {
+        if list.iter().flatten().any(|n| n.trim().is_empty()) {
+            return Err(ParseError::key(key, "names must not be empty"));
+        }
+    }
+    Ok(Policy {
+        require,
+        exempt_users: k.exempt_users.unwrap_or_default(),
+        exempt_groups: k.exempt_groups.unwrap_or_default(),
+        exempt_networks,
+        exempt_result,
+        enroll_deadline,
+        enroll_contact: k.enroll_contact.filter(|c| !c.trim().is_empty()),
+        enroll_at_login: k.enroll_at_login.unwrap_or(false),
+        remember,
+        publickey,
+        nullok,
+    })
 }
 
 impl Config {
@@ -501,6 +679,51 @@ impl Config {
             strict_owner: !self.no_strict_owner,
             lock_timeout: Duration::from_secs(10),
         })
+    }
+
+    /// Checks that every group named by the policy exists (NSS lookups), so a typo fails closed
+    /// instead of silently exempting or requiring nobody.
+    ///
+    /// # Errors
+    /// The first unknown group, with the key and its line in the file.
+    pub fn check_groups(&self) -> Result<(), ConfigError> {
+        let required: &[String] = match &self.policy.require {
+            Require::Groups(g) => g,
+            Require::All => &[],
+        };
+        for (key, groups) in [
+            ("require_groups", required),
+            ("exempt_groups", &self.policy.exempt_groups[..]),
+        ] {
+            for g in groups {
+                match nix::unistd::Group::from_name(g) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Err(self.key_error(key, format!("unknown group `{g}`"))),
+                    Err(e) => {
+                        return Err(self.key_error(key, format!("cannot look up group `{g}`: {e}")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An error about `key`, located in the file when it is set there.
+    pub fn key_error(&self, key: &str, message: String) -> ConfigError {
+        match (&self.source, self.key_lines.get(key)) {
+            (Some(path), Some(&line)) => ConfigError::Parse {
+                path: path.clone(),
+                error: ParseError {
+                    line: Some(line),
+                    key: Some(key.to_string()),
+                    message,
+                },
+            },
+            _ => ConfigError::Argument {
+                argument: key.to_string(),
+                reason: message,
+            },
+        }
     }
 
     /// One line describing the effective settings, for `debug` (no secrets in it).
@@ -561,6 +784,8 @@ mod tests {
                 Kind::Int => "1".to_string(),
                 Kind::Text => "\"/x\"".to_string(),
                 Kind::Perm => "\"0600\"".to_string(),
+                Kind::List => "[\"x\"]".to_string(),
+                Kind::Date => "2026-12-31".to_string(),
             };
             parse_file(&format!("{key} = {value}\n")).unwrap_or_else(|e| panic!("{key}: {e}"));
         }
@@ -619,6 +844,59 @@ mod tests {
         assert_eq!(raw.validate().unwrap_err().key.as_deref(), Some("window"));
         let raw = parse_file("allowed_perm = 0o640\n").unwrap();
         assert_eq!(raw.validate().unwrap().allowed_perm, 0o640);
+    }
+
+    #[test]
+    fn policy_keys_validate_with_key_and_line() {
+        let dir = std::env::temp_dir().join(format!("pam-totp-cfg-pol-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pam_totp.conf");
+        let cases = [
+            (
+                "exempt_networks = [\"10.0.0.0/8\", \"10.0.0.300/8\"]\n",
+                "exempt_networks",
+            ),
+            (
+                "nullok = true\nenroll_deadline = \"31/12/2026\"\n",
+                "enroll_deadline",
+            ),
+            ("remember = \"90d\"\n", "remember"),
+            ("require = \"groups\"\n", "require"),
+            ("publickey = \"maybe\"\n", "publickey"),
+        ];
+        for (text, key) in cases {
+            std::fs::write(&path, text).unwrap();
+            let e = load(&[], Some(&path)).unwrap_err();
+            let shown = e.to_string();
+            assert!(shown.contains(key), "{shown}");
+            assert!(shown.contains("line "), "{shown}");
+        }
+        std::fs::write(
+            &path,
+            "enroll_deadline = 2026-12-31\nexempt_networks = [\"192.0.2.0/24\"]\nremember = \"7d\"\nrequire = \"groups\"\nrequire_groups = [\"root\"]\n",
+        )
+        .unwrap();
+        let c = load(
+            &["exempt_groups=root,daemon", "publickey=skip"],
+            Some(&path),
+        )
+        .unwrap();
+        assert_eq!(c.policy.enroll_deadline.unwrap().to_string(), "2026-12-31");
+        assert_eq!(c.policy.remember, 7 * 86_400);
+        assert_eq!(
+            c.policy.exempt_groups,
+            vec!["root".to_string(), "daemon".to_string()]
+        );
+        assert_eq!(c.policy.publickey, Publickey::Skip);
+        c.check_groups().unwrap();
+        std::fs::write(&path, "exempt_groups = [\"no-such-group-ptt\"]\n").unwrap();
+        let c = load(&[], Some(&path)).unwrap();
+        let e = c.check_groups().unwrap_err().to_string();
+        assert!(
+            e.contains("line 1") && e.contains("no-such-group-ptt"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod policy;
 pub mod secret;
 pub mod secret_file;
 pub mod state;

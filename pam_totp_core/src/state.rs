@@ -47,6 +47,9 @@ pub struct Remembered {
     pub rhost: String,
     /// Unix time after which the host must give a code again.
     pub until: u64,
+    /// Fingerprint of the password when the host was remembered: a password change forgets it.
+    #[serde(default)]
+    pub password_tag: String,
 }
 
 /// The state of one user.
