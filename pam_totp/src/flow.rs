@@ -1,26 +1,43 @@
-//! One `pam_sm_authenticate`, start to end: configuration, user, secret, throttling, the
-//! question, and the locked read-verify-consume-write of the state. Generic over [`PamIo`] and
-//! [`Clock`], so it runs in unit tests without libpam.
+//! One `pam_sm_authenticate`, start to end: configuration, user, policy, secret, throttling,
+//! the question, and the locked read-verify-consume-write of the state. Generic over [`PamIo`]
+//! and [`Clock`], so it runs in unit tests without libpam.
 
 use crate::log::{self, Context, Level};
 use crate::outcome::{Method, Outcome};
 use crate::pam_io::{Item, PamIo};
 use pam::constants::PamResultCode;
+use pam_totp_core::backup::BackupSet;
 use pam_totp_core::config::{self, Config, PassMode};
-use pam_totp_core::secret_file::SecretFile;
-use pam_totp_core::state::{LastUse, State};
-use pam_totp_core::store::{Backend, LocalFiles, UserInfo};
+use pam_totp_core::policy::{self, Decision, ExemptResult, Facts};
+use pam_totp_core::secret::TotpSecret;
+use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
+use pam_totp_core::state::{LastUse, Remembered, State};
+use pam_totp_core::store::{self, Backend, LocalFiles, Replace, UserInfo};
 use pam_totp_core::verify::{self, Reject, Verdict};
-use pam_totp_core::{Clock, StoreError, throttle};
+use pam_totp_core::{Clock, StoreError, qr, throttle};
 use zeroize::Zeroizing;
 
 /// Prompt used with `forward_pass`.
 pub const FORWARD_PROMPT: &str = "Password & verification code: ";
+/// Prompt of the enrollment at first login.
+pub const ENROLL_PROMPT: &str = "Code shown by the app: ";
+/// Tries allowed for the first code of an enrollment at login.
+const ENROLL_TRIES: usize = 3;
 
 /// One candidate answer: the code, and the password in front of it when the user typed both.
 struct Attempt {
     code: Zeroizing<Vec<u8>>,
     password: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// Everything one authentication works with, once the configuration and user are known.
+struct Session<'a, C: Clock> {
+    ctx: Context,
+    cfg: Config,
+    backend: LocalFiles,
+    info: UserInfo,
+    clock: &'a C,
+    host: String,
 }
 
 /// Runs the whole authentication.
@@ -31,16 +48,9 @@ pub fn authenticate<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) ->
         tty: io.item(Item::Tty).unwrap_or_default(),
         ..Context::default()
     };
-    let cfg = match config::load(args, None) {
+    let cfg = match config::load(args, None).and_then(|c| c.check_groups().map(|()| c)) {
         Ok(cfg) => cfg,
-        Err(e) => {
-            log::write(
-                &ctx,
-                Level::Err,
-                &format!("result=error reason=config-error detail=\"{e}\""),
-            );
-            return Outcome::BadConfig;
-        }
+        Err(e) => return bad_config(&ctx, &e.to_string()),
     };
     let user = match io.user() {
         Ok(user) => user,
@@ -60,14 +70,7 @@ pub fn authenticate<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) ->
     }
     let backend = match cfg.backend() {
         Ok(b) => b,
-        Err(e) => {
-            log::write(
-                &ctx,
-                Level::Err,
-                &format!("result=error reason=config-error detail=\"{e}\""),
-            );
-            return Outcome::BadConfig;
-        }
+        Err(e) => return bad_config(&ctx, &e),
     };
     let info = match UserInfo::lookup(&ctx.user) {
         Ok(Some(info)) => info,
@@ -81,84 +84,25 @@ pub fn authenticate<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) ->
         }
         Err(e) => return unusable(&ctx, &e),
     };
-    let file = match backend.load_secret(&info) {
-        Ok(Some(file)) => file,
-        Ok(None) if cfg.nullok => {
-            log::write(
-                &ctx,
-                Level::Notice,
-                "method=none result=ignore reason=no-secret",
-            );
-            return Outcome::NotEnrolled { nullok: true };
-        }
-        Ok(None) => {
-            // Ask anyway, so the answer does not tell a stranger whether the user is enrolled.
-            let _ = io.prompt(&cfg.prompt, cfg.echo_verification_code);
-            log::write(
-                &ctx,
-                Level::Notice,
-                "method=none result=failure reason=no-secret",
-            );
-            return Outcome::NotEnrolled { nullok: false };
-        }
-        Err(e) => return unusable(&ctx, &e),
-    };
     let host = throttle::host_key(&ctx.rhost);
-    // Tell a throttled client at once, before asking; the check under the lock below decides.
-    match backend.peek_state(&ctx.user) {
-        Ok(Some(state)) => {
-            if let Some(out) = throttled(io, &ctx, &cfg, &state, &host, clock.now()) {
-                return out;
-            }
-        }
-        Ok(None) => {}
-        Err(e) => return unusable(&ctx, &e),
-    }
-
-    let count_first = cfg.pass_mode == PassMode::UseFirstPass;
-    if cfg.pass_mode != PassMode::Prompt {
-        let attempts = io
-            .authtok()
-            .map(|tok| split_combined(&tok, &file))
-            .unwrap_or_default();
-        if !attempts.is_empty() || cfg.pass_mode == PassMode::UseFirstPass {
-            let out = check(
-                io,
-                &ctx,
-                &cfg,
-                &backend,
-                &file,
-                &host,
-                &attempts,
-                clock,
-                count_first,
-            );
-            if matches!(out, Outcome::Accepted(_)) || cfg.pass_mode == PassMode::UseFirstPass {
-                return out;
-            }
-            // try_first_pass: the earlier password was not password+code; ask.
-            if !matches!(out, Outcome::Rejected(_)) {
-                return out;
-            }
-        }
-    }
-    let attempts = if cfg.forward_pass {
-        match io.prompt(FORWARD_PROMPT, false) {
-            Ok(answer) => split_combined(&answer, &file),
-            Err(code) => return conversation_failed(&ctx, code),
-        }
-    } else {
-        match io.prompt(&cfg.prompt, cfg.echo_verification_code) {
-            Ok(answer) => vec![Attempt {
-                code: answer,
-                password: None,
-            }],
-            Err(code) => return conversation_failed(&ctx, code),
-        }
+    let s = Session {
+        ctx,
+        cfg,
+        backend,
+        info,
+        clock,
+        host,
     };
-    check(
-        io, &ctx, &cfg, &backend, &file, &host, &attempts, clock, true,
-    )
+    s.run(io)
+}
+
+fn bad_config(ctx: &Context, detail: &str) -> Outcome {
+    log::write(
+        ctx,
+        Level::Err,
+        &format!("result=error reason=config-error detail=\"{detail}\""),
+    );
+    Outcome::BadConfig
 }
 
 fn unusable(ctx: &Context, e: &StoreError) -> Outcome {
@@ -183,32 +127,450 @@ fn conversation_failed(ctx: &Context, code: PamResultCode) -> Outcome {
     Outcome::Conversation(code)
 }
 
-fn throttled<P: PamIo>(
-    io: &P,
-    ctx: &Context,
-    cfg: &Config,
-    state: &State,
-    host: &str,
-    now: u64,
-) -> Option<Outcome> {
-    let lock = throttle::check(state, host, &cfg.throttle, now)?;
-    let scope = match lock {
-        throttle::Lockout::Host { .. } => "host",
-        throttle::Lockout::User { .. } => "user",
-    };
-    io.error(&format!(
-        "Too many failed attempts; try again in {} s.",
-        lock.seconds()
-    ));
-    log::write(
-        ctx,
-        Level::Warning,
-        &format!(
-            "method=none result=failure reason=throttled scope={scope} wait={}s",
+impl<C: Clock> Session<'_, C> {
+    fn run<P: PamIo>(&self, io: &mut P) -> Outcome {
+        let (ctx, cfg) = (&self.ctx, &self.cfg);
+        let loaded = self.backend.load_secret(&self.info);
+        let groups = match self.info.group_names() {
+            Ok(g) => g,
+            Err(e) => return unusable(ctx, &e),
+        };
+        let state = match self.backend.peek_state(&ctx.user) {
+            Ok(state) => state,
+            Err(e) => return unusable(ctx, &e),
+        };
+        let password_tag = if cfg.policy.remember > 0 {
+            store::password_tag(&ctx.user)
+        } else {
+            String::new()
+        };
+        let auth_info = io.getenv("SSH_AUTH_INFO_0");
+        let facts = Facts {
+            user: &ctx.user,
+            groups: &groups,
+            rhost: &ctx.rhost,
+            enrolled: !matches!(loaded, Ok(None)),
+            publickey_used: policy::ssh_publickey_used(auth_info.as_deref()),
+            state: state.as_ref(),
+            password_tag: &password_tag,
+            now: self.clock.now(),
+        };
+        let decision = policy::evaluate(&cfg.policy, &facts);
+        match decision {
+            Decision::Exempt(rule) => {
+                let success = cfg.policy.exempt_result == ExemptResult::Success;
+                let result = if success { "success" } else { "ignore" };
+                log::write(
+                    ctx,
+                    Level::Notice,
+                    &format!("method=exempt result={result} rule=\"{rule}\""),
+                );
+                return Outcome::Exempt { success };
+            }
+            Decision::Grace {
+                deadline,
+                days_left,
+            } => {
+                io.info(&format!(
+                    "Two-factor authentication becomes mandatory on {deadline} ({days_left} day{}). Run `pam-totp enroll`.",
+                    if days_left == 1 { "" } else { "s" }
+                ));
+                log::write(
+                    ctx,
+                    Level::Notice,
+                    &format!(
+                        "method=none result=ignore reason=not-enrolled-grace deadline={deadline}"
+                    ),
+                );
+                return Outcome::NotEnrolled { nullok: true };
+            }
+            Decision::DeadlinePassed { deadline } => {
+                let contact = cfg
+                    .policy
+                    .enroll_contact
+                    .as_deref()
+                    .unwrap_or("your administrator");
+                io.error(&format!(
+                    "Two-factor authentication is mandatory since {deadline} and this account has none. \
+                     Ask {contact} to enroll you, or run `pam-totp enroll` from a session that does not require it."
+                ));
+                log::write(
+                    ctx,
+                    Level::Notice,
+                    &format!(
+                        "method=none result=failure reason=not-enrolled-after-deadline deadline={deadline}"
+                    ),
+                );
+                return Outcome::NotEnrolled { nullok: false };
+            }
+            Decision::EnrollNow => return self.enroll_at_login(io, &password_tag),
+            Decision::NotEnrolledIgnore => {
+                log::write(
+                    ctx,
+                    Level::Notice,
+                    "method=none result=ignore reason=no-secret",
+                );
+                return Outcome::NotEnrolled { nullok: true };
+            }
+            Decision::NotEnrolledDeny => {
+                // Ask anyway, so the answer does not tell a stranger whether the user is enrolled.
+                let _ = io.prompt(&cfg.prompt, cfg.echo_verification_code);
+                log::write(
+                    ctx,
+                    Level::Notice,
+                    "method=none result=failure reason=no-secret",
+                );
+                return Outcome::NotEnrolled { nullok: false };
+            }
+            Decision::Remembered { until } => {
+                let left = until.saturating_sub(self.clock.now());
+                log::write(
+                    ctx,
+                    Level::Notice,
+                    &format!("method=remembered result=success expires_in={left}s"),
+                );
+                return Outcome::Accepted(Method::Remembered);
+            }
+            Decision::AskCode => {}
+        }
+        let file = match loaded {
+            Ok(Some(file)) => file,
+            Ok(None) => return Outcome::NotEnrolled { nullok: cfg.nullok },
+            Err(e) => return unusable(ctx, &e),
+        };
+        // Tell a throttled client at once, before asking; the check under the lock decides.
+        if let Some(state) = &state {
+            if let Some(out) = self.throttled(io, state, self.clock.now()) {
+                return out;
+            }
+        }
+        if cfg.pass_mode != PassMode::Prompt {
+            let attempts = io
+                .authtok()
+                .map(|tok| split_combined(&tok, &file))
+                .unwrap_or_default();
+            if !attempts.is_empty() || cfg.pass_mode == PassMode::UseFirstPass {
+                let count = cfg.pass_mode == PassMode::UseFirstPass;
+                let out = self.check(io, &file, &attempts, count, &password_tag);
+                // try_first_pass: if the earlier password was not password+code, ask.
+                if cfg.pass_mode == PassMode::UseFirstPass || !matches!(out, Outcome::Rejected(_)) {
+                    return out;
+                }
+            }
+        }
+        let attempts = if cfg.forward_pass {
+            match io.prompt(FORWARD_PROMPT, false) {
+                Ok(answer) => split_combined(&answer, &file),
+                Err(code) => return conversation_failed(ctx, code),
+            }
+        } else {
+            match io.prompt(&cfg.prompt, cfg.echo_verification_code) {
+                Ok(answer) => vec![Attempt {
+                    code: answer,
+                    password: None,
+                }],
+                Err(code) => return conversation_failed(ctx, code),
+            }
+        };
+        self.check(io, &file, &attempts, true, &password_tag)
+    }
+
+    fn throttled<P: PamIo>(&self, io: &P, state: &State, now: u64) -> Option<Outcome> {
+        let lock = throttle::check(state, &self.host, &self.cfg.throttle, now)?;
+        let scope = match lock {
+            throttle::Lockout::Host { .. } => "host",
+            throttle::Lockout::User { .. } => "user",
+        };
+        io.error(&format!(
+            "Too many failed attempts; try again in {} s.",
             lock.seconds()
-        ),
-    );
-    Some(Outcome::Rejected("throttled"))
+        ));
+        log::write(
+            &self.ctx,
+            Level::Warning,
+            &format!(
+                "method=none result=failure reason=throttled scope={scope} wait={}s",
+                lock.seconds()
+            ),
+        );
+        Some(Outcome::Rejected("throttled"))
+    }
+
+    /// The locked part: read the state, check throttling, verify, consume, write.
+    fn check<P: PamIo>(
+        &self,
+        io: &mut P,
+        file: &SecretFile,
+        attempts: &[Attempt],
+        count_failure: bool,
+        password_tag: &str,
+    ) -> Outcome {
+        let ctx = &self.ctx;
+        let lock = match self.backend.lock_state(&ctx.user) {
+            Ok(lock) => lock,
+            Err(e) => return unusable(ctx, &e),
+        };
+        let mut state = match self.backend.load_state(&lock) {
+            Ok(state) => state,
+            Err(e) => return unusable(ctx, &e),
+        };
+        let now = self.clock.now();
+        if let Some(out) = self.throttled(io, &state, now) {
+            return out;
+        }
+        let mut accepted = None;
+        let mut reason = Reject::Malformed;
+        for attempt in attempts {
+            match verify::verify(&attempt.code, file, &state, now, self.cfg.window) {
+                Verdict::Rejected(r) => reason = worse(reason, r),
+                v => {
+                    accepted = Some((v, attempt));
+                    break;
+                }
+            }
+        }
+        let Some((verdict, attempt)) = accepted else {
+            if !count_failure {
+                return Outcome::Rejected(reason.class());
+            }
+            throttle::record_failure(&mut state, &self.host, now);
+            if let Err(e) = self.backend.save_state(&lock, &state) {
+                return unusable(ctx, &e);
+            }
+            log::write(
+                ctx,
+                Level::Notice,
+                &format!("method=totp result=failure reason={}", reason.class()),
+            );
+            return Outcome::Rejected(reason.class());
+        };
+        verify::consume(&verdict, file, &mut state);
+        throttle::record_success(&mut state, &self.host);
+        let (method, detail) = match &verdict {
+            Verdict::Totp {
+                authenticator,
+                offset,
+                ..
+            } => (
+                Method::Totp,
+                format!("authenticator={authenticator} step_offset={offset}"),
+            ),
+            _ => (
+                Method::Backup,
+                format!("backup_left={}", verify::backup_codes_left(file, &state)),
+            ),
+        };
+        state.last_success = Some(LastUse {
+            time: now,
+            service: ctx.service.clone(),
+            rhost: ctx.rhost.clone(),
+            method: method.name().into(),
+            authenticator: match &verdict {
+                Verdict::Totp { authenticator, .. } => authenticator.clone(),
+                _ => String::new(),
+            },
+        });
+        self.remember_host(&mut state, now, password_tag);
+        if let Err(e) = self.backend.save_state(&lock, &state) {
+            // Not recorded means it could be replayed: refuse.
+            log::write(
+                ctx,
+                Level::Err,
+                &format!(
+                    "method={} result=failure reason=state-write-failed detail=\"{e}\"",
+                    method.name()
+                ),
+            );
+            return Outcome::Unusable("state-write-failed");
+        }
+        drop(lock);
+        if let Some(password) = &attempt.password {
+            if io.set_authtok(password).is_err() {
+                log::write(ctx, Level::Err, "result=failure reason=set-authtok-failed");
+                return Outcome::Unusable("set-authtok-failed");
+            }
+        }
+        log::write(
+            ctx,
+            Level::Notice,
+            &format!("method={} result=success {detail}", method.name()),
+        );
+        let left = verify::backup_codes_left(file, &state);
+        if method == Method::Backup {
+            io.info(&format!(
+                "Backup code accepted; {left} backup code{} left.",
+                if left == 1 { "" } else { "s" }
+            ));
+        }
+        if file.backup.is_some() && left <= 2 {
+            io.info(&format!(
+                "Only {left} backup code{} left. Make new ones with: pam-totp backup-codes --regenerate",
+                if left == 1 { "" } else { "s" }
+            ));
+        }
+        Outcome::Accepted(method)
+    }
+
+    /// With `remember`, a remote host that passed a code skips it until the period ends.
+    fn remember_host(&self, state: &mut State, now: u64, password_tag: &str) {
+        let period = self.cfg.policy.remember;
+        let rhost = self.ctx.rhost.trim();
+        if period == 0 || rhost.is_empty() {
+            return;
+        }
+        state
+            .remembered
+            .retain(|r| r.rhost != rhost && r.until > now);
+        state.remembered.push(Remembered {
+            rhost: rhost.to_string(),
+            until: now.saturating_add(period),
+            password_tag: password_tag.to_string(),
+        });
+        // Bounded: the newest 64 hosts.
+        let excess = state.remembered.len().saturating_sub(64);
+        state.remembered.drain(..excess);
+    }
+
+    /// Enrollment inside the login conversation: show the key, ask for a first code, and only
+    /// when it verifies write the secret and show the backup codes. Any failure leaves nothing.
+    fn enroll_at_login<P: PamIo>(&self, io: &mut P, password_tag: &str) -> Outcome {
+        let ctx = &self.ctx;
+        let now = self.clock.now();
+        let issuer = nix_hostname();
+        let made =
+            TotpSecret::generate(pam_totp_core::secret::NEW_SECRET_BYTES).and_then(|secret| {
+                let (backup, codes) =
+                    BackupSet::generate(pam_totp_core::backup::DEFAULT_COUNT, now)?;
+                let id = pam_totp_core::secret::random_id(16)?;
+                Ok((secret, backup, codes, id))
+            });
+        let Ok((secret, backup, codes, enrollment_id)) = made else {
+            log::write(
+                ctx,
+                Level::Err,
+                "method=enroll result=failure reason=random-source-failed",
+            );
+            return Outcome::Unusable("random-source-failed");
+        };
+        let file = SecretFile {
+            enrollment_id,
+            created: now,
+            authenticators: vec![Authenticator {
+                name: secret_file::DEFAULT_NAME.into(),
+                secret,
+                algorithm: Algorithm::Sha1,
+                digits: 6,
+                period: 30,
+                added: now,
+                issuer: issuer.replace(':', "-"),
+                label: ctx.user.replace(':', "-"),
+            }],
+            backup: Some(backup),
+        };
+        let a = &file.authenticators[0];
+        let uri = a.otpauth_uri();
+        let key = a.secret.to_base32();
+        let picture = qr::half_blocks(&uri, true).unwrap_or_default();
+        io.info("Two-factor authentication is required for this account. Set it up now:");
+        io.info(&format!(
+            "Scan this QR code with your authenticator app (Google Authenticator, Authy, 1Password, ...):\n{}",
+            picture.as_str()
+        ));
+        io.info(&format!(
+            "Or enter this key by hand: {}\nAccount: {}:{} (time-based, SHA1, 6 digits, 30 s)",
+            qr::grouped_key(&key).as_str(),
+            a.issuer,
+            a.label
+        ));
+        let mut matched = None;
+        for _ in 0..ENROLL_TRIES {
+            let answer = match io.prompt(ENROLL_PROMPT, self.cfg.echo_verification_code) {
+                Ok(answer) => answer,
+                Err(code) => return conversation_failed(ctx, code),
+            };
+            match verify::verify(
+                &answer,
+                &file,
+                &State::new(),
+                self.clock.now(),
+                self.cfg.window,
+            ) {
+                v @ Verdict::Totp { .. } => {
+                    matched = Some(v);
+                    break;
+                }
+                _ => {
+                    io.error("That code does not match; check the time on the phone and try again.")
+                }
+            }
+        }
+        let Some(verdict) = matched else {
+            log::write(
+                ctx,
+                Level::Notice,
+                "method=enroll result=failure reason=enroll-code-wrong",
+            );
+            return Outcome::Rejected("enroll-code-wrong");
+        };
+        // The state first: if it cannot be written, no enrollment exists without replay protection.
+        let lock = match self.backend.lock_state(&ctx.user) {
+            Ok(lock) => lock,
+            Err(e) => return unusable(ctx, &e),
+        };
+        let mut state = match self.backend.load_state(&lock) {
+            Ok(state) => state,
+            Err(e) => return unusable(ctx, &e),
+        };
+        if let Err(e) = self.backend.save_secret(&self.info, &file, Replace::No) {
+            log::write(
+                ctx,
+                Level::Err,
+                &format!(
+                    "method=enroll result=failure reason={} detail=\"{e}\"",
+                    e.class()
+                ),
+            );
+            io.error("The new key could not be saved; nothing was changed.");
+            return Outcome::Unusable(e.class());
+        }
+        verify::consume(&verdict, &file, &mut state);
+        throttle::record_success(&mut state, &self.host);
+        state.last_success = Some(LastUse {
+            time: now,
+            service: ctx.service.clone(),
+            rhost: ctx.rhost.clone(),
+            method: "enroll".into(),
+            authenticator: secret_file::DEFAULT_NAME.into(),
+        });
+        self.remember_host(&mut state, now, password_tag);
+        if let Err(e) = self.backend.save_state(&lock, &state) {
+            // Undo: an enrollment whose first code could be replayed is not kept.
+            let _ = self.backend.remove_secret(&self.info);
+            log::write(
+                ctx,
+                Level::Err,
+                &format!("method=enroll result=failure reason=state-write-failed detail=\"{e}\""),
+            );
+            return Outcome::Unusable("state-write-failed");
+        }
+        drop(lock);
+        let list: Vec<&str> = codes.0.iter().map(|c| c.as_str()).collect();
+        io.info(&format!(
+            "Two-factor authentication is set up. These backup codes each work once if the phone is lost; \
+             store them somewhere safe now, they are not shown again:\n{}",
+            Zeroizing::new(list.join("\n")).as_str()
+        ));
+        log::write(ctx, Level::Notice, "method=enroll result=success");
+        Outcome::Accepted(Method::Enrolled)
+    }
+}
+
+fn nix_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Splits "password followed by code" at each length a code can have: TOTP lengths first
@@ -239,127 +601,6 @@ fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Attempt> {
     out
 }
 
-/// The locked part: read the state, check throttling, verify, consume, write.
-#[allow(clippy::too_many_arguments)]
-fn check<P: PamIo, C: Clock>(
-    io: &mut P,
-    ctx: &Context,
-    cfg: &Config,
-    backend: &LocalFiles,
-    file: &SecretFile,
-    host: &str,
-    attempts: &[Attempt],
-    clock: &C,
-    count_failure: bool,
-) -> Outcome {
-    let lock = match backend.lock_state(&ctx.user) {
-        Ok(lock) => lock,
-        Err(e) => return unusable(ctx, &e),
-    };
-    let mut state = match backend.load_state(&lock) {
-        Ok(state) => state,
-        Err(e) => return unusable(ctx, &e),
-    };
-    let now = clock.now();
-    if let Some(out) = throttled(io, ctx, cfg, &state, host, now) {
-        return out;
-    }
-    let mut accepted = None;
-    let mut reason = Reject::Malformed;
-    for attempt in attempts {
-        match verify::verify(&attempt.code, file, &state, now, cfg.window) {
-            Verdict::Rejected(r) => reason = worse(reason, r),
-            v => {
-                accepted = Some((v, attempt));
-                break;
-            }
-        }
-    }
-    let Some((verdict, attempt)) = accepted else {
-        if !count_failure {
-            return Outcome::Rejected(reason.class());
-        }
-        throttle::record_failure(&mut state, host, now);
-        if let Err(e) = backend.save_state(&lock, &state) {
-            return unusable(ctx, &e);
-        }
-        log::write(
-            ctx,
-            Level::Notice,
-            &format!("method=totp result=failure reason={}", reason.class()),
-        );
-        return Outcome::Rejected(reason.class());
-    };
-    verify::consume(&verdict, file, &mut state);
-    throttle::record_success(&mut state, host);
-    let (method, detail) = match &verdict {
-        Verdict::Totp {
-            authenticator,
-            offset,
-            ..
-        } => (
-            Method::Totp,
-            format!("authenticator={authenticator} step_offset={offset}"),
-        ),
-        _ => (
-            Method::Backup,
-            format!("backup_left={}", verify::backup_codes_left(file, &state)),
-        ),
-    };
-    state.last_success = Some(LastUse {
-        time: now,
-        service: ctx.service.clone(),
-        rhost: ctx.rhost.clone(),
-        method: method_name(method).into(),
-        authenticator: match &verdict {
-            Verdict::Totp { authenticator, .. } => authenticator.clone(),
-            _ => String::new(),
-        },
-    });
-    if let Err(e) = backend.save_state(&lock, &state) {
-        // Not recorded means it could be replayed: refuse.
-        log::write(
-            ctx,
-            Level::Err,
-            &format!(
-                "method={} result=failure reason=state-write-failed detail=\"{e}\"",
-                method_name(method)
-            ),
-        );
-        return Outcome::Unusable("state-write-failed");
-    }
-    drop(lock);
-    if let Some(password) = &attempt.password {
-        if io.set_authtok(password).is_err() {
-            log::write(ctx, Level::Err, "result=failure reason=set-authtok-failed");
-            return Outcome::Unusable("set-authtok-failed");
-        }
-    }
-    log::write(
-        ctx,
-        Level::Notice,
-        &format!("method={} result=success {detail}", method_name(method)),
-    );
-    if method == Method::Backup {
-        let left = verify::backup_codes_left(file, &state);
-        io.info(&format!(
-            "Backup code accepted; {left} backup code{} left.",
-            if left == 1 { "" } else { "s" }
-        ));
-        if left <= 2 {
-            io.info("Make new backup codes with: pam-totp backup-codes --regenerate");
-        }
-    }
-    Outcome::Accepted(method)
-}
-
-fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Totp => "totp",
-        Method::Backup => "backup",
-    }
-}
-
 /// The most telling reason among several rejected attempts.
 fn worse(a: Reject, b: Reject) -> Reject {
     let rank = |r: Reject| match r {
@@ -383,7 +624,11 @@ mod tests {
     use std::collections::VecDeque;
     use std::path::PathBuf;
 
+    /// 2027-01-15T08:00:00Z.
     const NOW: u64 = 1_800_000_000;
+
+    /// Computes an answer from the messages shown so far.
+    type Answerer = fn(&[String]) -> Vec<u8>;
 
     /// A scripted conversation; asserts on drop that every scripted answer was used.
     struct FakePam {
@@ -395,6 +640,9 @@ mod tests {
         prompts: RefCell<Vec<(String, bool)>>,
         infos: RefCell<Vec<String>>,
         errors: RefCell<Vec<String>>,
+        /// Answers computed from the messages shown so far (enrollment at login).
+        dynamic: Option<Answerer>,
+        env: Option<String>,
     }
 
     impl FakePam {
@@ -408,6 +656,8 @@ mod tests {
                 prompts: RefCell::default(),
                 infos: RefCell::default(),
                 errors: RefCell::default(),
+                dynamic: None,
+                env: None,
             }
         }
     }
@@ -438,11 +688,16 @@ mod tests {
             self.set_tok = Some(token.to_vec());
             Ok(())
         }
-        fn getenv(&mut self, _name: &str) -> Option<String> {
-            None
+        fn getenv(&mut self, name: &str) -> Option<String> {
+            (name == "SSH_AUTH_INFO_0")
+                .then(|| self.env.clone())
+                .flatten()
         }
         fn prompt(&self, message: &str, echo: bool) -> Result<Zeroizing<Vec<u8>>, PamResultCode> {
             self.prompts.borrow_mut().push((message.into(), echo));
+            if let Some(f) = self.dynamic {
+                return Ok(Zeroizing::new(f(&self.infos.borrow())));
+            }
             self.answers
                 .borrow_mut()
                 .pop_front()
@@ -677,6 +932,165 @@ mod tests {
             let mut pam = FakePam::new(&w.user.name, &[]);
             assert_eq!(w.run(&mut pam, &[bad], NOW), Outcome::BadConfig, "{bad}");
         }
+    }
+
+    #[test]
+    fn given_exempt_user_then_ignored_or_success() {
+        let w = World::new("exempt", "");
+        let me = w.user.name.clone();
+        let arg = format!("exempt_users={me}");
+        let mut pam = FakePam::new(&me, &[]);
+        assert_eq!(
+            w.run(&mut pam, &[&arg], NOW),
+            Outcome::Exempt { success: false }
+        );
+        let mut pam = FakePam::new(&me, &[]);
+        assert_eq!(
+            w.run(&mut pam, &[&arg, "exempt_result=success"], NOW),
+            Outcome::Exempt { success: true }
+        );
+        let mut pam = FakePam::new(&me, &[]);
+        assert_eq!(
+            w.run(&mut pam, &["exempt_networks=198.51.100.0/24"], NOW),
+            Outcome::Exempt { success: false }
+        );
+        let mut pam = FakePam::new(&me, &[]);
+        pam.env = Some("publickey ssh-ed25519 AAAA".into());
+        assert_eq!(
+            w.run(&mut pam, &["publickey=skip"], NOW),
+            Outcome::Exempt { success: false }
+        );
+        let mut pam = FakePam::new(&me, &[]);
+        assert_eq!(
+            w.run(&mut pam, &["exempt_groups=no-such-group-ptt"], NOW),
+            Outcome::BadConfig
+        );
+    }
+
+    #[test]
+    fn given_deadline_then_grace_notice_then_refusal() {
+        let w = World::new("deadline", "");
+        let me = w.user.name.clone();
+        // NOW is 2027-01-15.
+        let mut pam = FakePam::new(&me, &[]);
+        assert_eq!(
+            w.run(&mut pam, &["enroll_deadline=2027-01-20"], NOW),
+            Outcome::NotEnrolled { nullok: true }
+        );
+        assert_eq!(
+            pam.infos.borrow()[0],
+            "Two-factor authentication becomes mandatory on 2027-01-20 (5 days). Run `pam-totp enroll`."
+        );
+        let mut pam = FakePam::new(&me, &[]);
+        let contact = "enroll_contact=the help desk (x1234)";
+        assert_eq!(
+            w.run(&mut pam, &["enroll_deadline=2027-01-01", contact], NOW),
+            Outcome::NotEnrolled { nullok: false }
+        );
+        assert!(pam.errors.borrow()[0].contains("mandatory since 2027-01-01"));
+        assert!(pam.errors.borrow()[0].contains("the help desk (x1234)"));
+    }
+
+    #[test]
+    fn given_remember_then_same_host_skips_code_until_expiry() {
+        let mut w = World::new("remember", "remember = \"1h\"\n");
+        w.enroll();
+        let me = w.user.name.clone();
+        let mut pam = FakePam::new(&me, &[code(NOW).as_bytes()]);
+        assert_eq!(w.run(&mut pam, &[], NOW), Outcome::Accepted(Method::Totp));
+        let mut pam = FakePam::new(&me, &[]);
+        assert_eq!(
+            w.run(&mut pam, &[], NOW + 60),
+            Outcome::Accepted(Method::Remembered)
+        );
+        let mut other = FakePam::new(&me, &[code(NOW + 60).as_bytes()]);
+        other.rhost = Some("203.0.113.5".into());
+        assert_eq!(
+            w.run(&mut other, &[], NOW + 60),
+            Outcome::Accepted(Method::Totp)
+        );
+        let mut local = FakePam::new(&me, &[code(NOW + 90).as_bytes()]);
+        local.rhost = None;
+        assert_eq!(
+            w.run(&mut local, &[], NOW + 90),
+            Outcome::Accepted(Method::Totp),
+            "never for local logins"
+        );
+        let later = NOW + 3601;
+        let mut pam = FakePam::new(&me, &[code(later).as_bytes()]);
+        assert_eq!(
+            w.run(&mut pam, &[], later),
+            Outcome::Accepted(Method::Totp),
+            "expired"
+        );
+    }
+
+    #[test]
+    fn given_enroll_at_login_then_secret_written_only_after_a_good_code() {
+        let w = World::new("enroll", "enroll_at_login = true\n");
+        let me = w.user.name.clone();
+        let mut pam = FakePam::new(&me, &[b"000000", b"111111", b"222222"]);
+        assert_eq!(
+            w.run(&mut pam, &[], NOW),
+            Outcome::Rejected("enroll-code-wrong")
+        );
+        let cfg = config::load(&[&w.arg()], None).unwrap();
+        assert!(
+            cfg.backend()
+                .unwrap()
+                .load_secret(&w.user)
+                .unwrap()
+                .is_none(),
+            "nothing written"
+        );
+        fn from_key(infos: &[String]) -> Vec<u8> {
+            let line = infos
+                .iter()
+                .find_map(|i| i.strip_prefix("Or enter this key by hand: "))
+                .unwrap();
+            let key: String = line
+                .lines()
+                .next()
+                .unwrap()
+                .chars()
+                .filter(|c| *c != ' ')
+                .collect();
+            let secret = TotpSecret::from_base32(&key).unwrap();
+            totp_rs::Builder::new()
+                .with_secret(secret.expose().to_vec())
+                .build_noncompliant()
+                .generate(NOW)
+                .to_string()
+                .into_bytes()
+        }
+        let mut pam = FakePam::new(&me, &[]);
+        pam.dynamic = Some(from_key);
+        assert_eq!(
+            w.run(&mut pam, &[], NOW),
+            Outcome::Accepted(Method::Enrolled)
+        );
+        let file = cfg
+            .backend()
+            .unwrap()
+            .load_secret(&w.user)
+            .unwrap()
+            .expect("enrolled");
+        assert_eq!(file.backup.as_ref().unwrap().hashes.len(), 10);
+        let shown = pam.infos.borrow().last().unwrap().clone();
+        assert_eq!(
+            shown
+                .lines()
+                .filter(|l| l.len() == 11 && l.as_bytes()[5] == b'-')
+                .count(),
+            10
+        );
+        // The first code cannot be replayed.
+        let replay = from_key(&pam.infos.borrow());
+        let mut again = FakePam::new(&me, &[&replay]);
+        assert_eq!(
+            w.run(&mut again, &[], NOW),
+            Outcome::Rejected("replayed-code")
+        );
     }
 
     #[test]

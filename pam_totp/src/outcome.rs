@@ -9,6 +9,22 @@ pub enum Method {
     Totp,
     /// A backup code.
     Backup,
+    /// A remembered remote host (`remember`).
+    Remembered,
+    /// A first code during enrollment at login.
+    Enrolled,
+}
+
+impl Method {
+    /// The name used in syslog lines (`method=...`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Totp => "totp",
+            Method::Backup => "backup",
+            Method::Remembered => "remembered",
+            Method::Enrolled => "enroll",
+        }
+    }
 }
 
 /// What happened.
@@ -18,8 +34,11 @@ pub enum Outcome {
     Accepted(Method),
     /// A wrong, old, reused or malformed answer, or throttled.
     Rejected(&'static str),
-    /// The user has no secret file and `nullok` is set: this module steps aside.
+    /// The user has no secret file; with `nullok` (or before the deadline) this module steps
+    /// aside.
     NotEnrolled { nullok: bool },
+    /// A policy exemption: PAM_IGNORE, or PAM_SUCCESS with `exempt_result = "success"`.
+    Exempt { success: bool },
     /// The secret or state file is unreadable, insecure or corrupt; the state could not be
     /// written. Fail closed.
     Unusable(&'static str),
@@ -38,6 +57,8 @@ pub fn to_pam_code(outcome: &Outcome) -> PamResultCode {
         Outcome::Rejected(_) | Outcome::Unusable(_) => PamResultCode::PAM_AUTH_ERR,
         Outcome::NotEnrolled { nullok: true } => PamResultCode::PAM_IGNORE,
         Outcome::NotEnrolled { nullok: false } => PamResultCode::PAM_AUTH_ERR,
+        Outcome::Exempt { success: true } => PamResultCode::PAM_SUCCESS,
+        Outcome::Exempt { success: false } => PamResultCode::PAM_IGNORE,
         Outcome::UnknownUser => PamResultCode::PAM_USER_UNKNOWN,
         Outcome::BadConfig => PamResultCode::PAM_SERVICE_ERR,
         Outcome::Conversation(code) => {
@@ -61,6 +82,10 @@ mod tests {
             (Outcome::NotEnrolled { nullok: true }, PAM_IGNORE),
             (Outcome::NotEnrolled { nullok: false }, PAM_AUTH_ERR),
             (Outcome::UnknownUser, PAM_USER_UNKNOWN),
+            (Outcome::Exempt { success: true }, PAM_SUCCESS),
+            (Outcome::Exempt { success: false }, PAM_IGNORE),
+            (Outcome::Accepted(Method::Remembered), PAM_SUCCESS),
+            (Outcome::Accepted(Method::Enrolled), PAM_SUCCESS),
             (Outcome::BadConfig, PAM_SERVICE_ERR),
             (Outcome::Conversation(PAM_CONV_ERR as i32), PAM_CONV_ERR),
             (Outcome::Conversation(PAM_BUF_ERR as i32), PAM_BUF_ERR),

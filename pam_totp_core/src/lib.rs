@@ -35,6 +35,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod policy;
+pub mod qr;
 pub mod secret;
 pub mod secret_file;
 pub mod state;

@@ -681,6 +681,45 @@ impl Backend for LocalFiles {
     }
 }
 
+/// A short fingerprint of the user's current password hash from `/etc/shadow`, so remembered
+/// hosts are forgotten when the password changes. Empty when there is no readable local entry
+/// (directory users, unprivileged callers): then a password change cannot be noticed.
+pub fn password_tag(user: &str) -> String {
+    use sha2::Digest;
+    let Ok(shadow) = std::fs::read_to_string("/etc/shadow") else {
+        return String::new();
+    };
+    let Some(hash) = shadow
+        .lines()
+        .find_map(|l| l.strip_prefix(user)?.strip_prefix(':')?.split(':').next())
+    else {
+        return String::new();
+    };
+    let digest = sha2::Sha256::digest(format!("pam-totp remember v1\0{hash}").as_bytes());
+    crate::secret::to_hex(&digest[..8])
+}
+
+impl UserInfo {
+    /// Names of all groups of the user, primary and supplementary (NSS, so directory groups
+    /// count too). Groups without a name are skipped.
+    ///
+    /// # Errors
+    /// The lookup failed.
+    pub fn group_names(&self) -> Result<Vec<String>, StoreError> {
+        let name = std::ffi::CString::new(self.name.as_str())
+            .map_err(|_| StoreError::BadUser(self.name.clone()))?;
+        let gids = nix::unistd::getgrouplist(&name, Gid::from_raw(self.gid))
+            .map_err(|e| StoreError::io("/etc/group", "listing the groups of the user in", e))?;
+        let mut names = Vec::with_capacity(gids.len());
+        for gid in gids {
+            if let Ok(Some(g)) = nix::unistd::Group::from_gid(gid) {
+                names.push(g.name);
+            }
+        }
+        Ok(names)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
