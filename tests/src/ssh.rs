@@ -1,0 +1,803 @@
+//! Harness for the SSH end-to-end tests: a private `sshd` on loopback with its own host key,
+//! config and PAM service, throw-away users with passwords and keys, a scripted paramiko client
+//! that answers keyboard-interactive prompts, and TOTP codes for enrolled users (syslog capture
+//! is [`crate::harness_syslog`]). Everything it creates is removed again by `Drop`, also when a
+//! test fails.
+//!
+//! OpenSSH names its PAM service after its program name, so [`Sshd`] runs a copy of
+//! `/usr/sbin/sshd` called `sshdptt<pid>x<n>` and writes `/etc/pam.d/sshdptt<pid>x<n>`; the
+//! system's own sshd and its `/etc/pam.d/sshd` are never touched.
+
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The Debian sshd that the harness copies under a private name.
+pub const SYSTEM_SSHD: &str = "/usr/sbin/sshd";
+/// The interpreter for the client script: Debian's, which has `python3-paramiko`.
+pub const PYTHON: &str = "/usr/bin/python3";
+/// How long sshd may take to start listening before the harness gives up.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// useradd/userdel take a lock on /etc/passwd; tests in one binary take turns.
+static ACCOUNTS: Mutex<()> = Mutex::new(());
+
+fn unique() -> String {
+    format!(
+        "{}x{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Whether the tests may run: they create users and PAM services, so only as root.
+/// Prints why when they may not.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("skipping {test}: the SSH end-to-end tests must run as root");
+    false
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The cargo profile directory (`target/debug` or `target/release`) the test binary was built
+/// in, where `cargo build --workspace` left `libpam_totp.so` and `pam-totp`.
+pub fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/ssh-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+fn built(name: &str) -> PathBuf {
+    let path = build_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// Absolute path of the freshly built module.
+pub fn module_path() -> PathBuf {
+    built("libpam_totp.so")
+}
+
+/// Absolute path of the freshly built CLI.
+pub fn cli_path() -> PathBuf {
+    built("pam-totp")
+}
+
+/// A directory under /tmp removed on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates `/tmp/pam-totp-<tag>-<unique>` with mode 0755 (sshd and the module, both root,
+    /// read files in it; nothing in it is secret beyond the test's own keys, which are 0600).
+    pub fn new(tag: &str) -> TempDir {
+        let path = PathBuf::from(format!("/tmp/pam-totp-{tag}-{}", unique()));
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&path)
+            .unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        // The umask may have cut the mode; set it exactly.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        TempDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Writes `text` to `path` with `mode`, replacing it.
+pub fn write_file(path: &Path, text: &str, mode: u32) {
+    let _ = fs::remove_file(path);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    f.write_all(text.as_bytes())
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A local account with a password and an ed25519 key authorised for SSH, deleted (with its
+/// home) on drop.
+#[derive(Debug)]
+pub struct TestUser {
+    /// Login name.
+    pub name: String,
+    /// Its password.
+    pub password: String,
+    /// Home directory.
+    pub home: PathBuf,
+    /// Private key file (owned by root, read by the client, which runs as root).
+    pub key: PathBuf,
+    _dir: TempDir,
+}
+
+impl TestUser {
+    /// Creates the account `ptt<unique>` with home `/home/ptt<unique>`, a random-enough
+    /// password and an authorised ed25519 key.
+    pub fn create() -> TestUser {
+        let id = unique();
+        let name = format!("ptt{id}");
+        let home = PathBuf::from(format!("/home/{name}"));
+        let password = format!("Pw-{id}-{}", now() % 100_000);
+        let dir = TempDir::new("user");
+        {
+            let _turn = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+            retry_account_tool(
+                Command::new("useradd")
+                    .args(["--create-home", "--home-dir"])
+                    .arg(&home)
+                    .args(["--shell", "/bin/sh", "--user-group"])
+                    .arg(&name),
+            );
+            let mut chpasswd = Command::new("chpasswd")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn chpasswd");
+            chpasswd
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("{name}:{password}\n").as_bytes())
+                .expect("write to chpasswd");
+            let out = chpasswd.wait_with_output().expect("chpasswd");
+            assert!(
+                out.status.success(),
+                "chpasswd: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // From here on the Drop guard owns the account.
+        let user = TestUser {
+            name: name.clone(),
+            password,
+            home: home.clone(),
+            key: dir.path().join("id_ed25519"),
+            _dir: dir,
+        };
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", &name, "-f"])
+            .arg(&user.key));
+        let public = fs::read_to_string(user.key.with_extension("pub")).expect("public key");
+        let ssh_dir = home.join(".ssh");
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&ssh_dir)
+            .expect("mkdir ~/.ssh");
+        write_file(&ssh_dir.join("authorized_keys"), &public, 0o600);
+        user.chown_home();
+        user
+    }
+
+    /// Gives everything under the home directory to the user (after root wrote into it).
+    pub fn chown_home(&self) {
+        run(Command::new("chown")
+            .arg("-R")
+            .arg(format!("{0}:{0}", self.name))
+            .arg(&self.home));
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _turn = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..20 {
+            let ok = Command::new("userdel")
+                .args(["--force", "--remove"])
+                .arg(&self.name)
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok || !user_exists(&self.name) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let _ = fs::remove_dir_all(&self.home);
+    }
+}
+
+fn user_exists(name: &str) -> bool {
+    Command::new("getent")
+        .args(["passwd", name])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// useradd fails while another process holds /etc/passwd's lock: try a few times.
+fn retry_account_tool(cmd: &mut Command) {
+    let mut last = None;
+    for _ in 0..20 {
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        if out.status.success() {
+            return;
+        }
+        last = Some(out);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let out = last.expect("at least one attempt");
+    panic!(
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// A private sshd: a copy of `/usr/sbin/sshd` under a unique name, with its own host key,
+/// `sshd_config`, PAM service file and log, listening on 127.0.0.1. Killed and cleaned up on
+/// drop.
+#[derive(Debug)]
+pub struct Sshd {
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+    /// PAM service (= program) name.
+    pub service: String,
+    pam_file: PathBuf,
+    log: PathBuf,
+    child: Child,
+    dir: TempDir,
+}
+
+impl Sshd {
+    /// Starts sshd with `pam_stack` as its PAM service file and `extra_config` at the top of the
+    /// harness's `sshd_config`, so it wins over the harness's defaults (e.g.
+    /// `AuthenticationMethods publickey,keyboard-interactive`, `PasswordAuthentication yes`).
+    /// `allow_users` restricts logins to the test's own accounts.
+    pub fn start(pam_stack: &str, extra_config: &str, allow_users: &[&TestUser]) -> Sshd {
+        assert!(
+            Path::new(SYSTEM_SSHD).exists(),
+            "{SYSTEM_SSHD} is missing: apt-get install -y openssh-server"
+        );
+        let dir = TempDir::new("sshd");
+        let service = format!("sshdptt{}", unique());
+        let program = dir.path().join(&service);
+        fs::copy(SYSTEM_SSHD, &program).expect("copy sshd");
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).expect("chmod sshd");
+        // sshd refuses to start without its privilege separation directory.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create("/run/sshd")
+            .expect("mkdir /run/sshd");
+
+        let host_key = dir.path().join("ssh_host_ed25519_key");
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key));
+
+        let pam_file = PathBuf::from("/etc/pam.d").join(&service);
+        write_file(&pam_file, pam_stack, 0o644);
+
+        let port = free_port();
+        let users: Vec<&str> = allow_users.iter().map(|u| u.name.as_str()).collect();
+        let mut config = String::new();
+        let _ = write!(
+            config,
+            "# Written by the pam-totp SSH test harness. The test's own lines come first:\n\
+             # for most keywords sshd keeps the first value it reads.\n\
+             {extra_config}\n\
+             Port {port}\n\
+             ListenAddress 127.0.0.1\n\
+             AddressFamily inet\n\
+             HostKey {host_key}\n\
+             PidFile {pid}\n\
+             UsePAM yes\n\
+             KbdInteractiveAuthentication yes\n\
+             PasswordAuthentication no\n\
+             PubkeyAuthentication yes\n\
+             AuthorizedKeysFile .ssh/authorized_keys\n\
+             PermitRootLogin no\n\
+             StrictModes yes\n\
+             UseDNS no\n\
+             PrintMotd no\n\
+             PrintLastLog no\n\
+             X11Forwarding no\n\
+             AllowTcpForwarding no\n\
+             MaxAuthTries 10\n\
+             MaxStartups 50\n\
+             LoginGraceTime 120\n\
+             LogLevel DEBUG3\n\
+             AllowUsers {users}\n",
+            host_key = host_key.display(),
+            pid = dir.path().join("sshd.pid").display(),
+            users = if users.is_empty() {
+                "nobody-at-all".to_string()
+            } else {
+                users.join(" ")
+            },
+        );
+        let config_path = dir.path().join("sshd_config");
+        write_file(&config_path, &config, 0o644);
+
+        // Check the configuration first: its complaints are clearer than a silent exit.
+        run(Command::new(&program).arg("-t").arg("-f").arg(&config_path));
+
+        let log = dir.path().join("sshd.log");
+        let log_file = fs::File::create(&log).expect("create sshd log");
+        let child = Command::new(&program)
+            .args(["-D", "-e", "-f"])
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("dup log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start sshd");
+        let mut sshd = Sshd {
+            port,
+            service,
+            pam_file,
+            log,
+            child,
+            dir,
+        };
+        sshd.wait_listening();
+        sshd
+    }
+
+    fn wait_listening(&mut self) {
+        let needle = format!("Server listening on 127.0.0.1 port {}", self.port);
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            if self.log().contains(&needle) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sshd exited ({status}) before listening:\n{}", self.log());
+            }
+            if Instant::now() > deadline {
+                panic!("sshd did not start listening:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything sshd logged so far (LogLevel DEBUG3, on stderr).
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// The harness's temporary directory (for test configuration files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_file(&self.pam_file);
+        if std::thread::panicking() {
+            let keep = std::env::temp_dir().join(format!("{}.log", self.service));
+            let kept = fs::copy(&self.log, &keep).is_ok();
+            eprintln!(
+                "--- sshd {} log (last lines{}) ---\n{}",
+                self.service,
+                if kept {
+                    format!("; all of it in {}", keep.display())
+                } else {
+                    String::new()
+                },
+                self.log_tail(80)
+            );
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// One login attempt by the scripted client.
+#[derive(Debug, Clone, Default)]
+pub struct Login {
+    /// Account name.
+    pub user: String,
+    /// Private key to offer first (publickey), if any.
+    pub key: Option<PathBuf>,
+    /// Answers to the keyboard-interactive prompts, in order.
+    pub answers: Vec<String>,
+    /// Command to run once logged in.
+    pub command: Option<String>,
+    /// Use the "password" method with this password instead of keyboard-interactive.
+    pub password: Option<String>,
+    /// Open an interactive shell on a terminal afterwards and record what it shows.
+    pub shell: bool,
+}
+
+impl Login {
+    /// A login as `user` offering its key first.
+    pub fn with_key(user: &TestUser) -> Login {
+        Login {
+            user: user.name.clone(),
+            key: Some(user.key.clone()),
+            ..Login::default()
+        }
+    }
+
+    /// A login as `user` with keyboard-interactive only.
+    pub fn without_key(user: &TestUser) -> Login {
+        Login {
+            user: user.name.clone(),
+            ..Login::default()
+        }
+    }
+
+    /// Adds an answer.
+    pub fn answer(mut self, answer: &str) -> Login {
+        self.answers.push(answer.to_string());
+        self
+    }
+
+    /// Sets the command to run.
+    pub fn command(mut self, command: &str) -> Login {
+        self.command = Some(command.to_string());
+        self
+    }
+
+    /// Uses the "password" method with `password` (the whole PAM conversation then gets it).
+    pub fn password(mut self, password: &str) -> Login {
+        self.password = Some(password.to_string());
+        self
+    }
+
+    /// Also opens an interactive login shell on a terminal (where sshd shows the PAM messages
+    /// of a successful login) and exits it.
+    pub fn shell(mut self) -> Login {
+        self.shell = true;
+        self
+    }
+
+    /// Connects to `sshd` with paramiko (`tests/ssh/kbdint_client.py`) and reports what
+    /// happened.
+    pub fn run(&self, sshd: &Sshd) -> Transcript {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ssh/kbdint_client.py");
+        let request = serde_json::json!({
+            "port": sshd.port,
+            "user": self.user,
+            "key": self.key.as_ref().map(|k| k.display().to_string()),
+            "password": self.password,
+            "answers": self.answers,
+            "command": self.command,
+            "shell": self.shell,
+            "timeout": 60,
+        });
+        let mut child = Command::new(PYTHON)
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {PYTHON}: {e}"));
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(request.to_string().as_bytes())
+            .expect("write request");
+        let out = child.wait_with_output().expect("client");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("No module named 'paramiko'"),
+            "paramiko is missing: apt-get install -y python3-paramiko"
+        );
+        assert!(
+            out.status.success(),
+            "client failed ({}): {stderr}\nsshd log:\n{}",
+            out.status,
+            sshd.log_tail(60)
+        );
+        let value: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "client printed no JSON ({e}): {}{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        Transcript::from_json(&value)
+    }
+}
+
+/// One keyboard-interactive round (an SSH_MSG_USERAUTH_INFO_REQUEST) as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Round {
+    /// The request's name field.
+    pub name: String,
+    /// The request's instruction field (sshd puts PAM_TEXT_INFO / PAM_ERROR_MSG text here).
+    pub instruction: String,
+    /// Prompt texts with their echo flags.
+    pub prompts: Vec<(String, bool)>,
+}
+
+/// What the client saw in one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcript {
+    /// "success", "partial", "failure" or "skipped" (no key offered).
+    pub publickey: String,
+    /// Methods the server still wanted after the key.
+    pub methods_after_publickey: Vec<String>,
+    /// Keyboard-interactive rounds, in order.
+    pub rounds: Vec<Round>,
+    /// "success", "partial" or "failure".
+    pub auth: String,
+    /// The client's error text (paramiko's), empty on success.
+    pub error: String,
+    /// Prompts the script had no answer for.
+    pub unanswered: u64,
+    /// The command's standard output.
+    pub stdout: String,
+    /// The command's exit status.
+    pub exit_status: Option<i64>,
+    /// What the interactive shell's terminal showed (login messages included).
+    pub shell_output: String,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or("").to_string()
+}
+
+impl Transcript {
+    fn from_json(v: &Value) -> Transcript {
+        let rounds = v["rounds"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .map(|r| Round {
+                        name: text(r, "name"),
+                        instruction: text(r, "instruction"),
+                        prompts: r["prompts"]
+                            .as_array()
+                            .map(|ps| {
+                                ps.iter()
+                                    .map(|p| {
+                                        (
+                                            p[0].as_str().unwrap_or("").to_string(),
+                                            p[1].as_bool().unwrap_or(true),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Transcript {
+            publickey: text(v, "publickey"),
+            methods_after_publickey: strings(&v["methods_after_publickey"]),
+            rounds,
+            auth: text(v, "auth"),
+            error: text(v, "error"),
+            unanswered: v["unanswered"].as_u64().unwrap_or(0),
+            stdout: text(v, "stdout"),
+            exit_status: v["exit_status"].as_i64(),
+            shell_output: text(v, "shell_output"),
+        }
+    }
+
+    /// Whether the login succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.auth == "success"
+    }
+
+    /// Every prompt, in order, over all rounds.
+    pub fn prompts(&self) -> Vec<(String, bool)> {
+        self.rounds
+            .iter()
+            .flat_map(|r| r.prompts.iter().cloned())
+            .collect()
+    }
+
+    /// Every non-empty name/instruction text (where sshd forwards PAM messages), in order.
+    pub fn messages(&self) -> Vec<String> {
+        self.rounds
+            .iter()
+            .flat_map(|r| [r.name.clone(), r.instruction.clone()])
+            .filter(|m| !m.trim().is_empty())
+            .collect()
+    }
+}
+
+/// A user's enrollment as `pam-totp enroll --json` printed it.
+#[derive(Debug)]
+pub struct Enrollment {
+    /// Base32 secret.
+    pub secret: String,
+    /// Backup codes as shown (`xxxxx-xxxxx`).
+    pub backup_codes: Vec<String>,
+    /// Where the secret file was written.
+    pub secret_file: PathBuf,
+    last_step: Mutex<u64>,
+}
+
+/// TOTP period used by the enrollments (the CLI default).
+pub const PERIOD: u64 = 30;
+
+impl Enrollment {
+    /// Enrolls `user` with `pam-totp enroll --json --config <config> --user <name>`.
+    pub fn enroll(user: &TestUser, config: &Path) -> Enrollment {
+        let out = run(Command::new(cli_path())
+            .args(["enroll", "--json", "--config"])
+            .arg(config)
+            .args(["--user", &user.name]));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "enroll --json printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        assert_eq!(
+            v["user"].as_str(),
+            Some(user.name.as_str()),
+            "enroll --json"
+        );
+        let enrollment = Enrollment {
+            secret: text(&v, "secret"),
+            backup_codes: strings(&v["backup_codes"]),
+            secret_file: PathBuf::from(text(&v, "secret_file")),
+            last_step: Mutex::new(0),
+        };
+        assert!(!enrollment.secret.is_empty(), "enroll --json: no secret");
+        enrollment
+    }
+
+    fn totp(&self) -> totp_rs::Totp {
+        let secret = totp_rs::Secret::try_from_base32(&self.secret).expect("base32 secret");
+        totp_rs::Builder::new()
+            .with_algorithm(totp_rs::Algorithm::SHA1)
+            .with_digits(6)
+            .with_step_duration(PERIOD)
+            .with_secret(secret)
+            .build()
+            .expect("totp parameters")
+    }
+
+    /// The code of time step `step`.
+    pub fn code_for_step(&self, step: u64) -> String {
+        self.totp().generate(step * PERIOD).to_string()
+    }
+
+    /// A code the module has not seen yet: the current step's, or the next step's (inside the
+    /// default window of one step) when the current one was already used. Waits for the next
+    /// period only when both were used.
+    pub fn fresh_code(&self) -> String {
+        let mut last = self.last_step.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let current = now() / PERIOD;
+            let step = current.max(*last + 1);
+            if step <= current + 1 {
+                *last = step;
+                return self.code_for_step(step);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// A six-digit code that is not valid anywhere near now (differs from the codes of the
+    /// surrounding ±3 steps), so the module must reject it as wrong.
+    pub fn wrong_code(&self) -> String {
+        let current = now() / PERIOD;
+        let near: Vec<String> = (current.saturating_sub(3)..=current + 3)
+            .map(|s| self.code_for_step(s))
+            .collect();
+        let mut candidate =
+            (self.code_for_step(current).parse::<u32>().unwrap_or(0) + 500_000) % 1_000_000;
+        loop {
+            let text = format!("{candidate:06}");
+            if !near.contains(&text) {
+                return text;
+            }
+            candidate = (candidate + 1) % 1_000_000;
+        }
+    }
+}
+
+/// A pam_totp configuration file for one test, in its own directory, with a private state
+/// directory so tests never share throttle counters or used steps.
+#[derive(Debug)]
+pub struct TotpConfig {
+    /// The configuration file (`config=` argument / `--config`).
+    pub path: PathBuf,
+    /// The state directory it names.
+    pub state_dir: PathBuf,
+    _dir: TempDir,
+}
+
+impl TotpConfig {
+    /// Writes `state_dir = ...` plus `extra` (TOML lines) to a fresh file.
+    pub fn new(extra: &str) -> TotpConfig {
+        let dir = TempDir::new("conf");
+        let state_dir = dir.path().join("state");
+        let path = dir.path().join("pam_totp.conf");
+        write_file(
+            &path,
+            &format!("state_dir = \"{}\"\n{extra}\n", state_dir.display()),
+            0o644,
+        );
+        TotpConfig {
+            path,
+            state_dir,
+            _dir: dir,
+        }
+    }
+
+    /// The module line argument pointing at this file.
+    pub fn arg(&self) -> String {
+        format!("config={}", self.path.display())
+    }
+}

@@ -1,0 +1,454 @@
+//! Real SSH logins end to end (issue 4): a private OpenSSH sshd on 127.0.0.1 with its own PAM
+//! service, a real client (paramiko) answering the keyboard-interactive prompts, and
+//! pam_totp.so as built by `cargo build --workspace`. Run as root:
+//! `cargo test -p pam-totp-e2e --test ssh`; needs openssh-server, openssh-client (ssh-keygen)
+//! and python3-paramiko.
+
+use pam_totp_e2e::harness_syslog::{SyslogCapture, has_fields};
+use pam_totp_e2e::ssh::{
+    Enrollment, Login, Sshd, TestUser, TotpConfig, Transcript, module_path, root_or_skip,
+};
+
+/// The keyboard-interactive prompt of pam_unix.
+const PASSWORD_PROMPT: &str = "Password: ";
+/// pam_totp's default prompt.
+const CODE_PROMPT: &str = "Verification code: ";
+/// pam_totp's prompt with `forward_pass`.
+const FORWARD_PROMPT: &str = "Password & verification code: ";
+
+const PUBLICKEY_AND_CODE: &str = "AuthenticationMethods publickey,keyboard-interactive";
+const KBDINT_ONLY: &str = "AuthenticationMethods keyboard-interactive";
+
+/// account/session lines every test service shares (as Debian's `/etc/pam.d/sshd` has them).
+const ACCOUNT_SESSION: &str = "account required pam_unix.so\nsession required pam_unix.so\n";
+
+/// A PAM service file: `auth` lines, then the shared account/session lines.
+fn pam_service(auth: &str) -> String {
+    format!("# pam-totp SSH test service\n{auth}\n{ACCOUNT_SESSION}")
+}
+
+/// `auth required <module> <config> <args>`.
+fn totp_line(config: &TotpConfig, args: &str) -> String {
+    format!(
+        "auth required {} {} {args}",
+        module_path().display(),
+        config.arg()
+    )
+}
+
+fn assert_logged_in(t: &Transcript, user: &TestUser, sshd: &Sshd) {
+    assert!(
+        t.succeeded(),
+        "login of {} should succeed: {t:#?}\n{}",
+        user.name,
+        sshd.log_tail(40)
+    );
+    assert_eq!(t.exit_status, Some(0), "{t:#?}");
+    assert_eq!(t.stdout.trim(), user.name, "the command ran as the user");
+}
+
+fn assert_refused(t: &Transcript, what: &str) {
+    assert_eq!(t.auth, "failure", "{what} must be refused: {t:#?}");
+    assert!(t.stdout.is_empty(), "{what}: no command may run: {t:#?}");
+}
+
+/// The harness alone, with no pam_totp: pam_unix through keyboard-interactive. Shows that the
+/// private sshd, its PAM service and the client work, so the other tests' failures are about
+/// pam_totp.
+#[test]
+fn given_harness_with_pam_unix_then_password_login_works() {
+    if !root_or_skip("harness test") {
+        return;
+    }
+    let user = TestUser::create();
+    let sshd = Sshd::start(
+        &pam_service("auth required pam_unix.so"),
+        KBDINT_ONLY,
+        &[&user],
+    );
+    let ok = Login::without_key(&user)
+        .answer(&user.password)
+        .command("id -un")
+        .run(&sshd);
+    assert_logged_in(&ok, &user, &sshd);
+    assert_eq!(ok.prompts(), vec![(PASSWORD_PROMPT.to_string(), false)]);
+    let bad = Login::without_key(&user)
+        .answer("not-the-password")
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&bad, "a wrong password");
+    drop(sshd);
+    // The private service file is the one in force: with pam_deny there, the right password
+    // (which the system's /etc/pam.d/sshd would accept) is refused.
+    let sshd = Sshd::start(
+        &pam_service("auth required pam_deny.so"),
+        KBDINT_ONLY,
+        &[&user],
+    );
+    let denied = Login::without_key(&user)
+        .answer(&user.password)
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&denied, "any login through a pam_deny service");
+}
+
+/// Scenario 1: publickey then keyboard-interactive with a PAM stack of only pam_totp.
+#[test]
+fn given_publickey_and_code_then_right_code_in_wrong_and_reused_out_backup_once() {
+    if !root_or_skip("scenario 1") {
+        return;
+    }
+    let user = TestUser::create();
+    let config = TotpConfig::new("");
+    let enrollment = Enrollment::enroll(&user, &config.path);
+    let sshd = Sshd::start(
+        &pam_service(&totp_line(&config, "")),
+        PUBLICKEY_AND_CODE,
+        &[&user],
+    );
+
+    // The key alone is not enough: the server asks for keyboard-interactive next.
+    let code = enrollment.fresh_code();
+    let ok = Login::with_key(&user)
+        .answer(&code)
+        .command("id -un")
+        .run(&sshd);
+    assert_eq!(ok.publickey, "partial", "{ok:#?}");
+    assert_eq!(ok.methods_after_publickey, vec!["keyboard-interactive"]);
+    assert_eq!(ok.prompts(), vec![(CODE_PROMPT.to_string(), false)]);
+    assert_logged_in(&ok, &user, &sshd);
+
+    let wrong = Login::with_key(&user)
+        .answer(&enrollment.wrong_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_eq!(wrong.prompts(), vec![(CODE_PROMPT.to_string(), false)]);
+    assert_refused(&wrong, "a wrong code");
+
+    let reused = Login::with_key(&user)
+        .answer(&code)
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&reused, "a reused code");
+
+    let backup = &enrollment.backup_codes[0];
+    let first = Login::with_key(&user)
+        .answer(backup)
+        .command("id -un")
+        .shell()
+        .run(&sshd);
+    assert_logged_in(&first, &user, &sshd);
+    // sshd keeps the PAM_TEXT_INFO of a successful login for the terminal of a login shell.
+    let left = enrollment.backup_codes.len() - 1;
+    assert!(
+        first
+            .shell_output
+            .contains(&format!("Backup code accepted; {left} backup codes left.")),
+        "after a backup code the terminal says how many remain: {first:#?}"
+    );
+    let again = Login::with_key(&user)
+        .answer(backup)
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&again, "a used backup code");
+    // Without the key, the code alone does not open the door.
+    let no_key = Login::without_key(&user)
+        .answer(&enrollment.fresh_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&no_key, "a code without the key");
+    assert!(
+        no_key.rounds.is_empty(),
+        "no prompt before the key: {no_key:#?}"
+    );
+}
+
+/// Scenario 2: password (pam_unix) then code (pam_totp), both in keyboard-interactive.
+#[test]
+fn given_password_and_code_then_prompts_in_order_and_wrong_password_reveals_nothing() {
+    if !root_or_skip("scenario 2") {
+        return;
+    }
+    let user = TestUser::create();
+    let config = TotpConfig::new("");
+    let enrollment = Enrollment::enroll(&user, &config.path);
+    let auth = format!("auth required pam_unix.so\n{}", totp_line(&config, ""));
+    let sshd = Sshd::start(&pam_service(&auth), KBDINT_ONLY, &[&user]);
+    let both = vec![
+        (PASSWORD_PROMPT.to_string(), false),
+        (CODE_PROMPT.to_string(), false),
+    ];
+
+    let ok = Login::without_key(&user)
+        .answer(&user.password)
+        .answer(&enrollment.fresh_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_eq!(ok.prompts(), both, "password first, then the code");
+    assert_eq!(ok.unanswered, 0);
+    assert_logged_in(&ok, &user, &sshd);
+
+    // A wrong password with the right (unused) code, and the right password with a wrong
+    // code: the client must not be able to tell the two apart.
+    let wrong_password = Login::without_key(&user)
+        .answer("not-the-password")
+        .answer(&enrollment.fresh_code())
+        .command("id -un")
+        .run(&sshd);
+    let wrong_code = Login::without_key(&user)
+        .answer(&user.password)
+        .answer(&enrollment.wrong_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&wrong_password, "a wrong password with the right code");
+    assert_refused(&wrong_code, "the right password with a wrong code");
+    assert_eq!(wrong_password.prompts(), both);
+    assert_eq!(
+        wrong_password, wrong_code,
+        "a wrong password must look exactly like a wrong code to the client"
+    );
+}
+
+/// Scenario 3: `forward_pass`: one prompt takes password and code together; pam_unix checks
+/// the password part with `use_first_pass`.
+#[test]
+fn given_forward_pass_then_one_prompt_for_password_and_code() {
+    if !root_or_skip("scenario 3") {
+        return;
+    }
+    let user = TestUser::create();
+    let config = TotpConfig::new("");
+    let enrollment = Enrollment::enroll(&user, &config.path);
+    let auth = format!(
+        "{}\nauth required pam_unix.so use_first_pass",
+        totp_line(&config, "forward_pass")
+    );
+    let sshd = Sshd::start(&pam_service(&auth), KBDINT_ONLY, &[&user]);
+    let one = vec![(FORWARD_PROMPT.to_string(), false)];
+
+    let ok = Login::without_key(&user)
+        .answer(&format!("{}{}", user.password, enrollment.fresh_code()))
+        .command("id -un")
+        .run(&sshd);
+    assert_eq!(ok.prompts(), one, "a single prompt");
+    assert_logged_in(&ok, &user, &sshd);
+
+    let wrong_code = Login::without_key(&user)
+        .answer(&format!("{}{}", user.password, enrollment.wrong_code()))
+        .command("id -un")
+        .run(&sshd);
+    assert_eq!(wrong_code.prompts(), one);
+    assert_refused(&wrong_code, "the right password with a wrong code");
+
+    let wrong_password = Login::without_key(&user)
+        .answer(&format!("not-the-password{}", enrollment.fresh_code()))
+        .command("id -un")
+        .run(&sshd);
+    assert_eq!(wrong_password.prompts(), one);
+    assert_refused(&wrong_password, "a wrong password with the right code");
+
+    let password_only = Login::without_key(&user)
+        .answer(&user.password)
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&password_only, "the password without a code");
+}
+
+/// Scenario 3, continued: a client that only has a password field (the "password" method, no
+/// keyboard-interactive) types password and code together; sshd hands that answer to the
+/// forward_pass prompt.
+#[test]
+fn given_forward_pass_then_password_method_takes_password_and_code() {
+    if !root_or_skip("scenario 3 (password method)") {
+        return;
+    }
+    let user = TestUser::create();
+    let config = TotpConfig::new("");
+    let enrollment = Enrollment::enroll(&user, &config.path);
+    let auth = format!(
+        "{}\nauth required pam_unix.so use_first_pass",
+        totp_line(&config, "forward_pass")
+    );
+    let sshd = Sshd::start(
+        &pam_service(&auth),
+        "PasswordAuthentication yes\nAuthenticationMethods password",
+        &[&user],
+    );
+    let ok = Login::without_key(&user)
+        .password(&format!("{}{}", user.password, enrollment.fresh_code()))
+        .command("id -un")
+        .run(&sshd);
+    assert_logged_in(&ok, &user, &sshd);
+    let password_only = Login::without_key(&user)
+        .password(&user.password)
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&password_only, "the password without a code");
+    let wrong_code = Login::without_key(&user)
+        .password(&format!("{}{}", user.password, enrollment.wrong_code()))
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&wrong_code, "the password with a wrong code");
+}
+
+/// Scenario 4: a user without a secret file: in with the key alone under `nullok`, refused
+/// without it. The stack ends in pam_permit (as config/pam.d/sshd-publickey.example does),
+/// because a stack whose only module answers PAM_IGNORE fails; an enrolled user on the same
+/// stack still needs the code.
+#[test]
+fn given_unenrolled_user_then_nullok_lets_key_alone_in_and_default_refuses() {
+    if !root_or_skip("scenario 4") {
+        return;
+    }
+    let unenrolled = TestUser::create();
+    let enrolled = TestUser::create();
+    let config = TotpConfig::new("");
+    let enrollment = Enrollment::enroll(&enrolled, &config.path);
+
+    let nullok = format!(
+        "{}\nauth required pam_permit.so",
+        totp_line(&config, "nullok")
+    );
+    let sshd = Sshd::start(
+        &pam_service(&nullok),
+        PUBLICKEY_AND_CODE,
+        &[&unenrolled, &enrolled],
+    );
+    let key_alone = Login::with_key(&unenrolled).command("id -un").run(&sshd);
+    assert_logged_in(&key_alone, &unenrolled, &sshd);
+    assert!(
+        key_alone.prompts().is_empty(),
+        "no code prompt: {key_alone:#?}"
+    );
+    let enrolled_wrong = Login::with_key(&enrolled)
+        .answer(&enrollment.wrong_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(
+        &enrolled_wrong,
+        "an enrolled user's wrong code under nullok",
+    );
+    let enrolled_ok = Login::with_key(&enrolled)
+        .answer(&enrollment.fresh_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_logged_in(&enrolled_ok, &enrolled, &sshd);
+    drop(sshd);
+
+    let strict = format!("{}\nauth required pam_permit.so", totp_line(&config, ""));
+    let sshd = Sshd::start(&pam_service(&strict), PUBLICKEY_AND_CODE, &[&unenrolled]);
+    let refused = Login::with_key(&unenrolled)
+        .answer("123456")
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&refused, "an unenrolled user without nullok");
+    // It is asked anyway, so a stranger cannot tell who is enrolled.
+    assert_eq!(refused.prompts(), vec![(CODE_PROMPT.to_string(), false)]);
+}
+
+/// Scenario 5: the throttle lives in the state file, so it holds across SSH connections: after
+/// `throttle_attempts` wrong codes, the right code is refused too, on a new connection.
+#[test]
+fn given_failures_on_separate_connections_then_lockout_holds() {
+    if !root_or_skip("scenario 5") {
+        return;
+    }
+    let user = TestUser::create();
+    let config = TotpConfig::new("throttle_attempts = 2\nthrottle_delay = 3600");
+    let enrollment = Enrollment::enroll(&user, &config.path);
+    let sshd = Sshd::start(
+        &pam_service(&totp_line(&config, "")),
+        PUBLICKEY_AND_CODE,
+        &[&user],
+    );
+    for n in 1..=2 {
+        let wrong = Login::with_key(&user)
+            .answer(&enrollment.wrong_code())
+            .command("id -un")
+            .run(&sshd);
+        assert_eq!(wrong.prompts(), vec![(CODE_PROMPT.to_string(), false)]);
+        assert_refused(&wrong, &format!("wrong code #{n}"));
+    }
+    let locked = Login::with_key(&user)
+        .answer(&enrollment.fresh_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&locked, "the right code during a lock-out");
+    assert!(
+        locked.prompts().is_empty(),
+        "a locked-out client is not asked for a code: {locked:#?}"
+    );
+    assert!(
+        locked
+            .messages()
+            .iter()
+            .any(|m| m.contains("Too many failed attempts")),
+        "the client is told about the lock-out: {locked:#?}"
+    );
+    // A backup code does not get round the lock-out either.
+    let backup = Login::with_key(&user)
+        .answer(&enrollment.backup_codes[0])
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&backup, "a backup code during a lock-out");
+}
+
+/// Scenario 6: sshd hands the client's address to PAM as PAM_RHOST, and it reaches the
+/// module's syslog line; no entered code reaches any log line.
+#[test]
+fn given_ssh_login_then_syslog_line_names_rhost() {
+    if !root_or_skip("scenario 6") {
+        return;
+    }
+    let user = TestUser::create();
+    let config = TotpConfig::new("");
+    let enrollment = Enrollment::enroll(&user, &config.path);
+    let sshd = Sshd::start(
+        &pam_service(&totp_line(&config, "")),
+        PUBLICKEY_AND_CODE,
+        &[&user],
+    );
+    let syslog = SyslogCapture::start();
+    let code = enrollment.fresh_code();
+    let ok = Login::with_key(&user)
+        .answer(&code)
+        .command("id -un")
+        .run(&sshd);
+    assert_logged_in(&ok, &user, &sshd);
+    let wrong = enrollment.wrong_code();
+    let bad = Login::with_key(&user)
+        .answer(&wrong)
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&bad, "a wrong code");
+
+    let lines = syslog.lines();
+    let ours: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("pam_totp") && has_fields(l, &[("user", &user.name)]))
+        .collect();
+    let find = |result: &[(&str, &str)]| {
+        ours.iter()
+            .find(|l| has_fields(l, result))
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| panic!("no line with {result:?}; got {lines:#?}"))
+    };
+    let success = find(&[("method", "totp"), ("result", "success")]);
+    let failure = find(&[("result", "failure"), ("reason", "wrong-code")]);
+    for line in [&success, &failure] {
+        assert!(
+            has_fields(line, &[("rhost", "127.0.0.1"), ("service", &sshd.service)]),
+            "rhost or service missing: {line}"
+        );
+        assert!(
+            line.contains(&format!("pam_totp({}:auth)", sshd.service)),
+            "service missing: {line}"
+        );
+    }
+    for line in &lines {
+        assert!(
+            !line.contains(&code) && !line.contains(&wrong),
+            "an entered code reached syslog: {line}"
+        );
+    }
+}
