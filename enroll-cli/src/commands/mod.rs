@@ -1,6 +1,19 @@
 //! One module per subcommand (file names mirror the command words), and the dispatcher.
 
+pub mod audit;
+pub mod backup_codes;
+pub mod disable;
+pub mod doctor;
 pub mod enroll;
+pub mod explain;
+pub mod import_google_authenticator;
+pub mod list;
+pub mod man;
+pub mod qr;
+pub mod remove;
+pub mod reset;
+pub mod status;
+pub mod unlock;
 
 use crate::cli::{Cli, Command};
 use crate::context::Ctx;
@@ -12,17 +25,37 @@ use std::io::{BufRead, Write};
 /// # Errors
 /// Whatever the command reports.
 pub fn run(cli: Cli) -> Result<()> {
+    let config = cli.config.as_deref();
+    // Commands that must work with a broken or absent configuration come first.
     match &cli.command {
-        Command::Completions { .. } | Command::Manpage | Command::Doctor(_) => {}
+        Command::Completions { shell } => {
+            man::completions(*shell);
+            return Ok(());
+        }
+        Command::Manpage => {
+            print!("{}", man::manpage());
+            return Ok(());
+        }
+        Command::Doctor(args) => return doctor::run(config, args),
+        Command::Explain(args) => return explain::run(config, args),
         _ => {}
     }
-    let mut ctx = Ctx::load(cli.config.as_deref())?;
+    let mut ctx = Ctx::load(config)?;
     match &cli.command {
         Command::Enroll(args) => enroll::run(&mut ctx, args),
-        _ => Err(Error::usage(
-            "this command is not implemented yet",
-            "Use `pam-totp enroll --json` for now.",
-        )),
+        Command::Status(args) => status::run(&ctx, args),
+        Command::BackupCodes(args) => backup_codes::run(&ctx, args),
+        Command::Qr(args) => qr::run(&ctx, args),
+        Command::List(args) => list::run(&ctx, args),
+        Command::Remove(args) => remove::run(&ctx, args),
+        Command::Disable(args) => disable::run(&ctx, args),
+        Command::Reset(args) => reset::run(&ctx, args),
+        Command::Unlock(args) => unlock::run(&ctx, args),
+        Command::ImportGoogleAuthenticator(args) => import_google_authenticator::run(&ctx, args),
+        Command::Completions { .. }
+        | Command::Manpage
+        | Command::Doctor(_)
+        | Command::Explain(_) => Ok(()),
     }
 }
 

@@ -1,0 +1,45 @@
+//! `pam-totp disable`: removes the caller's own enrollment (or, for root, a named user's) after
+//! a typed confirmation.
+
+use crate::cli::DisableArgs;
+use crate::commands::prompt;
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use pam_totp_core::store::Backend;
+
+/// Runs `disable`.
+///
+/// # Errors
+/// See [`Error`].
+pub fn run(ctx: &Ctx, args: &DisableArgs) -> Result<()> {
+    let user = ctx.target(args.user.user.as_deref())?;
+    // Refuse early if there is nothing (usable) to remove; a corrupt file may still be removed.
+    let path = ctx.secret_path(&user)?;
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Err(Error::NotEnrolled {
+            user: user.name.clone(),
+            path,
+        });
+    }
+    if !args.yes {
+        eprintln!(
+            "This removes the enrollment of {} ({}): the key and all backup codes stop working.",
+            user.name,
+            path.display()
+        );
+        let answer = prompt("Type `yes` to remove it: ")?.ok_or(Error::Eof("confirmation"))?;
+        if answer.trim() != "yes" {
+            return Err(Error::Declined);
+        }
+    }
+    ctx.backend.remove_secret(&user).map_err(Error::Store)?;
+    println!("Removed the enrollment of {}.", user.name);
+    if !ctx.config.nullok {
+        println!(
+            "Logins that require pam_totp will now fail for {} until they enroll again \
+             (`pam-totp enroll`).",
+            user.name
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! `pam-totp reset --user NAME` (root): removes a user's enrollment and state, e.g. after they
+//! lost their phone; they can then enroll again. Logged to syslog.
+
+use crate::cli::AdminUserArgs;
+use crate::commands::audit;
+use crate::context::{self, Ctx};
+use crate::error::{Error, Result};
+use pam_totp_core::store::{self, Backend};
+
+/// Runs `reset`.
+///
+/// # Errors
+/// See [`Error`].
+pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
+    context::require_root("reset")?;
+    let user = context::lookup(&args.user)?;
+    let path = ctx.secret_path(&user)?;
+    let secret_removed = ctx.backend.remove_secret(&user).map_err(Error::Store)?;
+    let state_removed = {
+        let _lock = ctx.backend.lock_state(&user.name).map_err(Error::State)?;
+        store::remove(&ctx.backend.state_path(&user.name)).map_err(Error::State)?
+    };
+    audit::log(
+        "reset",
+        &user.name,
+        &format!("secret_removed={secret_removed} state_removed={state_removed}"),
+    );
+    match (secret_removed, state_removed) {
+        (false, false) => println!(
+            "{} had no enrollment and no state; nothing was removed.",
+            user.name
+        ),
+        _ => println!(
+            "Reset {}: {}{}. They can enroll again with `pam-totp enroll`{}.",
+            user.name,
+            if secret_removed {
+                format!("removed {}", path.display())
+            } else {
+                "no secret file".to_string()
+            },
+            if state_removed {
+                " and the state (replay, backup-code and lockout records)"
+            } else {
+                ""
+            },
+            if ctx.config.nullok {
+                ""
+            } else {
+                "; until then logins that need a code fail"
+            }
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,375 @@
+//! `pam-totp status`: one user's enrollment, backup codes, last use and lockouts; with `--all`,
+//! one row per enrolled user (root). Reports only: nothing is written.
+
+use crate::cli::StatusArgs;
+use crate::context::{self, Ctx};
+use crate::error::{Error, Result};
+use crate::output;
+use pam_totp_core::secret_file::SecretFile;
+use pam_totp_core::state::State;
+use pam_totp_core::store::{Backend, LocalFiles, UserInfo};
+use pam_totp_core::throttle::{self, Lockout};
+use pam_totp_core::verify;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// An authenticator as reports show it (no key).
+#[derive(Serialize)]
+pub struct AuthenticatorInfo {
+    /// Name.
+    pub name: String,
+    /// `SHA1`, `SHA256` or `SHA512`.
+    pub algorithm: &'static str,
+    /// 6 or 8.
+    pub digits: u8,
+    /// Seconds per code.
+    pub period: u64,
+    /// Unix time it was added.
+    pub added: u64,
+    /// Unix time of the last accepted code from it, if known.
+    pub last_used: Option<u64>,
+}
+
+/// The last successful second factor.
+#[derive(Serialize)]
+pub struct LastUseInfo {
+    time: u64,
+    service: String,
+    rhost: String,
+    method: String,
+}
+
+/// A current lockout.
+#[derive(Serialize)]
+pub struct LockInfo {
+    /// `user` (the per-user ceiling) or the host key.
+    pub scope: String,
+    /// Seconds left.
+    pub seconds: u64,
+    /// Unix time it ends.
+    pub until: u64,
+}
+
+/// Status of one user.
+#[derive(Serialize)]
+pub struct UserStatus {
+    user: String,
+    enrolled: bool,
+    secret_file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<u64>,
+    authenticators: Vec<AuthenticatorInfo>,
+    backup_codes_left: usize,
+    backup_codes_total: usize,
+    last_success: Option<LastUseInfo>,
+    failures: u32,
+    lockouts: Vec<LockInfo>,
+}
+
+/// The authenticators of `file` with their last use from `state`.
+pub fn authenticators(file: &SecretFile, state: Option<&State>) -> Vec<AuthenticatorInfo> {
+    file.authenticators
+        .iter()
+        .map(|a| AuthenticatorInfo {
+            name: a.name.clone(),
+            algorithm: a.algorithm.as_str(),
+            digits: a.digits,
+            period: a.period,
+            added: a.added,
+            last_used: state
+                .filter(|s| s.enrollment_id == file.enrollment_id)
+                .and_then(|s| s.last_step.get(&a.name))
+                .map(|step| step.saturating_mul(a.period)),
+        })
+        .collect()
+}
+
+/// Lockouts in force at `now`.
+pub fn lockouts(ctx: &Ctx, state: &State) -> Vec<LockInfo> {
+    let policy = &ctx.config.throttle;
+    let mut out = Vec::new();
+    // The per-user ceiling shows up whichever host is asked about.
+    if let Some(Lockout::User { seconds }) = throttle::check(state, "\0none", policy, ctx.now) {
+        out.push(LockInfo {
+            scope: "user".into(),
+            seconds,
+            until: ctx.now + seconds,
+        });
+    }
+    let mut only_hosts = state.clone();
+    only_hosts.user_failures = Default::default();
+    for host in state.host_failures.keys() {
+        if let Some(Lockout::Host { seconds }) = throttle::check(&only_hosts, host, policy, ctx.now)
+        {
+            out.push(LockInfo {
+                scope: host.clone(),
+                seconds,
+                until: ctx.now + seconds,
+            });
+        }
+    }
+    out
+}
+
+fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Result<UserStatus> {
+    let path = backend.secret_location(user).map_err(Error::Store)?;
+    let mut status = UserStatus {
+        user: user.name.clone(),
+        enrolled: false,
+        secret_file: path,
+        error: None,
+        since: None,
+        authenticators: Vec::new(),
+        backup_codes_left: 0,
+        backup_codes_total: 0,
+        last_success: None,
+        failures: 0,
+        lockouts: Vec::new(),
+    };
+    let file = match backend.load_secret(user) {
+        Ok(f) => f,
+        Err(e) if strict => return Err(Error::from_load(e)),
+        Err(e) => {
+            status.error = Some(format!("secret file: {} ({e})", e.class()));
+            None
+        }
+    };
+    let state = match ctx.peek_state(&user.name) {
+        Ok(s) => s,
+        Err(e) if strict => return Err(e),
+        Err(e) => {
+            status.error = Some(e.to_string().lines().next().unwrap_or("").to_string());
+            None
+        }
+    };
+    if let Some(file) = &file {
+        status.enrolled = true;
+        status.since = Some(file.created);
+        status.authenticators = authenticators(file, state.as_ref());
+        status.backup_codes_total = file.backup.as_ref().map_or(0, |b| b.hashes.len());
+        status.backup_codes_left =
+            verify::backup_codes_left(file, state.as_ref().unwrap_or(&State::new()));
+    }
+    if let Some(state) = &state {
+        status.last_success = state.last_success.as_ref().map(|l| LastUseInfo {
+            time: l.time,
+            service: l.service.clone(),
+            rhost: l.rhost.clone(),
+            method: l.method.clone(),
+        });
+        status.failures = state.user_failures.count;
+        status.lockouts = lockouts(ctx, state);
+    }
+    Ok(status)
+}
+
+/// Runs `status`.
+///
+/// # Errors
+/// See [`Error`].
+pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
+    if args.all {
+        return all(ctx, args.json);
+    }
+    let user = ctx.target(args.user.user.as_deref())?;
+    let s = gather(ctx, &ctx.backend, &user, true)?;
+    if args.json {
+        return output::print_json(&s).map_err(Error::Io);
+    }
+    println!("User:           {}", s.user);
+    if !s.enrolled {
+        println!(
+            "Enrolled:       no (no secret file at {})",
+            s.secret_file.display()
+        );
+        println!(
+            "                {}",
+            if ctx.config.nullok {
+                "Logins skip the code (nullok). Enroll with `pam-totp enroll`."
+            } else {
+                "Logins that need a code will fail. Enroll with `pam-totp enroll`."
+            }
+        );
+    } else {
+        println!(
+            "Enrolled:       yes, since {} ({})",
+            output::date(s.since.unwrap_or(0)),
+            s.secret_file.display()
+        );
+        for (i, a) in s.authenticators.iter().enumerate() {
+            println!(
+                "{}{} ({}, {} digits, {} s){}",
+                if i == 0 {
+                    "Authenticators: "
+                } else {
+                    "                "
+                },
+                a.name,
+                a.algorithm,
+                a.digits,
+                a.period,
+                a.last_used
+                    .map(|t| format!(", last used {}", output::date(t)))
+                    .unwrap_or_default()
+            );
+        }
+        println!(
+            "Backup codes:   {} of {} left{}",
+            s.backup_codes_left,
+            s.backup_codes_total,
+            if s.backup_codes_left < 3 {
+                " (make new ones: pam-totp backup-codes --regenerate)"
+            } else {
+                ""
+            }
+        );
+    }
+    match &s.last_success {
+        Some(l) => println!(
+            "Last success:   {} via {}{} ({})",
+            output::date(l.time),
+            l.service,
+            if l.rhost.is_empty() {
+                " (local)".to_string()
+            } else {
+                format!(" from {}", l.rhost)
+            },
+            l.method
+        ),
+        None => println!("Last success:   never recorded"),
+    }
+    if s.lockouts.is_empty() {
+        println!(
+            "Lockout:        none{}",
+            if s.failures > 0 {
+                format!(" ({} recent failed attempts)", s.failures)
+            } else {
+                String::new()
+            }
+        );
+    } else {
+        for (i, l) in s.lockouts.iter().enumerate() {
+            println!(
+                "{}{} until {} ({} left; root can clear it: pam-totp unlock --user {})",
+                if i == 0 {
+                    "Lockout:        "
+                } else {
+                    "                "
+                },
+                if l.scope == "user" {
+                    "all hosts".to_string()
+                } else {
+                    format!("host {}", l.scope)
+                },
+                output::date(l.until),
+                output::duration(l.seconds),
+                s.user
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Users worth looking at for `--all`: every local passwd entry, plus every user with a state
+/// file (accounts from LDAP or SSSD who have logged in). Reading /etc/passwd once avoids an NSS
+/// query per user; only state-file users missing from it are looked up.
+fn candidates(backend: &LocalFiles) -> Result<Vec<UserInfo>> {
+    let mut users: BTreeMap<String, UserInfo> = BTreeMap::new();
+    if let Ok(text) = std::fs::read_to_string("/etc/passwd") {
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() < 7 || f[0].is_empty() || f[0].starts_with(['+', '-']) {
+                continue;
+            }
+            let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) else {
+                continue;
+            };
+            users.insert(
+                f[0].to_string(),
+                UserInfo {
+                    name: f[0].to_string(),
+                    uid,
+                    gid,
+                    home: PathBuf::from(f[5]),
+                },
+            );
+        }
+    }
+    for name in backend.state_users().map_err(Error::State)? {
+        if let std::collections::btree_map::Entry::Vacant(slot) = users.entry(name) {
+            if let Ok(Some(u)) = UserInfo::lookup(slot.key()) {
+                slot.insert(u);
+            }
+        }
+    }
+    Ok(users.into_values().collect())
+}
+
+fn all(ctx: &Ctx, json: bool) -> Result<()> {
+    context::require_root("status --all")?;
+    let mut rows = Vec::new();
+    for user in candidates(&ctx.backend)? {
+        let Ok(path) = ctx.backend.secret_location(&user) else {
+            continue;
+        };
+        // A cheap existence test first: most accounts have no enrollment.
+        if std::fs::symlink_metadata(&path).is_err() {
+            continue;
+        }
+        rows.push(gather(ctx, &ctx.backend, &user, false)?);
+    }
+    if json {
+        return output::print_json(&rows).map_err(Error::Io);
+    }
+    if rows.is_empty() {
+        println!("No enrolled users.");
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:>6} {:<24} {:<30} LOCKOUT",
+        "USER", "BACKUP", "LAST SUCCESS", "FROM"
+    );
+    for r in &rows {
+        let lock = if let Some(e) = &r.error {
+            format!("error: {e}")
+        } else if r.lockouts.is_empty() {
+            "-".to_string()
+        } else {
+            r.lockouts
+                .iter()
+                .map(|l| format!("{} {}", l.scope, output::duration(l.seconds)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (when, from) = match &r.last_success {
+            Some(l) => (
+                output::date(l.time).trim_end_matches(" UTC").to_string(),
+                format!(
+                    "{} {}",
+                    l.service,
+                    if l.rhost.is_empty() {
+                        "local"
+                    } else {
+                        &l.rhost
+                    }
+                ),
+            ),
+            None => ("never".to_string(), "-".to_string()),
+        };
+        println!(
+            "{:<20} {:>6} {:<24} {:<30} {lock}",
+            r.user,
+            if r.enrolled {
+                format!("{}/{}", r.backup_codes_left, r.backup_codes_total)
+            } else {
+                "?".into()
+            },
+            when,
+            from
+        );
+    }
+    Ok(())
+}
