@@ -131,9 +131,16 @@ impl<C: Clock> Session<'_, C> {
     fn run<P: PamIo>(&self, io: &mut P) -> Outcome {
         let (ctx, cfg) = (&self.ctx, &self.cfg);
         let loaded = self.backend.load_secret(&self.info);
-        let groups = match self.info.group_names() {
-            Ok(g) => g,
-            Err(e) => return unusable(ctx, &e),
+        // Group lookups (NSS, maybe a directory server) only when a rule needs them.
+        let needs_groups = !cfg.policy.exempt_groups.is_empty()
+            || matches!(cfg.policy.require, pam_totp_core::policy::Require::Groups(_));
+        let groups = if needs_groups {
+            match self.info.group_names() {
+                Ok(g) => g,
+                Err(e) => return unusable(ctx, &e),
+            }
+        } else {
+            Vec::new()
         };
         let state = match self.backend.peek_state(&ctx.user) {
             Ok(state) => state,
