@@ -36,6 +36,37 @@ fn totp_line(config: &TotpConfig, args: &str) -> String {
     )
 }
 
+/// A file of the repository's `config/` directory.
+fn example(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The active `auth` lines of a shipped `config/pam.d` example, with `pam_totp.so` pointing at
+/// the freshly built module and the test's configuration file.
+fn example_auth(name: &str, config: &TotpConfig) -> String {
+    let module = format!("{} {}", module_path().display(), config.arg());
+    example(name)
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.split_whitespace().next() == Some("auth"))
+        .map(|l| l.replace("pam_totp.so", &module))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The active lines of a shipped `config/sshd_config.d` example.
+fn example_sshd(name: &str) -> String {
+    example(name)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn assert_logged_in(t: &Transcript, user: &TestUser, sshd: &Sshd) {
     assert!(
         t.succeeded(),
@@ -451,4 +482,96 @@ fn given_ssh_login_then_syslog_line_names_rhost() {
             "an entered code reached syslog: {line}"
         );
     }
+}
+
+/// The shipped examples for publickey + code (config/pam.d/sshd-publickey.example and
+/// config/sshd_config.d/pam-totp-publickey.conf.example), as written: key and code log in, a
+/// wrong code and a user without enrollment are refused, and the code alone is not enough.
+#[test]
+fn given_shipped_publickey_example_then_key_and_code_required() {
+    if !root_or_skip("publickey example") {
+        return;
+    }
+    let user = TestUser::create();
+    let unenrolled = TestUser::create();
+    let config = TotpConfig::new("");
+    let enrollment = Enrollment::enroll(&user, &config.path);
+    let auth = example_auth("pam.d/sshd-publickey.example", &config);
+    assert!(auth.contains("pam_permit.so"), "{auth}");
+    let sshd = Sshd::start(
+        &pam_service(&auth),
+        &example_sshd("sshd_config.d/pam-totp-publickey.conf.example"),
+        &[&user, &unenrolled],
+    );
+    let ok = Login::with_key(&user)
+        .answer(&enrollment.fresh_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_eq!(ok.methods_after_publickey, vec!["keyboard-interactive"]);
+    assert_logged_in(&ok, &user, &sshd);
+    let wrong = Login::with_key(&user)
+        .answer(&enrollment.wrong_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&wrong, "a wrong code");
+    let not_enrolled = Login::with_key(&unenrolled)
+        .answer("123456")
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(
+        &not_enrolled,
+        "a user without enrollment (no nullok in the example)",
+    );
+    let no_key = Login::without_key(&user)
+        .answer(&enrollment.fresh_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&no_key, "a code without the key");
+}
+
+/// The shipped examples for password + code (config/pam.d/sshd-password.example and
+/// config/sshd_config.d/pam-totp-password.conf.example), as written.
+#[test]
+fn given_shipped_password_example_then_password_and_code_required() {
+    if !root_or_skip("password example") {
+        return;
+    }
+    let user = TestUser::create();
+    let config = TotpConfig::new("");
+    let enrollment = Enrollment::enroll(&user, &config.path);
+    let sshd = Sshd::start(
+        &pam_service(&example_auth("pam.d/sshd-password.example", &config)),
+        &example_sshd("sshd_config.d/pam-totp-password.conf.example"),
+        &[&user],
+    );
+    let ok = Login::without_key(&user)
+        .answer(&user.password)
+        .answer(&enrollment.fresh_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_eq!(
+        ok.prompts(),
+        vec![
+            (PASSWORD_PROMPT.to_string(), false),
+            (CODE_PROMPT.to_string(), false)
+        ]
+    );
+    assert_logged_in(&ok, &user, &sshd);
+    let wrong_password = Login::without_key(&user)
+        .answer("not-the-password")
+        .answer(&enrollment.fresh_code())
+        .command("id -un")
+        .run(&sshd);
+    let wrong_code = Login::without_key(&user)
+        .answer(&user.password)
+        .answer(&enrollment.wrong_code())
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&wrong_password, "a wrong password");
+    assert_eq!(wrong_password, wrong_code, "the two refusals look alike");
+    let password_method = Login::without_key(&user)
+        .password(&user.password)
+        .command("id -un")
+        .run(&sshd);
+    assert_refused(&password_method, "the password method");
 }
