@@ -1,1 +1,15 @@
-//! End-to-end test helpers for pam-totp (filled in by the e2e tests).
+//! Test support for the end-to-end tests of pam-totp: privileged tests need real users, real
+//! `/etc/pam.d` services, a syslog socket and a PAM client, all created per test and removed
+//! again, also when a test fails. The tests themselves live in `tests/`.
+//!
+//! - [`harness`]: root check, build artifacts, RAII guards for users, PAM services, temp dirs,
+//!   per-test configuration, and [`harness::Scenario`] bundling them.
+//! - [`harness_client`]: runs `pam-client` (scripted or interactive) and reads its transcript.
+//! - [`harness_syslog`]: captures syslog lines by owning `/dev/log` for a test.
+//! - [`harness_totp`]: `pam-totp enroll --json` and TOTP codes for chosen time steps.
+
+pub mod harness;
+pub mod harness_client;
+pub mod harness_syslog;
+pub mod harness_totp;
+pub mod ssh;

@@ -1,0 +1,426 @@
+//! Guards for privileged end-to-end tests: each creates something real (a user, a PAM service
+//! file, a directory) and removes it in `Drop`, so a failing or panicking test leaves nothing
+//! behind. Also locates the build artifacts the tests exercise.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::harness_client::Client;
+
+/// Whether the tests run as root (they need to create users and PAM services).
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// Returns from the calling test with `skipped: needs root` unless it runs as root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::harness::is_root() {
+            println!("skipped: needs root");
+            eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
+/// The workspace root (the parent of this package).
+pub fn workspace_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The build profile whose artifacts are tested: `PAM_TOTP_PROFILE`, default `debug`.
+pub fn profile() -> String {
+    std::env::var("PAM_TOTP_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "debug".into())
+}
+
+/// `CARGO_TARGET_DIR` if set, else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
+        Some(dir) => workspace_dir().join(dir),
+        None => workspace_dir().join("target"),
+    }
+}
+
+/// `<target>/<profile>/<name>`, which must exist.
+///
+/// # Panics
+/// The artifact is missing: the message says how to build it.
+pub fn artifact(name: &str) -> PathBuf {
+    let path = target_dir().join(profile()).join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first{} (profile from PAM_TOTP_PROFILE, \
+         default debug)",
+        path.display(),
+        if profile() == "release" {
+            " with --release"
+        } else {
+            ""
+        }
+    );
+    path
+}
+
+/// The built module, `<target>/<profile>/libpam_totp.so`.
+pub fn module_path() -> PathBuf {
+    artifact("libpam_totp.so")
+}
+
+/// The built CLI, `<target>/<profile>/pam-totp`.
+pub fn cli_path() -> PathBuf {
+    artifact("pam-totp")
+}
+
+/// The `pam-client` binary cargo built for these tests (beside the test executable's `deps/`).
+pub fn pam_client_path() -> PathBuf {
+    let beside_tests = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("pam-client")));
+    match beside_tests {
+        Some(path) if path.exists() => path,
+        _ => artifact("pam-client"),
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A lower-case name unique across test processes: `<prefix><pid><kind><n>` (the kind letter
+/// separates pid and counter, so two processes never produce the same name).
+pub fn unique_name(prefix: &str, kind: char) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}{kind}{n}", std::process::id())
+}
+
+/// useradd/userdel take a lock on /etc/passwd and fail rather than wait: run them one at a time
+/// here and retry when another process holds the lock.
+static ACCOUNTS: Mutex<()> = Mutex::new(());
+
+fn run_account_tool(program: &str, args: &[&str]) -> Result<(), String> {
+    let _serial = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = String::new();
+    for _ in 0..50 {
+        let out = Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        last = format!(
+            "{program} {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
+        if !(stderr.contains("lock") || stderr.contains("try again")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(last)
+}
+
+/// A throwaway local user (`useradd -m`), removed with its home (`userdel -r`) on drop.
+#[derive(Debug)]
+pub struct TestUser {
+    /// Login name.
+    pub name: String,
+    /// Numeric user id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Home directory (created).
+    pub home: PathBuf,
+}
+
+impl TestUser {
+    /// Creates a user named `ptt<pid>u<n>` with a home directory.
+    ///
+    /// # Panics
+    /// useradd fails.
+    pub fn create() -> TestUser {
+        let name = unique_name("ptt", 'u');
+        if let Err(e) = run_account_tool("useradd", &["-m", "-s", "/bin/sh", &name]) {
+            panic!("cannot create test user {name}: {e}");
+        }
+        // From here on the guard exists, so a failed lookup still removes the user.
+        let mut user = TestUser {
+            name,
+            uid: u32::MAX,
+            gid: u32::MAX,
+            home: PathBuf::new(),
+        };
+        let entry = nix::unistd::User::from_name(&user.name)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("user {} was created but cannot be looked up", user.name));
+        user.uid = entry.uid.as_raw();
+        user.gid = entry.gid.as_raw();
+        user.home = entry.dir;
+        user
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        if let Err(e) = run_account_tool("userdel", &["-r", &self.name]) {
+            // userdel -r also complains about a missing mail spool; the user is gone if the
+            // lookup fails.
+            if nix::unistd::User::from_name(&self.name)
+                .ok()
+                .flatten()
+                .is_some()
+            {
+                eprintln!("warning: cannot remove test user {}: {e}", self.name);
+            }
+        }
+    }
+}
+
+/// A directory under /tmp (mode 0755, owned by the caller), removed with its contents on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates `/tmp/pam-totp-e2e-<pid>d<n>-<tag>`.
+    ///
+    /// # Panics
+    /// The directory cannot be created.
+    pub fn new(tag: &str) -> TempDir {
+        let path =
+            std::env::temp_dir().join(format!("pam-totp-e2e-{}-{tag}", unique_name("", 'd')));
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        // The umask may have removed bits; the module and CLI need to traverse it.
+        set_mode(&path, 0o755);
+        TempDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_dir_all(&self.path) {
+            eprintln!("warning: cannot remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// `chmod`, panicking with the path on failure.
+pub fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", path.display()));
+}
+
+/// `chown` (without following a final symlink), panicking with the path on failure.
+pub fn set_owner(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("cannot chown {}: {e}", path.display()));
+}
+
+/// A per-test configuration: a temp dir holding `pam_totp.conf` (root-owned, 0644) and a
+/// `state/` directory (root-owned, 0700) that the configuration names as `state_dir`.
+#[derive(Debug)]
+pub struct TestConfig {
+    /// The configuration file (pass it as `config=` / `--config`).
+    pub path: PathBuf,
+    /// The state directory it names.
+    pub state_dir: PathBuf,
+    /// Holds both; removed on drop.
+    pub dir: TempDir,
+}
+
+impl TestConfig {
+    /// Writes `state_dir = "<dir>/state"` followed by `extra` (TOML lines).
+    pub fn new(extra: &str) -> TestConfig {
+        let dir = TempDir::new("cfg");
+        let state_dir = dir.join("state");
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&state_dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", state_dir.display()));
+        let path = dir.join("pam_totp.conf");
+        let text = format!(
+            "# pam-totp end-to-end test configuration\nstate_dir = {}\n{extra}\n",
+            toml_string(&state_dir.to_string_lossy())
+        );
+        fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        set_mode(&path, 0o644);
+        TestConfig {
+            path,
+            state_dir,
+            dir,
+        }
+    }
+
+    /// The state file of `user` (`<state_dir>/<user>.state`).
+    pub fn state_file(&self, user: &str) -> PathBuf {
+        self.state_dir.join(format!("{user}.state"))
+    }
+}
+
+/// A TOML basic string holding `text`.
+pub fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A service file `/etc/pam.d/<ptt<pid>s<n>>`, removed on drop.
+#[derive(Debug)]
+pub struct PamService {
+    /// The service name to pass to pam_start (lower case: Linux-PAM lower-cases it).
+    pub name: String,
+    path: PathBuf,
+}
+
+impl PamService {
+    /// Writes the given stack lines (e.g. `auth required /abs/libpam_totp.so ...`).
+    ///
+    /// # Panics
+    /// The file cannot be written.
+    pub fn new(lines: &[String]) -> PamService {
+        let name = unique_name("ptt", 's');
+        let path = Path::new("/etc/pam.d").join(&name);
+        let mut text = String::from("# pam-totp end-to-end test service (removed by the test)\n");
+        for line in lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        PamService { name, path }
+    }
+
+    /// A one-line stack: `auth required <module> config=<config> <args>`.
+    pub fn totp(config: &Path, args: &str) -> PamService {
+        PamService::new(&[totp_line("required", config, args)])
+    }
+
+    /// The service file's text.
+    pub fn text(&self) -> String {
+        fs::read_to_string(&self.path).unwrap_or_default()
+    }
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_file(&self.path) {
+            eprintln!("warning: cannot remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// `auth <control> <abs module path> config=<config> <args>`.
+pub fn totp_line(control: &str, config: &Path, args: &str) -> String {
+    format!(
+        "auth {control} {} config={} {args}",
+        module_path().display(),
+        config.display()
+    )
+    .trim_end()
+    .to_string()
+}
+
+/// A user, a configuration and a PAM service using pam_totp with that configuration: the usual
+/// setup of one test. Everything is removed on drop.
+#[derive(Debug)]
+pub struct Scenario {
+    /// The test user.
+    pub user: TestUser,
+    /// Its configuration (`config=` of the service).
+    pub config: TestConfig,
+    /// The PAM service.
+    pub service: PamService,
+}
+
+impl Scenario {
+    /// `config_extra`: TOML lines after `state_dir`; `module_args`: appended to the module line.
+    pub fn new(config_extra: &str, module_args: &str) -> Scenario {
+        let user = TestUser::create();
+        let config = TestConfig::new(config_extra);
+        let service = PamService::totp(&config.path, module_args);
+        Scenario {
+            user,
+            config,
+            service,
+        }
+    }
+
+    /// As [`Scenario::new`] with a stack of several lines; `{totp}` in a line is replaced by the
+    /// module path followed by `config=<config>`.
+    pub fn with_stack(config_extra: &str, lines: &[&str]) -> Scenario {
+        let user = TestUser::create();
+        let config = TestConfig::new(config_extra);
+        let totp = format!(
+            "{} config={}",
+            module_path().display(),
+            config.path.display()
+        );
+        let lines: Vec<String> = lines.iter().map(|l| l.replace("{totp}", &totp)).collect();
+        let service = PamService::new(&lines);
+        Scenario {
+            user,
+            config,
+            service,
+        }
+    }
+
+    /// A pam-client for this service and user.
+    pub fn client(&self) -> Client {
+        Client::new(&self.service.name, &self.user.name)
+    }
+
+    /// Enrolls the user with `pam-totp enroll --json` and the given extra options.
+    pub fn enroll(&self, extra: &[&str]) -> crate::harness_totp::Enrollment {
+        crate::harness_totp::enroll(&self.config.path, &self.user.name, extra)
+    }
+
+    /// The user's state file.
+    pub fn state_file(&self) -> PathBuf {
+        self.config.state_file(&self.user.name)
+    }
+
+    /// The user's state file, parsed as TOML.
+    ///
+    /// # Panics
+    /// It is missing or does not parse: the message shows its text.
+    pub fn state_toml(&self) -> toml::Table {
+        let path = self.state_file();
+        let text = fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read state file {}: {e}", path.display()));
+        text.parse::<toml::Table>()
+            .unwrap_or_else(|e| panic!("state file {} does not parse: {e}\n{text}", path.display()))
+    }
+}

@@ -1,0 +1,180 @@
+//! Captures what the module sends to syslog: there is no syslog daemon on the test machines, so a
+//! test binds its own datagram socket at `/dev/log` for its duration. Only one socket can own that
+//! path, so captures are serialised across threads and processes with a lock file.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The socket syslog(3) and the `syslog` crate write to.
+pub const DEV_LOG: &str = "/dev/log";
+/// Held (flock) while a test owns `/dev/log`.
+pub const LOCK_FILE: &str = "/tmp/pam-totp-e2e-syslog.lock";
+/// Prefix of the datagrams [`SyslogCapture::lines`] sends itself to know all earlier ones arrived.
+const MARKER: &str = "\u{0}pam-totp-e2e-sync ";
+
+#[derive(Default)]
+struct Inbox {
+    lines: Vec<String>,
+    synced: u64,
+}
+
+/// Owns `/dev/log` until dropped and collects every line sent to it.
+pub struct SyslogCapture {
+    inbox: Arc<(Mutex<Inbox>, Condvar)>,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+    markers: AtomicU64,
+    // Dropped last: the lock is released only after the socket is removed.
+    _lock: nix::fcntl::Flock<File>,
+}
+
+impl std::fmt::Debug for SyslogCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyslogCapture")
+    }
+}
+
+impl SyslogCapture {
+    /// Waits for the capture lock, then binds `/dev/log`.
+    ///
+    /// # Panics
+    /// A live syslog daemon owns `/dev/log` (the tests assume none: see the test README), or the
+    /// socket cannot be bound.
+    pub fn start() -> SyslogCapture {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(LOCK_FILE)
+            .unwrap_or_else(|e| panic!("cannot open {LOCK_FILE}: {e}"));
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .unwrap_or_else(|(_, e)| panic!("cannot lock {LOCK_FILE}: {e}"));
+        if Path::new(DEV_LOG).exists() {
+            // A leftover of a killed test run refuses connections; a daemon accepts them.
+            let live = UnixDatagram::unbound()
+                .and_then(|s| s.connect(DEV_LOG))
+                .is_ok();
+            assert!(
+                !live,
+                "{DEV_LOG} belongs to a running syslog daemon: stop it to run the log tests"
+            );
+            std::fs::remove_file(DEV_LOG)
+                .unwrap_or_else(|e| panic!("cannot remove stale {DEV_LOG}: {e}"));
+        }
+        let socket =
+            UnixDatagram::bind(DEV_LOG).unwrap_or_else(|e| panic!("cannot bind {DEV_LOG}: {e}"));
+        // Let any process log, as with a real daemon.
+        let _ = std::fs::set_permissions(DEV_LOG, std::fs::Permissions::from_mode(0o666));
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap_or_else(|e| panic!("cannot set a read timeout on {DEV_LOG}: {e}"));
+        let inbox: Arc<(Mutex<Inbox>, Condvar)> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let inbox = Arc::clone(&inbox);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || read_loop(&socket, &inbox, &stop))
+        };
+        SyslogCapture {
+            inbox,
+            stop,
+            reader: Some(reader),
+            markers: AtomicU64::new(0),
+            _lock: lock,
+        }
+    }
+
+    /// Every line received so far, including all sent before this call (it sends itself a
+    /// marker datagram and waits until the reader got it: datagrams arrive in order).
+    pub fn lines(&self) -> Vec<String> {
+        let n = self.markers.fetch_add(1, Ordering::SeqCst) + 1;
+        let sender = UnixDatagram::unbound()
+            .unwrap_or_else(|e| panic!("cannot create a datagram socket: {e}"));
+        sender
+            .send_to(format!("{MARKER}{n}").as_bytes(), DEV_LOG)
+            .unwrap_or_else(|e| panic!("cannot send to {DEV_LOG}: {e}"));
+        let (lock, cond) = &*self.inbox;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut inbox = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while inbox.synced < n {
+            assert!(
+                Instant::now() < deadline,
+                "the syslog reader did not catch up"
+            );
+            inbox = cond
+                .wait_timeout(inbox, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        inbox.lines.clone()
+    }
+
+    /// The lines that contain `needle`.
+    pub fn lines_containing(&self, needle: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.contains(needle))
+            .collect()
+    }
+}
+
+fn read_loop(socket: &UnixDatagram, inbox: &(Mutex<Inbox>, Condvar), stop: &AtomicBool) {
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::SeqCst) {
+        let n = match socket.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => break,
+        };
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let (lock, cond) = inbox;
+        let mut inbox = lock.lock().unwrap_or_else(|e| e.into_inner());
+        match text.strip_prefix(MARKER) {
+            Some(n) => inbox.synced = inbox.synced.max(n.trim().parse().unwrap_or(0)),
+            None => inbox
+                .lines
+                .push(text.trim_end_matches(['\n', '\0']).to_string()),
+        }
+        cond.notify_all();
+    }
+}
+
+impl Drop for SyslogCapture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        if let Err(e) = std::fs::remove_file(DEV_LOG) {
+            eprintln!("warning: cannot remove {DEV_LOG}: {e}");
+        }
+    }
+}
+
+/// The `key=value` words of a log line (`user=alice service=sshd ... reason=wrong-code`).
+pub fn fields(line: &str) -> BTreeMap<&str, &str> {
+    line.split_whitespace()
+        .filter_map(|word| word.split_once('='))
+        .collect()
+}
+
+/// Whether a line has all the given `key=value` fields.
+pub fn has_fields(line: &str, expected: &[(&str, &str)]) -> bool {
+    let f = fields(line);
+    expected.iter().all(|(k, v)| f.get(k) == Some(v))
+}

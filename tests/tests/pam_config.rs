@@ -1,0 +1,271 @@
+//! pam_totp.so through the real libpam: module arguments and configuration keys (unknown ones
+//! fail closed, prompt forms, echo), and the syslog lines of a whole scenario.
+
+use pam_totp_e2e::harness::Scenario;
+use pam_totp_e2e::harness_client::PamRun;
+use pam_totp_e2e::harness_syslog::{SyslogCapture, fields, has_fields};
+use pam_totp_e2e::require_root;
+
+const MARGIN: u64 = 4;
+
+fn current_code_run(s: &Scenario) -> PamRun {
+    let e = s.enroll(&[]);
+    let step = e.settled_step(MARGIN);
+    s.client().answer(&e.code_for_step(step)).run()
+}
+
+#[test]
+fn given_unknown_module_argument_then_service_err() {
+    require_root!();
+    let s = Scenario::new("", "no_such_option");
+    current_code_run(&s).assert_result("PAM_SERVICE_ERR");
+}
+
+#[test]
+fn given_unknown_module_argument_with_value_then_service_err() {
+    require_root!();
+    let s = Scenario::new("", "windw=3");
+    current_code_run(&s).assert_result("PAM_SERVICE_ERR");
+}
+
+#[test]
+fn given_unknown_config_file_key_then_service_err() {
+    require_root!();
+    let s = Scenario::new("", "");
+    let e = s.enroll(&[]);
+    // Spoil the configuration only after enrolling (the CLI reads it too).
+    let text = std::fs::read_to_string(&s.config.path).unwrap();
+    std::fs::write(&s.config.path, format!("{text}no_such_key = true\n")).unwrap();
+    let step = e.settled_step(MARGIN);
+    s.client()
+        .answer(&e.code_for_step(step))
+        .run()
+        .assert_result("PAM_SERVICE_ERR");
+}
+
+#[test]
+fn given_out_of_range_window_argument_then_service_err() {
+    require_root!();
+    let s = Scenario::new("", "window=9999");
+    current_code_run(&s).assert_result("PAM_SERVICE_ERR");
+}
+
+#[test]
+fn given_prompt_argument_then_prompt_text_changes() {
+    require_root!();
+    let s = Scenario::new("", "prompt=OTP:");
+    let run = current_code_run(&s);
+    run.assert_result("PAM_SUCCESS");
+    assert_eq!(
+        run.prompts(),
+        vec![("PROMPT_ECHO_OFF", "OTP:")],
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn given_bracketed_prompt_with_spaces_then_prompt_text_changes() {
+    require_root!();
+    let s = Scenario::new("", "[prompt=Your one-time code, please:]");
+    let run = current_code_run(&s);
+    run.assert_result("PAM_SUCCESS");
+    assert_eq!(
+        run.prompts(),
+        vec![("PROMPT_ECHO_OFF", "Your one-time code, please:")],
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn given_prompt_in_config_and_argument_then_argument_wins() {
+    require_root!();
+    let s = Scenario::new("prompt = \"From the file: \"", "prompt=FromArgument:");
+    let run = current_code_run(&s);
+    run.assert_result("PAM_SUCCESS");
+    assert_eq!(
+        run.prompts(),
+        vec![("PROMPT_ECHO_OFF", "FromArgument:")],
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn given_prompt_in_config_file_then_used() {
+    require_root!();
+    let s = Scenario::new("prompt = \"From the file: \"", "");
+    let run = current_code_run(&s);
+    run.assert_result("PAM_SUCCESS");
+    assert_eq!(
+        run.prompts(),
+        vec![("PROMPT_ECHO_OFF", "From the file: ")],
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn given_echo_verification_code_then_prompt_echo_on() {
+    require_root!();
+    let s = Scenario::new("", "echo_verification_code");
+    let run = current_code_run(&s);
+    run.assert_result("PAM_SUCCESS");
+    assert_eq!(
+        run.prompts(),
+        vec![("PROMPT_ECHO_ON", "Verification code: ")],
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn given_interactive_conversation_then_code_computed_after_prompt_accepted() {
+    require_root!();
+    let s = Scenario::new("", "");
+    let e = s.enroll(&[]);
+    let mut client = s.client().interactive();
+    let lines = client.until_prompt().expect("the module prompts");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("PROMPT_ECHO_OFF Verification code: ")
+    );
+    // The code is computed only now, as a person would read it off the phone.
+    let step = e.settled_step(MARGIN);
+    client.send(&e.code_for_step(step));
+    client.finish().assert_result("PAM_SUCCESS");
+}
+
+/// An answer, the PAM result it gets, and the fields its log line must have.
+type Attempt<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// Syslog priority: facility authpriv (10) times 8 plus a severity.
+fn is_authpriv(line: &str) -> bool {
+    line.strip_prefix('<')
+        .and_then(|rest| rest.split_once('>'))
+        .and_then(|(pri, _)| pri.parse::<u32>().ok())
+        .is_some_and(|pri| pri / 8 == 10)
+}
+
+#[test]
+fn given_whole_scenario_then_syslog_has_one_line_per_outcome_and_no_secret() {
+    require_root!();
+    let log = SyslogCapture::start();
+    let s = Scenario::new("", "");
+    let e = s.enroll(&[]);
+    let rhost = "198.51.100.7";
+    let step = e.settled_step(6);
+    let wrong = e.wrong_code(step);
+    let good = e.code_for_step(step);
+    let backup = e.backup_codes[0].clone();
+    let attempts: [Attempt; 6] = [
+        (
+            &wrong,
+            "PAM_AUTH_ERR",
+            &[
+                ("method", "totp"),
+                ("result", "failure"),
+                ("reason", "wrong-code"),
+            ],
+        ),
+        (
+            &good,
+            "PAM_SUCCESS",
+            &[("method", "totp"), ("result", "success")],
+        ),
+        (
+            &good,
+            "PAM_AUTH_ERR",
+            &[
+                ("method", "totp"),
+                ("result", "failure"),
+                ("reason", "replayed-code"),
+            ],
+        ),
+        (
+            &backup,
+            "PAM_SUCCESS",
+            &[("method", "backup"), ("result", "success")],
+        ),
+        (
+            &backup,
+            "PAM_AUTH_ERR",
+            &[
+                ("method", "backup"),
+                ("result", "failure"),
+                ("reason", "backup-code-already-used"),
+            ],
+        ),
+        (
+            "hello",
+            "PAM_AUTH_ERR",
+            &[("result", "failure"), ("reason", "malformed-answer")],
+        ),
+    ];
+    // Field mismatches are collected, so one wrong line does not hide the others (or the leak
+    // check below).
+    let mut problems = Vec::new();
+    for (seen, (answer, expected, fields_expected)) in attempts.into_iter().enumerate() {
+        s.client()
+            .rhost(rhost)
+            .answer(answer)
+            .run()
+            .assert_result(expected);
+        let lines: Vec<String> = log
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains(&format!("user={}", s.user.name)))
+            .filter(|l| fields(l).contains_key("result"))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            seen + 1,
+            "expected one new outcome line for {fields_expected:?}, got: {lines:#?}"
+        );
+        let line = &lines[seen];
+        let mut want = vec![
+            ("user", s.user.name.as_str()),
+            ("service", s.service.name.as_str()),
+            ("rhost", rhost),
+        ];
+        want.extend_from_slice(fields_expected);
+        if !has_fields(line, &want) {
+            problems.push(format!("line {line:?} lacks {want:?}"));
+        }
+        if !is_authpriv(line) {
+            problems.push(format!("not facility authpriv: {line:?}"));
+        }
+        if !line.contains("pam_totp[")
+            || !line.contains(&format!("pam_totp({}:auth)", s.service.name))
+        {
+            problems.push(format!(
+                "no pam_totp ident or pam_totp(SERVICE:auth) prefix: {line:?}"
+            ));
+        }
+    }
+    // Nothing secret in any line of the whole capture.
+    let mut secrets: Vec<String> = vec![
+        e.secret.clone(),
+        e.secret.to_lowercase(),
+        e.secret[..16].to_string(),
+        wrong.clone(),
+        good.clone(),
+    ];
+    for code in &e.backup_codes {
+        secrets.push(code.clone());
+        secrets.push(code.replace('-', ""));
+        secrets.push(code.to_uppercase());
+        secrets.push(code.split('-').next().unwrap_or(code).to_string());
+    }
+    let all = log.lines();
+    for line in &all {
+        for secret in &secrets {
+            assert!(
+                !line.contains(secret.as_str()),
+                "log line leaks {secret:?}: {line:?}"
+            );
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

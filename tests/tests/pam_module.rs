@@ -1,0 +1,307 @@
+//! pam_totp.so through the real libpam: codes of chosen time steps, replay, backup codes, racing
+//! logins, nullok, throttling and setcred. Each test enrolls its own user with the real CLI.
+
+use pam_totp_e2e::harness::Scenario;
+use pam_totp_e2e::harness_client::{PamRun, wait_run};
+use pam_totp_e2e::harness_totp::Enrollment;
+use pam_totp_e2e::require_root;
+use std::time::Duration;
+
+/// Seconds a step must still have left before a test uses "the current step".
+const MARGIN: u64 = 4;
+
+fn enrolled() -> (Scenario, Enrollment) {
+    let s = Scenario::new("", "");
+    let e = s.enroll(&[]);
+    (s, e)
+}
+
+fn login(s: &Scenario, answer: &str) -> PamRun {
+    s.client().rhost("198.51.100.7").answer(answer).run()
+}
+
+#[test]
+fn given_current_code_then_success() {
+    require_root!();
+    let (s, e) = enrolled();
+    let step = e.settled_step(MARGIN);
+    let run = login(&s, &e.code_for_step(step));
+    run.assert_result("PAM_SUCCESS");
+    assert_eq!(
+        run.prompts(),
+        vec![("PROMPT_ECHO_OFF", "Verification code: ")],
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn given_wrong_code_then_auth_err() {
+    require_root!();
+    let (s, e) = enrolled();
+    let step = e.settled_step(MARGIN);
+    login(&s, &e.wrong_code(step)).assert_result("PAM_AUTH_ERR");
+    // The refusal was about the code: the right one still works.
+    login(&s, &e.code_for_step(step)).assert_result("PAM_SUCCESS");
+}
+
+#[test]
+fn given_code_from_five_minutes_ago_then_auth_err() {
+    require_root!();
+    let (s, e) = enrolled();
+    let step = e.settled_step(MARGIN);
+    let old = e.code_at(step * e.period - 300);
+    assert_ne!(
+        old,
+        e.code_for_step(step),
+        "astronomically unlikely collision"
+    );
+    login(&s, &old).assert_result("PAM_AUTH_ERR");
+}
+
+#[test]
+fn given_code_of_previous_step_then_success() {
+    require_root!();
+    let (s, e) = enrolled();
+    let step = e.settled_step(MARGIN);
+    login(&s, &e.code_for_step(step - 1)).assert_result("PAM_SUCCESS");
+}
+
+#[test]
+fn given_same_code_twice_then_second_auth_err() {
+    require_root!();
+    let (s, e) = enrolled();
+    let step = e.settled_step(MARGIN);
+    let code = e.code_for_step(step);
+    login(&s, &code).assert_result("PAM_SUCCESS");
+    login(&s, &code).assert_result("PAM_AUTH_ERR");
+}
+
+#[test]
+fn given_current_code_accepted_then_previous_step_code_auth_err() {
+    require_root!();
+    let (s, e) = enrolled();
+    let step = e.settled_step(MARGIN);
+    login(&s, &e.code_for_step(step)).assert_result("PAM_SUCCESS");
+    // Not newer than the last accepted step: a replay, although inside the window.
+    login(&s, &e.code_for_step(step - 1)).assert_result("PAM_AUTH_ERR");
+}
+
+fn count_in(text: &str, n: usize) -> bool {
+    text.split(|c: char| !c.is_ascii_digit())
+        .any(|word| word == n.to_string())
+}
+
+#[test]
+fn given_backup_code_then_success_once_and_info_tells_how_many_left() {
+    require_root!();
+    let (s, e) = enrolled();
+    let total = e.backup_codes.len();
+    assert!(total >= 2, "enroll gave {total} backup codes");
+    let code = &e.backup_codes[0];
+    let run = login(&s, code);
+    run.assert_result("PAM_SUCCESS");
+    let info = run.messages("INFO");
+    assert!(
+        info.iter().any(|m| count_in(m, total - 1)),
+        "no PAM_TEXT_INFO telling {} codes are left\n{}",
+        total - 1,
+        run.transcript()
+    );
+    login(&s, code).assert_result("PAM_AUTH_ERR");
+}
+
+#[test]
+fn given_backup_code_with_pam_silent_then_success_without_info() {
+    require_root!();
+    let (s, e) = enrolled();
+    let run = s.client().silent().answer(&e.backup_codes[0]).run();
+    run.assert_result("PAM_SUCCESS");
+    assert!(
+        run.messages("INFO").is_empty(),
+        "PAM_SILENT but a message was shown\n{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn given_backup_code_in_upper_case_with_spaces_instead_of_dash_then_success() {
+    require_root!();
+    let (s, e) = enrolled();
+    let code = e.backup_codes[1].replace('-', " ").to_uppercase();
+    login(&s, &format!(" {code} ")).assert_result("PAM_SUCCESS");
+    // The same code without any separator is now used up.
+    login(&s, &e.backup_codes[1].replace('-', "")).assert_result("PAM_AUTH_ERR");
+}
+
+/// Starts `n` logins with the same answer at once; returns their transcripts.
+fn race(s: &Scenario, answer: &str, n: usize) -> Vec<PamRun> {
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            s.client()
+                .rhost(&format!("192.0.2.{}", i + 1))
+                .answer(answer)
+                .spawn()
+        })
+        .collect();
+    children.into_iter().map(wait_run).collect()
+}
+
+fn assert_exactly_one_success(runs: &[PamRun]) {
+    let all: Vec<String> = runs.iter().map(PamRun::transcript).collect();
+    let winners = runs.iter().filter(|r| r.result() == "PAM_SUCCESS").count();
+    assert_eq!(
+        winners,
+        1,
+        "{winners} of {} logins succeeded:\n{}",
+        runs.len(),
+        all.join("\n")
+    );
+    for run in runs.iter().filter(|r| r.result() != "PAM_SUCCESS") {
+        run.assert_result("PAM_AUTH_ERR");
+    }
+}
+
+#[test]
+fn given_20_concurrent_logins_with_same_backup_code_then_exactly_one_success() {
+    require_root!();
+    let (s, e) = enrolled();
+    let runs = race(&s, &e.backup_codes[0], 20);
+    assert_exactly_one_success(&runs);
+    let state = s.state_toml();
+    assert!(
+        state.contains_key("version"),
+        "state lacks version: {state:?}"
+    );
+    // The module itself still reads the state: another backup code works and counts one more
+    // code used.
+    let total = e.backup_codes.len();
+    let run = login(&s, &e.backup_codes[1]);
+    run.assert_result("PAM_SUCCESS");
+    assert!(
+        run.messages("INFO").iter().any(|m| count_in(m, total - 2)),
+        "expected {} codes left\n{}",
+        total - 2,
+        run.transcript()
+    );
+}
+
+#[test]
+fn given_20_concurrent_logins_with_same_totp_code_then_exactly_one_success() {
+    require_root!();
+    let (s, e) = enrolled();
+    // Twenty debug-build logins take a few seconds: leave the step room to finish.
+    let step = e.settled_step(15);
+    let runs = race(&s, &e.code_for_step(step), 20);
+    assert_exactly_one_success(&runs);
+    s.state_toml();
+    // The state still works for the module: the next step's code is accepted.
+    login(&s, &e.code_for_step(step + 1)).assert_result("PAM_SUCCESS");
+}
+
+#[test]
+fn given_no_secret_file_and_nullok_then_stack_continues_to_success() {
+    require_root!();
+    let s = Scenario::with_stack(
+        "",
+        &["auth required {totp} nullok", "auth required pam_permit.so"],
+    );
+    s.client()
+        .answer("123456")
+        .run()
+        .assert_result("PAM_SUCCESS");
+}
+
+#[test]
+fn given_no_secret_file_without_nullok_then_auth_err() {
+    require_root!();
+    let s = Scenario::with_stack("", &["auth required {totp}", "auth required pam_permit.so"]);
+    s.client()
+        .answer("123456")
+        .run()
+        .assert_result("PAM_AUTH_ERR");
+}
+
+#[test]
+fn given_successful_auth_then_setcred_returns_success() {
+    require_root!();
+    let (s, e) = enrolled();
+    let step = e.settled_step(MARGIN);
+    let run = s.client().setcred().answer(&e.code_for_step(step)).run();
+    run.assert_result("PAM_SUCCESS");
+    assert!(
+        run.lines.iter().any(|l| l == "SETCRED PAM_SUCCESS 0"),
+        "{}",
+        run.transcript()
+    );
+}
+
+/// The N of "try again in N s" in an error message.
+fn wait_seconds(message: &str) -> Option<u64> {
+    let words: Vec<&str> = message.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[1].trim_end_matches('.') == "s" || w[1].starts_with("second"))
+        .and_then(|w| w[0].parse().ok())
+}
+
+#[test]
+fn given_throttle_limit_reached_then_correct_code_refused_until_delay_passed() {
+    require_root!();
+    let s = Scenario::new("throttle_attempts = 2\nthrottle_delay = 2", "");
+    let e = s.enroll(&[]);
+    let host = "203.0.113.5";
+    let step = e.settled_step(MARGIN);
+    let wrong = e.wrong_code(step);
+    for _ in 0..2 {
+        s.client()
+            .rhost(host)
+            .answer(&wrong)
+            .run()
+            .assert_result("PAM_AUTH_ERR");
+    }
+    let step = e.settled_step(MARGIN);
+    let throttled = s.client().rhost(host).answer(&e.code_for_step(step)).run();
+    throttled.assert_result("PAM_AUTH_ERR");
+    let errors = throttled.messages("ERROR");
+    let message = errors
+        .iter()
+        .find(|m| m.to_lowercase().contains("try again"))
+        .unwrap_or_else(|| panic!("no \"try again\" message\n{}", throttled.transcript()));
+    let seconds =
+        wait_seconds(message).unwrap_or_else(|| panic!("no number of seconds in {message:?}"));
+    assert!(seconds >= 1, "{message:?}");
+    // Do what the message says, plus a second.
+    std::thread::sleep(Duration::from_secs(seconds + 1));
+    let step = e.settled_step(MARGIN);
+    let run = s.client().rhost(host).answer(&e.code_for_step(step)).run();
+    run.assert_result("PAM_SUCCESS");
+}
+
+#[test]
+fn given_one_host_throttled_then_other_host_still_accepted() {
+    require_root!();
+    let s = Scenario::new("throttle_attempts = 2\nthrottle_delay = 600", "");
+    let e = s.enroll(&[]);
+    let step = e.settled_step(MARGIN);
+    let wrong = e.wrong_code(step);
+    for _ in 0..3 {
+        s.client()
+            .rhost("203.0.113.66")
+            .answer(&wrong)
+            .run()
+            .assert_result("PAM_AUTH_ERR");
+    }
+    let step = e.settled_step(MARGIN);
+    let refused = s
+        .client()
+        .rhost("203.0.113.66")
+        .answer(&e.code_for_step(step))
+        .run();
+    refused.assert_result("PAM_AUTH_ERR");
+    s.client()
+        .rhost("198.51.100.20")
+        .answer(&e.code_for_step(step))
+        .run()
+        .assert_result("PAM_SUCCESS");
+}
