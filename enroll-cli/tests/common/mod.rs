@@ -189,3 +189,112 @@ pub fn base32_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// Decodes the QR code in `drawn` (the output of `pam-totp qr`, any style) with zbarimg and
+/// returns the text it holds. The drawing is turned back into modules, scaled up and written
+/// as a PBM image.
+pub fn decode_qr(drawn: &str, dir: &Path) -> String {
+    let mut rows: Vec<Vec<bool>> = Vec::new();
+    for line in drawn.lines() {
+        // Strip ANSI colour sequences, remembering the background colour of the ANSI style.
+        let mut cells: Vec<(char, Option<bool>)> = Vec::new();
+        let mut bg: Option<bool> = None;
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                let mut seq = String::new();
+                for d in chars.by_ref() {
+                    if d == 'm' {
+                        break;
+                    }
+                    seq.push(d);
+                }
+                bg = match seq.as_str() {
+                    "[40" => Some(true),
+                    "[107" => Some(false),
+                    _ => bg,
+                };
+                continue;
+            }
+            cells.push((c, bg));
+        }
+        if cells.is_empty() {
+            continue;
+        }
+        let (top, bottom): (Vec<bool>, Vec<bool>);
+        if cells.iter().any(|(_, b)| b.is_some()) && cells.iter().all(|(c, _)| *c == ' ') {
+            // ANSI style: two coloured spaces per module.
+            top = cells.chunks(2).map(|p| p[0].1 == Some(true)).collect();
+            rows.push(top);
+            continue;
+        }
+        if cells
+            .iter()
+            .any(|(c, _)| matches!(c, '\u{2580}' | '\u{2584}' | '\u{2588}'))
+            || cells.iter().all(|(c, _)| *c == ' ') && line.contains('\x1b')
+        {
+            top = cells
+                .iter()
+                .map(|(c, _)| matches!(c, '\u{2580}' | '\u{2588}'))
+                .collect();
+            bottom = cells
+                .iter()
+                .map(|(c, _)| matches!(c, '\u{2584}' | '\u{2588}'))
+                .collect();
+            rows.push(top);
+            rows.push(bottom);
+        } else {
+            // ASCII style: `##` per dark module.
+            rows.push(cells.chunks(2).map(|p| p[0].0 == '#').collect());
+        }
+    }
+    assert!(!rows.is_empty(), "no QR code in the output");
+    let width = rows.iter().map(Vec::len).max().unwrap();
+    let scale = 4;
+    let mut pbm = format!("P1\n{} {}\n", width * scale, rows.len() * scale);
+    for row in &rows {
+        let mut line = String::new();
+        for x in 0..width {
+            let dark = row.get(x).copied().unwrap_or(false);
+            for _ in 0..scale {
+                line.push(if dark { '1' } else { '0' });
+                line.push(' ');
+            }
+        }
+        for _ in 0..scale {
+            pbm.push_str(&line);
+            pbm.push('\n');
+        }
+    }
+    let image = dir.join("qr.pbm");
+    std::fs::write(&image, pbm).unwrap();
+    let out = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&image)
+        .output()
+        .expect("zbarimg (Debian package zbar-tools) is installed");
+    assert!(
+        out.status.success(),
+        "zbarimg found no QR code: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+/// The lines of the QR drawing in an output: from the first line with a colour sequence, half
+/// block or `##` to the last one.
+pub fn qr_lines(output: &str) -> String {
+    let is_qr = |l: &str| {
+        l.contains('\x1b')
+            || l.contains('\u{2588}')
+            || l.contains("##")
+            || (l.len() > 40 && l.trim().is_empty())
+    };
+    let lines: Vec<&str> = output.lines().collect();
+    let start = lines.iter().position(|l| is_qr(l)).expect("a QR code");
+    let end = lines.iter().rposition(|l| is_qr(l)).unwrap();
+    lines[start..=end].join("\n")
+}

@@ -1,0 +1,265 @@
+//! Interactive enrollment: driven through a pseudo-terminal (util-linux `script`), answered
+//! with the code computed from the key the command printed; and its refusals (EOF, non-numeric
+//! and wrong codes) leave nothing written.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A command running under a pseudo-terminal, its output collected as it comes.
+struct Pty {
+    child: std::process::Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Pty {
+    fn spawn(args: &[&str]) -> Pty {
+        let quoted: Vec<String> = std::iter::once(bin())
+            .chain(args.iter().copied())
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect();
+        let mut child = Command::new("script")
+            .args(["-q", "-f", "-e", "-c", &quoted.join(" "), "/dev/null"])
+            .env("TERM", "xterm")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs");
+        let output = Arc::new(Mutex::new(String::new()));
+        let mut out = child.stdout.take().unwrap();
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Pty { child, output }
+    }
+
+    /// Waits until the output contains `text` (the process is slow, never the assertion).
+    fn wait_for(&self, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.output.lock().unwrap().clone();
+            if out.contains(text) {
+                return out;
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                panic!("never saw {text:?}; output so far:\n{out}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn finish(mut self) -> (i32, String) {
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let out = self.output.lock().unwrap().replace('\r', "");
+        (status.code().unwrap_or(-1), out)
+    }
+}
+
+fn printed_key(output: &str) -> String {
+    let line = output
+        .lines()
+        .find(|l| l.contains("Or type the key in by hand:"))
+        .expect("the key is printed");
+    line.split(':').nth(1).unwrap().split_whitespace().collect()
+}
+
+#[test]
+fn given_pty_and_right_code_then_enrolled_with_backup_codes() {
+    let dir = TempDir::new("pty-ok");
+    let secret = dir.path().join("s.toml");
+    let conf = dir.config(&format!("secret = \"{}\"\n", secret.display()));
+    let mut pty = Pty::spawn(&[
+        "--config",
+        conf.to_str().unwrap(),
+        "enroll",
+        "--backup-codes",
+        "3",
+    ]);
+    let out = pty.wait_for("code the app shows now");
+    assert!(
+        !secret.exists(),
+        "nothing is written before the code is confirmed"
+    );
+    let key = printed_key(&out.replace('\r', ""));
+    // One wrong code first: asked again.
+    pty.send("000000");
+    pty.wait_for("does not match");
+    pty.send(&totp_now(&key, totp_rs::Algorithm::SHA1, 6, 30));
+    let (code, out) = pty.finish();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Code accepted."), "{out}");
+    assert!(out.contains("Store these codes somewhere safe"), "{out}");
+    let text = std::fs::read_to_string(&secret).unwrap();
+    let file = pam_totp_core::secret_file::SecretFile::parse(text.as_bytes()).unwrap();
+    assert_eq!(file.authenticators[0].secret.to_base32().as_str(), key);
+    assert_eq!(file.backup.as_ref().unwrap().hashes.len(), 3);
+    // The QR code shown in the terminal decodes to the saved key's URI.
+    let drawn = qr_lines(&out);
+    assert_eq!(
+        decode_qr(&drawn, dir.path()),
+        file.authenticators[0].otpauth_uri().as_str()
+    );
+}
+
+#[test]
+fn given_sha256_then_warning_about_apps_is_shown() {
+    let dir = TempDir::new("pty-sha");
+    let secret = dir.path().join("s.toml");
+    let conf = dir.config(&format!("secret = \"{}\"\n", secret.display()));
+    let o = run(
+        &[
+            "--config",
+            conf.to_str().unwrap(),
+            "enroll",
+            "--algorithm",
+            "sha256",
+            "--qr=none",
+        ],
+        "",
+    );
+    assert!(
+        stdout(&o).contains("some apps (Google Authenticator among them) silently ignore SHA256")
+    );
+}
+
+#[test]
+fn given_eof_on_stdin_then_nothing_written() {
+    let dir = TempDir::new("eof");
+    let secret = dir.path().join("s.toml");
+    let conf = dir.config(&format!("secret = \"{}\"\n", secret.display()));
+    let o = run(
+        &["--config", conf.to_str().unwrap(), "enroll", "--qr=none"],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).ends_with(
+            "Error: No code was entered (end of input).\nNothing was written. Run the command again on a terminal, or use --no-confirm (or --json) in scripts.\n"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!secret.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only the config"
+    );
+}
+
+#[test]
+fn given_non_numeric_codes_three_times_then_refused_and_existing_enrollment_untouched() {
+    let dir = TempDir::new("nonnum");
+    let secret = dir.path().join("s.toml");
+    let conf = dir.config(&format!("secret = \"{}\"\n", secret.display()));
+    let conf = conf.to_str().unwrap();
+    assert!(
+        run(&["--config", conf, "enroll", "--json"], "")
+            .status
+            .success()
+    );
+    let before = std::fs::read(&secret).unwrap();
+    let o = run(
+        &["--config", conf, "enroll", "--force", "--qr=none"],
+        "abc\n12 34x\n12\n",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("That is not a code: type the 6 digits the app shows. 2 tries left."),
+        "{err}"
+    );
+    assert!(err.contains("The code has 6 digits, not 2."), "{err}");
+    assert!(err.ends_with("Error: The code from the app did not match, three times.\nNothing was written. Check that the phone's clock is set automatically and that you scanned the code just shown, then run `pam-totp enroll` again.\n"), "{err}");
+    assert_eq!(
+        std::fs::read(&secret).unwrap(),
+        before,
+        "old enrollment untouched"
+    );
+}
+
+#[test]
+fn given_no_confirm_then_written_without_asking() {
+    let dir = TempDir::new("noconfirm");
+    let secret = dir.path().join("s.toml");
+    let conf = dir.config(&format!("secret = \"{}\"\n", secret.display()));
+    let o = run(
+        &[
+            "--config",
+            conf.to_str().unwrap(),
+            "enroll",
+            "--no-confirm",
+            "--qr=none",
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("code the app shows"));
+    assert!(secret.exists());
+}
+
+#[test]
+fn given_add_with_code_then_second_authenticator_accepted() {
+    let dir = TempDir::new("add");
+    let secret = dir.path().join("s.toml");
+    let conf = dir.config(&format!("secret = \"{}\"\n", secret.display()));
+    let conf = conf.to_str().unwrap();
+    assert!(
+        run(
+            &["--config", conf, "enroll", "--json", "--backup-codes", "2"],
+            ""
+        )
+        .status
+        .success()
+    );
+    let before =
+        pam_totp_core::secret_file::SecretFile::parse(&std::fs::read(&secret).unwrap()).unwrap();
+    let mut pty = Pty::spawn(&["--config", conf, "enroll", "--add", "tablet", "--qr=none"]);
+    let out = pty.wait_for("code the app shows now");
+    let key = printed_key(&out.replace('\r', ""));
+    pty.send(&totp_now(&key, totp_rs::Algorithm::SHA1, 6, 30));
+    let (code, out) = pty.finish();
+    assert_eq!(code, 0, "{out}");
+    let after =
+        pam_totp_core::secret_file::SecretFile::parse(&std::fs::read(&secret).unwrap()).unwrap();
+    assert_eq!(after.authenticators.len(), 2);
+    assert_eq!(after.authenticators[1].name, "tablet");
+    assert_eq!(after.authenticators[1].secret.to_base32().as_str(), key);
+    assert_eq!(after.backup, before.backup, "backup codes unchanged");
+    assert_eq!(after.enrollment_id, before.enrollment_id);
+    // list shows both; remove revokes one and keeps the other.
+    let list = stdout(&run(&["--config", conf, "list"], ""));
+    assert!(
+        list.contains("default") && list.contains("tablet"),
+        "{list}"
+    );
+    let o = run(&["--config", conf, "remove", "default"], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let left =
+        pam_totp_core::secret_file::SecretFile::parse(&std::fs::read(&secret).unwrap()).unwrap();
+    assert_eq!(left.authenticators.len(), 1);
+    assert_eq!(left.authenticators[0].secret.to_base32().as_str(), key);
+    assert_eq!(left.backup, before.backup);
+}
