@@ -1,0 +1,145 @@
+#!/bin/bash
+# Benchmarks pam_totp.so against google-authenticator-libpam through the real libpam, checks
+# scale and concurrency, and prints the tables quoted in docs/PERFORMANCE.md. Not part of the
+# test run. Needs root (both modules run as root, as under sshd).
+#
+#   bench/run.sh                 everything (about 5 minutes on 2 cores)
+#   BENCH_N=1000 bench/run.sh    more logins per row (default 300)
+#   BENCH_SKIP_SCALE=1           only the comparison tables
+#   BENCH_DISK_DIR=/var/tmp      where the on-disk run keeps its files (must not be tmpfs)
+#   REPO=/path/to/checkout       the tree whose module and CLI are built (default: this one)
+set -euo pipefail
+
+REPO=${REPO:-$(cd "$(dirname "$0")/.." && pwd)}
+N=${BENCH_N:-300}
+BACKUP_N=${BENCH_BACKUP_N:-100}
+SCALE_USERS=${BENCH_SCALE_USERS:-100000}
+DISK_DIR=${BENCH_DISK_DIR:-/var/tmp}
+NSSW=/usr/lib/x86_64-linux-gnu/libnss_wrapper.so
+
+if [ "$(id -u)" != 0 ]; then
+    echo "bench/run.sh: run as root (the modules read root-owned files and lock state)" >&2
+    exit 2
+fi
+need=()
+for pkg in libpam-google-authenticator libnss-wrapper libpam0g-dev time; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get install -y "${need[@]}"
+fi
+
+echo "== building (release)"
+(cd "$REPO" && cargo build --release -p pam-totp -q)
+(cd "$REPO" && cargo build --release -p pam-totp-cli -q) || echo "   (CLI did not build; status --all skipped)"
+cargo build --release -q --manifest-path "$REPO/bench/Cargo.toml"
+MODULE=$REPO/target/release/libpam_totp.so
+CLI=$REPO/target/release/pam-totp
+BENCH=$REPO/bench/target/release/pam-bench
+
+DIRS=()
+cleanup() {
+    for d in "${DIRS[@]}"; do rm -rf "$d"; done
+}
+trap cleanup EXIT
+
+# Runs pam-bench with the run's nss_wrapper passwd file preloaded.
+pb() {
+    local dir=$1
+    shift
+    NSS_WRAPPER_PASSWD=$dir/passwd NSS_WRAPPER_GROUP=$dir/group LD_PRELOAD=$NSSW "$BENCH" "$@"
+}
+
+# field FILE LABEL KEY -> value of KEY on the ROW line with LABEL.
+field() {
+    awk -v l="label=$2" -v k="$3" '$2 == l { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$1"
+}
+
+echo "== machine"
+echo "   nproc: $(nproc); $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}'); memory: $(free -m | awk '/Mem:/ {print $2}') MiB"
+echo "   kernel: $(uname -r); libpam: $(dpkg-query -W -f '${Version}' libpam0g); google-authenticator: $(dpkg-query -W -f '${Version}' libpam-google-authenticator)"
+
+compare() {
+    local base=$1 what=$2
+    local dir
+    dir=$(mktemp -d "$base/pam-totp-bench.XXXXXX")
+    DIRS+=("$dir")
+    chmod 755 "$dir"
+    local rows=$dir/rows.txt
+    local users=$((2 * N + BACKUP_N + 10))
+    echo
+    echo "== pam_authenticate, $what ($(df -T "$dir" | awk 'NR == 2 {print $2}') at $dir), $N logins per row ($BACKUP_N for backup codes), one login per user per row"
+    pb "$dir" gen --dir "$dir" --module "$MODULE" --totp "$users" --ga "$users" --plain "$N" >/dev/null
+    pb "$dir" run --dir "$dir" --service permit --kind none --users "n:0:$N" --expect 0 --label base >>"$rows"
+    for m in totp:t ga:g; do
+        local svc=${m%%:*} p=${m##*:}
+        pb "$dir" run --dir "$dir" --service "$svc" --kind totp --users "$p:0:$N" --expect 0 --label "$svc-success" >>"$rows"
+        pb "$dir" run --dir "$dir" --service "$svc" --kind wrong --users "$p:$N:$N" --expect 7 --label "$svc-wrong" >>"$rows"
+        pb "$dir" run --dir "$dir" --service "$svc" --kind backup --users "$p:$((2 * N)):$BACKUP_N" --expect 0 --label "$svc-backup" >>"$rows"
+        # Not enrolled + nullok: the module returns PAM_IGNORE, so libpam answers PAM_PERM_DENIED (6).
+        pb "$dir" run --dir "$dir" --service "$svc" --kind none --users "n:0:$N" --expect 6 --label "$svc-none" >>"$rows"
+    done
+    local base_us
+    base_us=$(field "$rows" base auth_median_us)
+    printf '   %-24s %12s %12s %8s %22s %22s %9s %9s\n' "row (median - baseline)" "pam_totp us" "GA us" "ratio" "pam_totp p10..p90 us" "GA p10..p90 us" "RSS KiB" "GA RSS"
+    for r in success:"successful TOTP login" wrong:"wrong code" backup:"backup code login" none:"not enrolled, nullok"; do
+        local k=${r%%:*} name=${r#*:}
+        local t g
+        t=$(field "$rows" "totp-$k" auth_median_us)
+        g=$(field "$rows" "ga-$k" auth_median_us)
+        for x in totp ga; do
+            local ok n
+            ok=$(field "$rows" "$x-$k" ok)
+            n=$(field "$rows" "$x-$k" n)
+            [ "$ok" = "$n" ] || echo "   WARNING: $x-$k: only $ok of $n logins gave the expected result ($(field "$rows" "$x-$k" codes))"
+        done
+        awk -v name="$name" -v t="$t" -v g="$g" -v b="$base_us" \
+            -v t10="$(field "$rows" "totp-$k" auth_p10_us)" -v t90="$(field "$rows" "totp-$k" auth_p90_us)" \
+            -v g10="$(field "$rows" "ga-$k" auth_p10_us)" -v g90="$(field "$rows" "ga-$k" auth_p90_us)" \
+            -v tr="$(field "$rows" "totp-$k" maxrss_kb)" -v gr="$(field "$rows" "ga-$k" maxrss_kb)" \
+            'BEGIN { tt = t - b; gg = g - b; printf "   %-24s %12.1f %12.1f %8.2f %22s %22s %9d %9d\n", name, tt, gg, (gg > 0 ? tt / gg : 0), t10 ".." t90, g10 ".." g90, tr, gr }'
+    done
+    printf '   %-24s %12.1f   (absolute median; pam_start..pam_end median %s us, client RSS %s KiB)\n' "pam_permit baseline" "$base_us" "$(field "$rows" base txn_median_us)" "$(field "$rows" base maxrss_kb)"
+    pb "$dir" race --dir "$dir" --service ga --kind totp --users "g:$((users - 10)):5" --procs 20 --rounds 5 --same-user --label ga-same-code | sed 's/^/   /' >"$dir/ga-race.txt" || true
+    pb "$dir" race --dir "$dir" --service ga --kind backup --users "g:$((users - 5)):5" --procs 20 --rounds 5 --same-user --label ga-same-scratch | sed 's/^/   /' >>"$dir/ga-race.txt" || true
+    echo "   google-authenticator, 20 concurrent logins with one code, 5 rounds (successes per round; 1 is correct):"
+    sed 's/child_maxrss_kb=[0-9]*//' "$dir/ga-race.txt"
+}
+
+compare "$DISK_DIR" "on disk: fsync costs real I/O"
+compare /dev/shm "on tmpfs: fsync is free, so this is the CPU cost"
+
+if [ -n "${BENCH_SKIP_SCALE:-}" ]; then
+    exit 0
+fi
+
+echo
+echo "== scale (on disk): success-path cost with 10 and with $SCALE_USERS enrolled users"
+small=$(mktemp -d "$DISK_DIR/pam-totp-bench.XXXXXX")
+big=$(mktemp -d "$DISK_DIR/pam-totp-bench.XXXXXX")
+DIRS+=("$small" "$big")
+chmod 755 "$small" "$big"
+t0=$(date +%s)
+# The same password database size (nss_wrapper scans it) in both: only the enrollment differs.
+pb "$small" gen --dir "$small" --module "$MODULE" --totp 10 --plain "$SCALE_USERS" >/dev/null
+pb "$big" gen --dir "$big" --module "$MODULE" --totp "$SCALE_USERS" --plain 10 >/dev/null
+echo "   generated $SCALE_USERS secret + state files in $(($(date +%s) - t0)) s"
+# --restore puts back each user's pre-login state before the login (not timed), so the 10 users
+# can log in $N times; the same is done for the big set, where each user logs in once.
+pb "$small" run --dir "$small" --service totp --kind totp --users "t:0:10" --n "$N" --restore --expect 0 --label "10-users" | sed 's/^/   /'
+pb "$big" run --dir "$big" --service totp --kind totp --users "t:$((SCALE_USERS / 2)):$N" --restore --expect 0 --label "$SCALE_USERS-users" | sed 's/^/   /'
+
+if [ -x "$CLI" ] && NSS_WRAPPER_PASSWD=$big/passwd NSS_WRAPPER_GROUP=$big/group LD_PRELOAD=$NSSW "$CLI" --config "$big/pam_totp.conf" status --all >/dev/null 2>&1; then
+    echo "   pam-totp status --all over $SCALE_USERS users:"
+    NSS_WRAPPER_PASSWD=$big/passwd NSS_WRAPPER_GROUP=$big/group LD_PRELOAD=$NSSW /usr/bin/time -v "$CLI" --config "$big/pam_totp.conf" status --all 2>"$big/time.txt" | wc -l | sed 's/^/     output lines: /'
+    grep -E "Elapsed|Maximum resident" "$big/time.txt" | sed 's/^\s*/     /'
+else
+    echo "   pam-totp status --all: not available in this build (skipped)"
+fi
+
+echo
+echo "== 64 concurrent logins (on disk, $SCALE_USERS enrolled users), 5 rounds each"
+pb "$big" race --dir "$big" --service totp --kind totp --users "t:0:320" --procs 64 --rounds 5 --label different-users | sed 's/^/   /'
+pb "$big" race --dir "$big" --service totp --kind totp --users "t:400:5" --procs 64 --rounds 5 --same-user --label same-user-same-code | sed 's/^/   /'
+pb "$big" race --dir "$big" --service totp --kind backup --users "t:500:5" --procs 64 --rounds 5 --same-user --label same-user-same-backup-code | sed 's/^/   /'
+pb "$big" check --dir "$big" | sed 's/^/   /'

@@ -1,0 +1,524 @@
+//! `pam-bench`: the benchmark client behind bench/run.sh. It generates users (an nss_wrapper
+//! passwd file), pam_totp and google-authenticator secret files, and pam_totp state files;
+//! drives PAM services through the real libpam, timing each `pam_authenticate`; races
+//! concurrent logins in forked processes; and checks afterwards that every file still parses.
+//!
+//! ```text
+//! pam-bench gen   --dir D --module SO [--totp N] [--ga N] [--plain N]
+//! pam-bench run   --dir D --service S --kind totp|wrong|backup|none --users PREFIX:FIRST:COUNT
+//!                 [--n LOGINS] [--expect CODE] [--restore] [--label TEXT]
+//! pam-bench race  --dir D --service S --kind totp|backup --users PREFIX:FIRST:COUNT
+//!                 --procs P [--rounds R] [--same-user] [--label TEXT]
+//! pam-bench check --dir D
+//! ```
+//! Users are `t<i>` (pam_totp enrolled), `g<i>` (google-authenticator enrolled) and `n<i>` (not
+//! enrolled). `--restore` rewrites the user's pre-login state file before each login (not timed),
+//! so a small user set can log in many times without hitting replay protection.
+
+mod pam;
+
+use pam_totp_core::backup::BackupSet;
+use pam_totp_core::secret::TotpSecret;
+use pam_totp_core::secret_file::{Algorithm, Authenticator, SecretFile};
+use pam_totp_core::state::State;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const PERIOD: u64 = 30;
+const RHOST: &str = "198.51.100.7";
+/// google-authenticator scratch codes, the same for every g-user (each user uses one once).
+const GA_SCRATCH: [&str; 5] = ["46393898", "10498829", "22283474", "69447375", "19897090"];
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn totp_code(secret: &[u8], t: u64) -> String {
+    totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(PERIOD)
+        .with_secret(secret.to_vec())
+        .with_skew(0)
+        .build_noncompliant()
+        .generate(t)
+        .to_string()
+}
+
+/// Command-line flags as `--key value` pairs and bare `--switch`es.
+struct Flags(HashMap<String, String>);
+
+impl Flags {
+    fn parse(args: &[String]) -> Result<Flags, String> {
+        let mut map = HashMap::new();
+        let mut i = 0;
+        while i < args.len() {
+            let key = args[i]
+                .strip_prefix("--")
+                .ok_or_else(|| format!("unexpected {}", args[i]))?;
+            match args.get(i + 1).filter(|v| !v.starts_with("--")) {
+                Some(v) => {
+                    map.insert(key.to_string(), v.clone());
+                    i += 2;
+                }
+                None => {
+                    map.insert(key.to_string(), String::new());
+                    i += 1;
+                }
+            }
+        }
+        Ok(Flags(map))
+    }
+    fn get(&self, key: &str) -> Result<&str, String> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| format!("--{key} is required"))
+    }
+    fn num(&self, key: &str, default: usize) -> Result<usize, String> {
+        match self.0.get(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| format!("--{key} expects a number")),
+        }
+    }
+    fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+}
+
+/// `PREFIX:FIRST:COUNT` -> user names.
+fn user_range(spec: &str) -> Result<Vec<String>, String> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let [prefix, first, count] = parts[..] else {
+        return Err("--users expects PREFIX:FIRST:COUNT".into());
+    };
+    let first: usize = first.parse().map_err(|_| "bad FIRST")?;
+    let count: usize = count.parse().map_err(|_| "bad COUNT")?;
+    Ok((first..first + count)
+        .map(|i| format!("{prefix}{i}"))
+        .collect())
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(data)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())
+}
+
+fn generate(f: &Flags) -> Result<(), String> {
+    let dir = PathBuf::from(f.get("dir")?);
+    let module = f.get("module")?;
+    let (n_totp, n_ga, n_plain) = (f.num("totp", 0)?, f.num("ga", 0)?, f.num("plain", 0)?);
+    for sub in ["secrets", "state", "state-template", "ga", "pam.d"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(|e| e.to_string())?;
+    }
+    for sub in ["", "secrets", "state", "state-template", "ga", "pam.d"] {
+        std::fs::set_permissions(dir.join(sub), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+    }
+    let d = dir.display();
+    write_file(
+        &dir.join("pam_totp.conf"),
+        format!(
+            "# Generated by pam-bench gen.\nsecret = \"{d}/secrets/${{USER}}.toml\"\nstate_dir = \"{d}/state\"\nuser = \"root\"\nnullok = true\n"
+        )
+        .as_bytes(),
+        0o644,
+    )?;
+    write_file(
+        &dir.join("pam.d/totp"),
+        format!("auth required {module} config={d}/pam_totp.conf\n").as_bytes(),
+        0o644,
+    )?;
+    write_file(
+        &dir.join("pam.d/ga"),
+        format!(
+            "auth required pam_google_authenticator.so secret={d}/ga/${{USER}} user=root nullok\n"
+        )
+        .as_bytes(),
+        0o644,
+    )?;
+    write_file(
+        &dir.join("pam.d/permit"),
+        b"auth required pam_permit.so\n",
+        0o644,
+    )?;
+
+    // One backup set (default PBKDF2 rounds, as `pam-totp enroll` writes) shared by every t-user:
+    // hashing 10 codes per user for 100,000 users would take hours. Each user consumes code 0 once.
+    let t = now();
+    let (set, codes) = BackupSet::generate(10, t)?;
+    let backup_code = codes.0[0].to_string();
+    let mut passwd = String::from("root:x:0:0:root:/root:/bin/bash\n");
+    let mut manifest = String::new();
+    let mut uid = 200_000;
+    for i in 0..n_totp {
+        let name = format!("t{i}");
+        let secret = TotpSecret::generate(20)?;
+        let hex = pam_totp_core::secret::to_hex(secret.expose());
+        let enrollment_id = pam_totp_core::secret::random_id(8)?;
+        let file = SecretFile {
+            enrollment_id: enrollment_id.clone(),
+            created: t,
+            authenticators: vec![Authenticator {
+                name: "default".into(),
+                secret,
+                algorithm: Algorithm::Sha1,
+                digits: 6,
+                period: PERIOD,
+                added: t,
+                issuer: "bench".into(),
+                label: name.clone(),
+            }],
+            backup: Some(set.clone()),
+        };
+        write_file(
+            &dir.join(format!("secrets/{name}.toml")),
+            file.to_toml()?.as_bytes(),
+            0o600,
+        )?;
+        // An earlier login, many steps ago: the state every enrolled user has after first use.
+        let mut st = State::new();
+        st.rebind(&enrollment_id);
+        st.last_step.insert("default".into(), t / PERIOD - 100);
+        let text = st.to_toml()?;
+        write_file(
+            &dir.join(format!("state/{name}.state")),
+            text.as_bytes(),
+            0o644,
+        )?;
+        write_file(
+            &dir.join(format!("state-template/{name}.state")),
+            text.as_bytes(),
+            0o644,
+        )?;
+        passwd.push_str(&format!("{name}:x:{uid}:60000::/nonexistent:/bin/sh\n"));
+        manifest.push_str(&format!("{name}\t{hex}\t{backup_code}\n"));
+        uid += 1;
+    }
+    for i in 0..n_ga {
+        let name = format!("g{i}");
+        let secret = TotpSecret::generate(20)?;
+        let hex = pam_totp_core::secret::to_hex(secret.expose());
+        // What `google-authenticator -t -d -r 3 -R 30 -w 3 -e 5` writes.
+        let body = format!(
+            "{}\n\" RATE_LIMIT 3 30\n\" WINDOW_SIZE 3\n\" DISALLOW_REUSE\n\" TOTP_AUTH\n{}\n",
+            secret.to_base32().as_str(),
+            GA_SCRATCH.join("\n")
+        );
+        write_file(&dir.join(format!("ga/{name}")), body.as_bytes(), 0o400)?;
+        passwd.push_str(&format!("{name}:x:{uid}:60000::/nonexistent:/bin/sh\n"));
+        manifest.push_str(&format!("{name}\t{hex}\t{}\n", GA_SCRATCH[0]));
+        uid += 1;
+    }
+    for i in 0..n_plain {
+        passwd.push_str(&format!("n{i}:x:{uid}:60000::/nonexistent:/bin/sh\n"));
+        uid += 1;
+    }
+    write_file(&dir.join("passwd"), passwd.as_bytes(), 0o644)?;
+    write_file(&dir.join("group"), b"root:x:0:\nbench:x:60000:\n", 0o644)?;
+    write_file(&dir.join("users.tsv"), manifest.as_bytes(), 0o600)?;
+    println!("GEN dir={d} totp={n_totp} ga={n_ga} plain={n_plain}");
+    Ok(())
+}
+
+struct Manifest(HashMap<String, (Vec<u8>, String)>);
+
+impl Manifest {
+    fn load(dir: &Path, users: &[String]) -> Result<Manifest, String> {
+        let text = std::fs::read_to_string(dir.join("users.tsv")).map_err(|e| e.to_string())?;
+        let wanted: std::collections::HashSet<&str> = users.iter().map(String::as_str).collect();
+        let mut map = HashMap::new();
+        for line in text.lines() {
+            let mut it = line.split('\t');
+            if let (Some(name), Some(hex), Some(backup)) = (it.next(), it.next(), it.next()) {
+                if wanted.contains(name) {
+                    let secret =
+                        pam_totp_core::secret::from_hex(hex).ok_or("bad hex in users.tsv")?;
+                    map.insert(name.to_string(), (secret, backup.to_string()));
+                }
+            }
+        }
+        Ok(Manifest(map))
+    }
+
+    fn answer(&self, user: &str, kind: &str) -> Result<String, String> {
+        let entry = self.0.get(user);
+        let t = now();
+        Ok(match (kind, entry) {
+            ("none", _) => "000000".into(),
+            ("totp", Some((secret, _))) => totp_code(secret, t),
+            ("backup", Some((_, backup))) => backup.clone(),
+            ("wrong", Some((secret, _))) => {
+                // A six-digit code that matches no step within 5 steps either side.
+                let near: Vec<String> = (0..=10)
+                    .map(|k| totp_code(secret, t + k * PERIOD - 5 * PERIOD))
+                    .collect();
+                (0..1_000_000u32)
+                    .map(|n| format!("{:06}", (n * 7919 + 13) % 1_000_000))
+                    .find(|c| !near.contains(c))
+                    .unwrap_or_default()
+            }
+            (k, None) => return Err(format!("no secret for {user} (kind {k})")),
+            (k, _) => return Err(format!("unknown --kind {k}")),
+        })
+    }
+}
+
+fn max_rss_kb(who: i32) -> i64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut ru);
+        ru.ru_maxrss
+    }
+}
+
+fn restore_state(dir: &Path, user: &str) -> Result<(), String> {
+    let from = dir.join(format!("state-template/{user}.state"));
+    let to = dir.join(format!("state/{user}.state"));
+    let tmp = dir.join(format!("state/.bench-restore-{user}"));
+    if !from.exists() {
+        // google-authenticator users keep their state in the secret file: nothing to restore.
+        return Ok(());
+    }
+    std::fs::copy(&from, &tmp).map_err(|e| format!("{}: {e}", from.display()))?;
+    std::fs::rename(&tmp, &to).map_err(|e| e.to_string())
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+fn cstr(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| "NUL in argument".to_string())
+}
+
+fn run(f: &Flags) -> Result<(), String> {
+    let dir = PathBuf::from(f.get("dir")?);
+    let service = f.get("service")?;
+    let kind = f.get("kind")?;
+    let users = user_range(f.get("users")?)?;
+    let n = f.num("n", users.len())?;
+    let expect = f.num("expect", 0)? as i32;
+    let restore = f.has("restore");
+    let label =
+        f.0.get("label")
+            .cloned()
+            .unwrap_or_else(|| format!("{service}/{kind}"));
+    let manifest = Manifest::load(&dir, &users)?;
+    let confdir = cstr(&dir.join("pam.d").to_string_lossy())?;
+    let service_c = cstr(service)?;
+    let rhost = cstr(RHOST)?;
+    let mut auth = Vec::with_capacity(n);
+    let mut txn = Vec::with_capacity(n);
+    let mut ok = 0;
+    let mut codes: HashMap<i32, usize> = HashMap::new();
+    for i in 0..n {
+        let user = &users[i % users.len()];
+        if restore {
+            restore_state(&dir, user)?;
+        }
+        let answer = manifest.answer(user, kind)?;
+        let user_c = cstr(user)?;
+        let t0 = Instant::now();
+        let mut t = pam::Txn::start(&confdir, &service_c, &user_c, Some(&rhost), &answer)
+            .map_err(|rc| format!("pam_start_confdir failed: {rc}"))?;
+        let (rc, d) = t.authenticate();
+        drop(t);
+        txn.push(t0.elapsed());
+        auth.push(d);
+        *codes.entry(rc).or_default() += 1;
+        if rc == expect {
+            ok += 1;
+        }
+    }
+    auth.sort();
+    txn.sort();
+    let mut codes: Vec<_> = codes.into_iter().collect();
+    codes.sort();
+    let codes: Vec<String> = codes.iter().map(|(c, k)| format!("{c}x{k}")).collect();
+    println!(
+        "ROW label={label} n={n} ok={ok} codes={} auth_median_us={:.1} auth_p10_us={:.1} auth_p90_us={:.1} txn_median_us={:.1} maxrss_kb={}",
+        codes.join(","),
+        quantile(&auth, 0.5),
+        quantile(&auth, 0.1),
+        quantile(&auth, 0.9),
+        quantile(&txn, 0.5),
+        max_rss_kb(libc::RUSAGE_SELF)
+    );
+    Ok(())
+}
+
+fn race(f: &Flags) -> Result<(), String> {
+    let dir = PathBuf::from(f.get("dir")?);
+    let service = f.get("service")?;
+    let kind = f.get("kind")?;
+    let users = user_range(f.get("users")?)?;
+    let procs = f.num("procs", 64)?;
+    let rounds = f.num("rounds", 1)?;
+    let same = f.has("same-user");
+    let label =
+        f.0.get("label")
+            .cloned()
+            .unwrap_or_else(|| format!("{service}/{kind}"));
+    let manifest = Manifest::load(&dir, &users)?;
+    let confdir = cstr(&dir.join("pam.d").to_string_lossy())?;
+    let service_c = cstr(service)?;
+    let rhost = cstr(RHOST)?;
+    let mut successes = Vec::new();
+    let mut total = Duration::ZERO;
+    for round in 0..rounds {
+        let round_users: Vec<String> = (0..procs)
+            .map(|i| {
+                if same {
+                    users[round % users.len()].clone()
+                } else {
+                    users[(round * procs + i) % users.len()].clone()
+                }
+            })
+            .collect();
+        for u in &round_users {
+            restore_state(&dir, u)?;
+        }
+        let answers: Vec<String> = round_users
+            .iter()
+            .map(|u| manifest.answer(u, kind))
+            .collect::<Result<_, _>>()?;
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe fills two descriptors.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            return Err("pipe failed".into());
+        }
+        let mut pids = Vec::new();
+        for (u, a) in round_users.iter().zip(&answers) {
+            let user_c = cstr(u)?;
+            // SAFETY: the parent is single-threaded; the child only runs the login and _exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: closing our copy of the write end; then block until the parent closes its.
+                unsafe { libc::close(fds[1]) };
+                let mut txn = match pam::Txn::start(&confdir, &service_c, &user_c, Some(&rhost), a)
+                {
+                    Ok(t) => t,
+                    // SAFETY: leaving the forked child without running the parent's destructors.
+                    Err(_) => unsafe { libc::_exit(3) },
+                };
+                let mut b = 0u8;
+                // SAFETY: reading one byte into a valid buffer; returns 0 at EOF (the release).
+                unsafe { libc::read(fds[0], (&mut b as *mut u8).cast(), 1) };
+                let (rc, _) = txn.authenticate();
+                drop(txn);
+                // SAFETY: as above.
+                unsafe { libc::_exit(if rc == pam::PAM_SUCCESS { 0 } else { 1 }) };
+            }
+            if pid < 0 {
+                return Err("fork failed".into());
+            }
+            pids.push(pid);
+        }
+        // Let every child reach the barrier (pam_start done, module loaded), then release.
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        // SAFETY: closing both ends in the parent releases every reader at once.
+        unsafe {
+            libc::close(fds[1]);
+            libc::close(fds[0]);
+        }
+        let mut ok = 0;
+        for pid in pids {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                ok += 1;
+            }
+        }
+        total += t0.elapsed();
+        successes.push(ok);
+    }
+    let logins = (procs * rounds) as f64;
+    println!(
+        "RACE label={label} procs={procs} rounds={rounds} same_user={same} successes_per_round={:?} logins_per_s={:.0} wall_ms_per_round={:.1} child_maxrss_kb={}",
+        successes,
+        logins / total.as_secs_f64(),
+        total.as_secs_f64() * 1e3 / rounds as f64,
+        max_rss_kb(libc::RUSAGE_CHILDREN)
+    );
+    Ok(())
+}
+
+fn check(f: &Flags) -> Result<(), String> {
+    let dir = PathBuf::from(f.get("dir")?);
+    let (mut secrets, mut states, mut bad) = (0, 0, 0);
+    for (sub, is_state) in [("secrets", false), ("state", true)] {
+        for entry in std::fs::read_dir(dir.join(sub)).map_err(|e| e.to_string())? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+            if is_state && name.ends_with(".state") {
+                states += 1;
+                if State::parse(&bytes).is_err() {
+                    bad += 1;
+                    eprintln!("corrupt: {}", path.display());
+                }
+            } else if !is_state && name.ends_with(".toml") {
+                secrets += 1;
+                if SecretFile::parse(&bytes).is_err() {
+                    bad += 1;
+                    eprintln!("corrupt: {}", path.display());
+                }
+            }
+        }
+    }
+    println!("CHECK secrets={secrets} states={states} corrupt={bad}");
+    if bad > 0 {
+        Err("corrupt files found".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        eprintln!("usage: pam-bench gen|run|race|check --dir D ...");
+        return ExitCode::from(2);
+    };
+    let result = Flags::parse(rest).and_then(|f| match cmd.as_str() {
+        "gen" => generate(&f),
+        "run" => run(&f),
+        "race" => race(&f),
+        "check" => check(&f),
+        other => Err(format!("unknown command {other}")),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pam-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
