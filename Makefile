@@ -60,11 +60,8 @@ print-pamdir:
 install:
 	@test -f $(MODULE) && test -x $(CLI) || { echo "$(MODULE) or $(CLI) missing: run 'make' first" >&2; exit 1; }
 	@test -n "$(PAMDIR)" || { echo "PAM module directory not found: set PAMDIR=" >&2; exit 1; }
-	$(INSTALL) -d -m 0755 $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(LICENSEDIR) $(DESTDIR)$(SYSCONFDIR)/security \
-		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(STATEDIR) \
-		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/security \
+		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(STATEDIR) $(DESTDIR)$(DOCDIR)
 	$(INSTALL) -m $(MODULE_MODE) $(MODULE) $(DESTDIR)$(PAMDIR)/pam_totp.so
 	$(INSTALL) -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/pam-totp
 	@if [ "$(STRIP)" = yes ]; then \
@@ -76,6 +73,7 @@ install:
 	@for page in docs/pam-totp.1:man1 docs/pam_totp.conf.5:man5 docs/pam_totp.8:man8; do \
 		src=$${page%%:*}; sect=$${page##*:}; \
 		if [ -f "$$src" ]; then \
+			$(INSTALL) -d -m 0755 "$(DESTDIR)$(MANDIR)/$$sect" || exit 1; \
 			echo "gzip -9n < $$src > $(DESTDIR)$(MANDIR)/$$sect/$${src##*/}.gz"; \
 			gzip -9n < "$$src" > "$(DESTDIR)$(MANDIR)/$$sect/$${src##*/}.gz" || exit 1; \
 			chmod 0644 "$(DESTDIR)$(MANDIR)/$$sect/$${src##*/}.gz"; \
@@ -84,9 +82,10 @@ install:
 	@# Shell completions come from the built CLI itself.
 	@for sh in bash:$(BASHCOMPDIR)/pam-totp zsh:$(ZSHCOMPDIR)/_pam-totp fish:$(FISHCOMPDIR)/pam-totp.fish; do \
 		shell=$${sh%%:*}; dest=$(DESTDIR)$${sh#*:}; \
+		$(INSTALL) -d -m 0755 "$${dest%/*}" || exit 1; \
 		if $(CLI) completions $$shell > "$$dest.tmp" 2>/dev/null && [ -s "$$dest.tmp" ]; then \
 			chmod 0644 "$$dest.tmp" && mv "$$dest.tmp" "$$dest" && echo "$(CLI) completions $$shell > $$dest"; \
-		else rm -f "$$dest.tmp"; echo "warning: '$(CLI) completions $$shell' failed, no $$shell completion installed" >&2; fi; \
+		else rm -f "$$dest.tmp"; rmdir -p "$${dest%/*}" 2>/dev/null; echo "warning: '$(CLI) completions $$shell' failed, no $$shell completion installed" >&2; fi; \
 	done
 	@# Never replace an administrator's configuration on a source install.
 	@dest=$(DESTDIR)$(SYSCONFDIR)/security/pam_totp.conf; \
@@ -95,12 +94,14 @@ install:
 	else echo "warning: $(CONF_EXAMPLE) missing, installing a comment-only $$dest" >&2; \
 		printf '# pam_totp configuration (TOML). Every key is described in pam_totp.conf(5).\n' > "$$dest"; chmod 0644 "$$dest"; fi
 	$(INSTALL) -m 0644 packaging/pam-totp.tmpfiles $(DESTDIR)$(TMPFILESDIR)/pam-totp.conf
-	@if [ -f README.md ]; then echo "install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md"; $(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md; \
+	@if [ -f README.md ]; then echo "install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md"; \
+		$(INSTALL) -d -m 0755 $(DESTDIR)$(DOCDIR) && $(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md; \
 	else echo "warning: README.md missing, not installed" >&2; fi
 	@if [ "$(LICENSEDIR)" != none ]; then \
 		lic=$$(ls LICENSE LICENSE.txt LICENSE-APACHE 2>/dev/null | head -n1); \
 		[ -n "$$lic" ] || lic=/usr/share/common-licenses/Apache-2.0; \
-		echo "install -m 0644 $$lic $(DESTDIR)$(LICENSEDIR)/LICENSE"; $(INSTALL) -m 0644 "$$lic" $(DESTDIR)$(LICENSEDIR)/LICENSE; \
+		echo "install -m 0644 $$lic $(DESTDIR)$(LICENSEDIR)/LICENSE"; \
+		$(INSTALL) -d -m 0755 $(DESTDIR)$(LICENSEDIR) && $(INSTALL) -m 0644 "$$lic" $(DESTDIR)$(LICENSEDIR)/LICENSE; \
 	fi
 	@if [ "$(PAMCONFIGS)" = yes ] || { [ "$(PAMCONFIGS)" = auto ] && PATH="$$PATH:/usr/sbin:/sbin" command -v pam-auth-update >/dev/null; }; then \
 		echo "install -m 0644 packaging/debian/pam-configs-totp $(DESTDIR)$(PAMCONFIGSDIR)/totp"; \

@@ -11,12 +11,14 @@ version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$
 topdir="$top/target/packaging/rpmbuild"
 rm -rf "$topdir"
 mkdir -p "$topdir" "$outdir"
+# `make install` strips and gzips already; Debian's brp-compress is not even dash-clean.
 # --nodeps: BuildRequires name Fedora packages, which a Debian rpm database does not know.
 rpmbuild -bb --nodeps --with prebuilt \
     --define "_topdir $topdir" \
     --define "srcdir $top" \
     --define "pt_version $version" \
     --define "_build_id_links none" \
+    --define "__os_install_post %{nil}" \
     "$here/pam-totp.spec"
 find "$topdir/RPMS" -name '*.rpm' -exec cp {} "$outdir/" \;
 ls "$outdir"/pam-totp-"$version"-*.rpm
