@@ -186,6 +186,7 @@ fn generate(f: &Flags) -> Result<(), String> {
                 label: name.clone(),
             }],
             backup: Some(set.clone()),
+            forget_hosts_before: 0,
         };
         write_file(
             &dir.join(format!("secrets/{name}.toml")),

@@ -133,7 +133,10 @@ impl<C: Clock> Session<'_, C> {
         let loaded = self.backend.load_secret(&self.info);
         // Group lookups (NSS, maybe a directory server) only when a rule needs them.
         let needs_groups = !cfg.policy.exempt_groups.is_empty()
-            || matches!(cfg.policy.require, pam_totp_core::policy::Require::Groups(_));
+            || matches!(
+                cfg.policy.require,
+                pam_totp_core::policy::Require::Groups(_)
+            );
         let groups = if needs_groups {
             match self.info.group_names() {
                 Ok(g) => g,
@@ -160,6 +163,10 @@ impl<C: Clock> Session<'_, C> {
             publickey_used: policy::ssh_publickey_used(auth_info.as_deref()),
             state: state.as_ref(),
             password_tag: &password_tag,
+            forget_hosts_before: match &loaded {
+                Ok(Some(f)) => f.forget_hosts_before,
+                _ => 0,
+            },
             now: self.clock.now(),
         };
         let decision = policy::evaluate(&cfg.policy, &facts);
@@ -344,10 +351,11 @@ impl<C: Clock> Session<'_, C> {
             if let Err(e) = self.backend.save_state(&lock, &state) {
                 return unusable(ctx, &e);
             }
+            let method = attempted_method(attempts, file, reason);
             log::write(
                 ctx,
                 Level::Notice,
-                &format!("method=totp result=failure reason={}", reason.class()),
+                &format!("method={method} result=failure reason={}", reason.class()),
             );
             return Outcome::Rejected(reason.class());
         };
@@ -432,6 +440,7 @@ impl<C: Clock> Session<'_, C> {
             rhost: rhost.to_string(),
             until: now.saturating_add(period),
             password_tag: password_tag.to_string(),
+            since: now,
         });
         // Bounded: the newest 64 hosts.
         let excess = state.remembered.len().saturating_sub(64);
@@ -473,6 +482,7 @@ impl<C: Clock> Session<'_, C> {
                 label: ctx.user.replace(':', "-"),
             }],
             backup: Some(backup),
+            forget_hosts_before: 0,
         };
         let a = &file.authenticators[0];
         let uri = a.otpauth_uri();
@@ -606,6 +616,37 @@ fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Attempt> {
         });
     }
     out
+}
+
+/// What a refused answer looked like, for the log: `backup` for an answer with the shape of a
+/// backup code (and not of a TOTP code), `totp` otherwise, `none` if it was no code at all.
+fn attempted_method(attempts: &[Attempt], file: &SecretFile, reason: Reject) -> &'static str {
+    if reason == Reject::BackupUsed {
+        return "backup";
+    }
+    if reason == Reject::Malformed {
+        return "none";
+    }
+    let totp_shaped = |code: &str| {
+        code.bytes().all(|b| b.is_ascii_digit())
+            && file
+                .authenticators
+                .iter()
+                .any(|a| usize::from(a.digits) == code.len())
+    };
+    let backup = attempts.iter().any(|a| {
+        pam_totp_core::backup::normalize(&a.code)
+            .is_some_and(|n| pam_totp_core::backup::has_backup_shape(&n) && !totp_shaped(&n))
+    });
+    if backup
+        && !attempts
+            .iter()
+            .any(|a| pam_totp_core::backup::normalize(&a.code).is_some_and(|n| totp_shaped(&n)))
+    {
+        "backup"
+    } else {
+        "totp"
+    }
 }
 
 /// The most telling reason among several rejected attempts.
@@ -772,6 +813,7 @@ mod tests {
                     label: "u".into(),
                 }],
                 backup: Some(set),
+                forget_hosts_before: 0,
             };
             let cfg = config::load(&[&self.arg()], None).unwrap();
             cfg.backend()

@@ -258,6 +258,8 @@ pub struct Facts<'a> {
     pub state: Option<&'a State>,
     /// Fingerprint of the user's current password (see `remember`), if known.
     pub password_tag: &'a str,
+    /// Hosts remembered before this time are forgotten (`pam-totp forget-hosts`).
+    pub forget_hosts_before: u64,
     /// Now.
     pub now: u64,
 }
@@ -317,14 +319,19 @@ impl Decision {
 }
 
 /// Whether a remembered entry for `rhost` is still valid now.
-pub fn remembered_until(state: &State, rhost: &str, password_tag: &str, now: u64) -> Option<u64> {
-    if rhost.trim().is_empty() {
+pub fn remembered_until(state: &State, facts: &Facts<'_>) -> Option<u64> {
+    if facts.rhost.trim().is_empty() {
         return None;
     }
     state
         .remembered
         .iter()
-        .find(|r| r.rhost == rhost && r.until > now && r.password_tag == password_tag)
+        .find(|r| {
+            r.rhost == facts.rhost
+                && r.until > facts.now
+                && r.password_tag == facts.password_tag
+                && (facts.forget_hosts_before == 0 || r.since > facts.forget_hosts_before)
+        })
         .map(|r| r.until)
 }
 
@@ -378,8 +385,7 @@ pub fn evaluate(policy: &Policy, facts: &Facts<'_>) -> Decision {
     }
     if policy.remember > 0 {
         if let Some(state) = facts.state {
-            if let Some(until) = remembered_until(state, facts.rhost, facts.password_tag, facts.now)
-            {
+            if let Some(until) = remembered_until(state, facts) {
                 return Decision::Remembered { until };
             }
         }
@@ -572,6 +578,7 @@ mod tests {
             rhost: "198.51.100.7".into(),
             until: NOW + 10,
             password_tag: "t".into(),
+            since: NOW - 5,
         });
         let mut f = facts(&[], "198.51.100.7", true);
         f.state = Some(&st);
@@ -584,6 +591,18 @@ mod tests {
             "a password change forgets"
         );
         f.password_tag = "t";
+        f.forget_hosts_before = NOW - 1;
+        assert_eq!(
+            evaluate(&p, &f),
+            Decision::AskCode,
+            "forgotten by forget-hosts"
+        );
+        f.forget_hosts_before = NOW - 6;
+        assert_eq!(
+            evaluate(&p, &f),
+            Decision::Remembered { until: NOW + 10 },
+            "remembered after it"
+        );
         f.now = NOW + 10;
         assert_eq!(evaluate(&p, &f), Decision::AskCode, "expired");
         f.now = NOW;

@@ -126,6 +126,9 @@ pub struct SecretFile {
     pub authenticators: Vec<Authenticator>,
     /// Hashed backup codes, if any were made.
     pub backup: Option<BackupSet>,
+    /// Hosts remembered before this Unix time no longer skip the code (`pam-totp forget-hosts`
+    /// run by the user, who cannot write the root-owned state). 0: not set.
+    pub forget_hosts_before: u64,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -138,6 +141,12 @@ struct RawFile {
     authenticators: Vec<RawAuthenticator>,
     #[serde(skip_serializing_if = "Option::is_none")]
     backup: Option<RawBackup>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    forget_hosts_before: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Deserialize, Serialize)]
@@ -282,6 +291,7 @@ impl SecretFile {
             created: raw.created,
             authenticators,
             backup,
+            forget_hosts_before: raw.forget_hosts_before,
         })
     }
 
@@ -316,6 +326,7 @@ impl SecretFile {
                 salt: b.salt_hex(),
                 hashes: b.hashes.iter().map(|h| crate::secret::to_hex(h)).collect(),
             }),
+            forget_hosts_before: self.forget_hosts_before,
         };
         let body =
             toml::to_string(&raw).map_err(|e| format!("cannot serialise the secret file: {e}"))?;
@@ -397,6 +408,7 @@ mod tests {
                 label: "alice".into(),
             }],
             backup: Some(BackupSet::generate_with(3, 1_700_000_000, 1000).unwrap().0),
+            forget_hosts_before: 0,
         }
     }
 

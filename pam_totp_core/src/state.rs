@@ -50,6 +50,10 @@ pub struct Remembered {
     /// Fingerprint of the password when the host was remembered: a password change forgets it.
     #[serde(default)]
     pub password_tag: String,
+    /// Unix time the host was remembered (compared with the secret file's
+    /// `forget_hosts_before`).
+    #[serde(default)]
+    pub since: u64,
 }
 
 /// The state of one user.

@@ -914,6 +914,7 @@ mod tests {
                 label: "u".into(),
             }],
             backup: Some(set),
+            forget_hosts_before: 0,
         };
         store.save_secret(&user, &file, Replace::No).unwrap();
         assert!(matches!(

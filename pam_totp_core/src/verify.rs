@@ -215,6 +215,7 @@ mod tests {
             created: 0,
             authenticators: auths,
             backup: None,
+            forget_hosts_before: 0,
         }
     }
 

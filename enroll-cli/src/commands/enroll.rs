@@ -138,6 +138,7 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
         created: ctx.now,
         authenticators: vec![auth],
         backup,
+        forget_hosts_before: 0,
     };
     let written = ctx
         .backend
@@ -318,6 +319,7 @@ fn confirm(auth: &Authenticator, now: u64) -> Result<()> {
         created: now,
         authenticators: vec![copy_authenticator(auth)],
         backup: None,
+        forget_hosts_before: 0,
     };
     let state = State::new();
     for attempt in 1..=TRIES {

@@ -170,6 +170,7 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
             label,
         }],
         backup,
+        forget_hosts_before: 0,
     };
     let replace = if args.force {
         Replace::Yes
