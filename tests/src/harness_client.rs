@@ -256,6 +256,35 @@ impl PamRun {
             "pam-client exit status does not match {expected}\n{}",
             self.transcript()
         );
+        self.assert_quiet_module();
+    }
+
+    /// Asserts that stdout holds only pam-client's own protocol lines and stderr is empty: a
+    /// module must not write to the host's stdout or stderr.
+    #[track_caller]
+    pub fn assert_quiet_module(&self) {
+        const KINDS: &[&str] = &[
+            "PROMPT_ECHO_OFF ",
+            "PROMPT_ECHO_ON ",
+            "INFO ",
+            "ERROR ",
+            "START ",
+            "AUTH ",
+            "SETCRED ",
+            "ACCT ",
+            "ENV ",
+            "RESULT ",
+        ];
+        let stray: Vec<&String> = self
+            .lines
+            .iter()
+            .filter(|l| !KINDS.iter().any(|k| l.starts_with(k)))
+            .collect();
+        assert!(
+            stray.is_empty() && self.stderr.is_empty(),
+            "output that is not pam-client's (the module wrote to stdout/stderr?)\n{}",
+            self.transcript()
+        );
     }
 }
 

@@ -140,19 +140,38 @@ fn given_interactive_conversation_then_code_computed_after_prompt_accepted() {
 /// An answer, the PAM result it gets, and the fields its log line must have.
 type Attempt<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
-/// Syslog priority: facility authpriv (10) times 8 plus a severity.
-fn is_authpriv(line: &str) -> bool {
+/// The `<PRI>` of a syslog line: facility times 8 plus severity (u32::MAX if none).
+fn priority(line: &str) -> u32 {
     line.strip_prefix('<')
         .and_then(|rest| rest.split_once('>'))
         .and_then(|(pri, _)| pri.parse::<u32>().ok())
-        .is_some_and(|pri| pri / 8 == 10)
+        .unwrap_or(u32::MAX)
+}
+
+/// Facility authpriv is 10.
+fn is_authpriv(line: &str) -> bool {
+    priority(line) / 8 == 10
 }
 
 #[test]
 fn given_whole_scenario_then_syslog_has_one_line_per_outcome_and_no_secret() {
     require_root!();
+    syslog_scenario("", true);
+}
+
+#[test]
+fn given_debug_argument_then_syslog_still_has_no_secret() {
+    require_root!();
+    // The outcome lines are checked by the test above; this one is about the debug lines.
+    syslog_scenario("debug", false);
+}
+
+/// Runs wrong, good, replayed, backup, reused backup and malformed answers with `module_args`,
+/// checking the outcome line of each (if `check_fields`), then that no secret, code or backup
+/// code was logged.
+fn syslog_scenario(module_args: &str, check_fields: bool) {
     let log = SyslogCapture::start();
-    let s = Scenario::new("", "");
+    let s = Scenario::new("", module_args);
     let e = s.enroll(&[]);
     let rhost = "198.51.100.7";
     let step = e.settled_step(6);
@@ -230,7 +249,7 @@ fn given_whole_scenario_then_syslog_has_one_line_per_outcome_and_no_secret() {
             ("rhost", rhost),
         ];
         want.extend_from_slice(fields_expected);
-        if !has_fields(line, &want) {
+        if check_fields && !has_fields(line, &want) {
             problems.push(format!("line {line:?} lacks {want:?}"));
         }
         if !is_authpriv(line) {
@@ -259,6 +278,15 @@ fn given_whole_scenario_then_syslog_has_one_line_per_outcome_and_no_secret() {
         secrets.push(code.split('-').next().unwrap_or(code).to_string());
     }
     let all = log.lines();
+    if module_args.split_whitespace().any(|a| a == "debug") {
+        // The leak check below must have seen the debug lines (severity debug = 7).
+        let prefix = format!("pam_totp({}:auth)", s.service.name);
+        assert!(
+            all.iter()
+                .any(|l| l.contains(&prefix) && l.starts_with('<') && priority(l) % 8 == 7),
+            "no debug line with the debug argument: {all:#?}"
+        );
+    }
     for line in &all {
         for secret in &secrets {
             assert!(

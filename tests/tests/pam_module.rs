@@ -305,3 +305,95 @@ fn given_one_host_throttled_then_other_host_still_accepted() {
         .run()
         .assert_result("PAM_SUCCESS");
 }
+
+#[test]
+fn given_sha512_8_digit_60_second_enrollment_then_its_current_code_accepted() {
+    require_root!();
+    let s = Scenario::new("", "");
+    let e = s.enroll(&["--algorithm", "SHA512", "--digits", "8", "--period", "60"]);
+    assert_eq!(
+        (e.algorithm.as_str(), e.digits, e.period),
+        ("SHA512", 8, 60)
+    );
+    let step = e.settled_step(MARGIN);
+    let code = e.code_for_step(step);
+    assert_eq!(code.len(), 8);
+    // The 6 digits a SHA1/30 s app would show for the same key are not accepted.
+    let sha1 = Enrollment {
+        algorithm: "SHA1".into(),
+        digits: 6,
+        period: 30,
+        ..e.clone()
+    };
+    login(&s, &sha1.code_at(step * e.period)).assert_result("PAM_AUTH_ERR");
+    login(&s, &code).assert_result("PAM_SUCCESS");
+}
+
+#[test]
+fn given_re_enrollment_then_new_codes_work_and_old_backup_codes_do_not() {
+    require_root!();
+    let (s, old) = enrolled();
+    let step = old.settled_step(MARGIN);
+    login(&s, &old.code_for_step(step)).assert_result("PAM_SUCCESS");
+    login(&s, &old.backup_codes[0]).assert_result("PAM_SUCCESS");
+    let new = s.enroll(&["--force"]);
+    assert_ne!(new.secret, old.secret);
+    login(&s, &old.backup_codes[1]).assert_result("PAM_AUTH_ERR");
+    // The state of the old enrollment does not count against the new one: its first backup
+    // code works, and the count starts from the full set again.
+    let run = login(&s, &new.backup_codes[0]);
+    run.assert_result("PAM_SUCCESS");
+    let total = new.backup_codes.len();
+    assert!(
+        run.messages("INFO").iter().any(|m| count_in(m, total - 1)),
+        "expected {} codes left\n{}",
+        total - 1,
+        run.transcript()
+    );
+    let step = new.settled_step(MARGIN);
+    login(&s, &new.code_for_step(step)).assert_result("PAM_SUCCESS");
+}
+
+#[test]
+fn given_logins_then_secret_file_untouched_and_state_only_in_state_dir() {
+    require_root!();
+    let (s, e) = enrolled();
+    let dir = e.secret_file.parent().unwrap().to_path_buf();
+    let listing = |d: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|x| x.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before_bytes = std::fs::read(&e.secret_file).unwrap();
+    let before_meta = std::fs::metadata(&e.secret_file).unwrap();
+    let before_names = listing(&dir);
+    let step = e.settled_step(MARGIN);
+    login(&s, &e.wrong_code(step)).assert_result("PAM_AUTH_ERR");
+    login(&s, &e.code_for_step(step)).assert_result("PAM_SUCCESS");
+    login(&s, &e.backup_codes[0]).assert_result("PAM_SUCCESS");
+    use std::os::unix::fs::MetadataExt;
+    let after_meta = std::fs::metadata(&e.secret_file).unwrap();
+    assert_eq!(std::fs::read(&e.secret_file).unwrap(), before_bytes);
+    assert_eq!(
+        (before_meta.ino(), before_meta.mode(), before_meta.uid()),
+        (after_meta.ino(), after_meta.mode(), after_meta.uid()),
+        "a login replaced or re-owned the secret file"
+    );
+    assert_eq!(
+        listing(&dir),
+        before_names,
+        "a login wrote beside the secret file"
+    );
+    let state = std::fs::symlink_metadata(s.state_file()).unwrap();
+    assert!(state.is_file());
+    assert_eq!(state.uid(), 0, "state file not root-owned");
+    assert_eq!(
+        state.mode() & 0o022,
+        0,
+        "state file writable by group/others"
+    );
+    s.state_toml();
+}
