@@ -1,6 +1,7 @@
 # Build, install and package pam-totp: `make`, `make install`, `make uninstall`, `make deb rpm`.
 #
 #   make                                  cargo build --release of the module and the CLI
+#   make deps                             the distribution's build dependencies (apt-get/dnf)
 #   make install [DESTDIR=...] [PREFIX=/usr/local] [PAMDIR=...]
 #   make uninstall                        same variables as install
 #   make deb rpm                          target/packages/*.deb and *.rpm (see packaging/README.md)
@@ -43,22 +44,43 @@ RELEASE     := target/release
 MODULE      := $(RELEASE)/libpam_totp.so
 CLI         := $(RELEASE)/pam-totp
 CONF_EXAMPLE := config/pam_totp.conf.example
+# Extra documentation for /usr/share/doc: the guides, and the PAM and sshd examples.
+DOCS        := $(wildcard docs/*.md)
+EXAMPLES    := $(wildcard config/pam.d/*.example config/sshd_config.d/*.example)
 VERSION     := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
 INSTALL     ?= install
 
-.PHONY: all build install uninstall deb rpm packages check-packages clean-packages print-pamdir
+.PHONY: all build deps install uninstall deb rpm packages check-packages clean-packages print-pamdir
 
 all: build
 
 build:
 	$(CARGO) build --release $(CARGO_FLAGS) -p pam-totp -p pam-totp-cli
+	@touch $(MODULE) $(CLI)
 
 print-pamdir:
 	@echo $(PAMDIR)
 
-# install does not build: `make && sudo make install` keeps cargo away from root.
-install:
-	@test -f $(MODULE) && test -x $(CLI) || { echo "$(MODULE) or $(CLI) missing: run 'make' first" >&2; exit 1; }
+# Rebuilt only when a source is newer than the binaries: after `make`, `sudo make install`
+# installs without running cargo as root.
+SOURCES := Cargo.toml Cargo.lock $(shell find pam_totp pam_totp_core enroll-cli -name '*.rs' -o -name Cargo.toml 2>/dev/null)
+$(MODULE) $(CLI) &: $(SOURCES)
+	$(CARGO) build --release $(CARGO_FLAGS) -p pam-totp -p pam-totp-cli
+	@touch $(MODULE) $(CLI)
+
+# Build dependencies (and the tools `make deb rpm` uses) from the distribution.
+DEPS_APT ?= libpam0g-dev pkg-config gcc make gzip dpkg-dev rpm
+DEPS_DNF ?= pam-devel pkgconf-pkg-config gcc make gzip rpm-build
+deps:
+	@if command -v apt-get >/dev/null; then \
+		echo "apt-get install $(DEPS_APT)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEPS_APT) >/dev/null || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEPS_APT) >/dev/null; }; \
+	elif command -v dnf >/dev/null; then echo "dnf install $(DEPS_DNF)"; dnf install -y $(DEPS_DNF); \
+	else echo "install the PAM development files (libpam.so) and a C linker by hand" >&2; fi
+	@command -v $(CARGO) >/dev/null || echo "note: no cargo in PATH; install a Rust toolchain (rustup)" >&2
+
+install: $(MODULE) $(CLI)
 	@test -n "$(PAMDIR)" || { echo "PAM module directory not found: set PAMDIR=" >&2; exit 1; }
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/security \
 		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(STATEDIR) $(DESTDIR)$(DOCDIR)
@@ -95,8 +117,11 @@ install:
 		printf '# pam_totp configuration (TOML). Every key is described in pam_totp.conf(5).\n' > "$$dest"; chmod 0644 "$$dest"; fi
 	$(INSTALL) -m 0644 packaging/pam-totp.tmpfiles $(DESTDIR)$(TMPFILESDIR)/pam-totp.conf
 	@if [ -f README.md ]; then echo "install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md"; \
-		$(INSTALL) -d -m 0755 $(DESTDIR)$(DOCDIR) && $(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md; \
+		$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md; \
 	else echo "warning: README.md missing, not installed" >&2; fi
+	@for f in $(DOCS); do echo "install -m 0644 $$f $(DESTDIR)$(DOCDIR)/"; $(INSTALL) -m 0644 $$f $(DESTDIR)$(DOCDIR)/ || exit 1; done
+	@if [ -n "$(EXAMPLES)" ]; then $(INSTALL) -d -m 0755 $(DESTDIR)$(DOCDIR)/examples; fi
+	@for f in $(EXAMPLES); do echo "install -m 0644 $$f $(DESTDIR)$(DOCDIR)/examples/"; $(INSTALL) -m 0644 $$f $(DESTDIR)$(DOCDIR)/examples/ || exit 1; done
 	@if [ "$(LICENSEDIR)" != none ]; then \
 		lic=$$(ls LICENSE LICENSE.txt LICENSE-APACHE 2>/dev/null | head -n1); \
 		[ -n "$$lic" ] || lic=/usr/share/common-licenses/Apache-2.0; \
@@ -117,7 +142,9 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/pam-totp.1.gz $(DESTDIR)$(MANDIR)/man5/pam_totp.conf.5.gz \
 		$(DESTDIR)$(MANDIR)/man8/pam_totp.8.gz \
 		$(DESTDIR)$(BASHCOMPDIR)/pam-totp $(DESTDIR)$(ZSHCOMPDIR)/_pam-totp $(DESTDIR)$(FISHCOMPDIR)/pam-totp.fish \
-		$(DESTDIR)$(TMPFILESDIR)/pam-totp.conf $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(LICENSEDIR)/LICENSE
+		$(DESTDIR)$(TMPFILESDIR)/pam-totp.conf $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(LICENSEDIR)/LICENSE \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS))) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES)))
 	@if [ -f $(DESTDIR)$(PAMCONFIGSDIR)/totp ] && cmp -s packaging/debian/pam-configs-totp $(DESTDIR)$(PAMCONFIGSDIR)/totp; then \
 		if [ -z "$(DESTDIR)" ] && PATH="$$PATH:/usr/sbin:/sbin" command -v pam-auth-update >/dev/null; then \
 			echo "pam-auth-update --package --remove totp"; PATH="$$PATH:/usr/sbin:/sbin" pam-auth-update --package --remove totp; fi; \
@@ -130,7 +157,7 @@ uninstall:
 			echo "rm -f $$dest"; rm -f "$$dest"; \
 		else echo "keeping $$dest (changed locally)"; fi; \
 	fi
-	-@rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LICENSEDIR) $(DESTDIR)$(STATEDIR) 2>/dev/null || true
+	-@rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LICENSEDIR) $(DESTDIR)$(STATEDIR) 2>/dev/null || true
 
 PKGDIR := target/packaging
 

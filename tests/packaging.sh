@@ -164,6 +164,11 @@ for f in /etc/security/pam_totp.conf /usr/share/pam-configs/totp /usr/lib/tmpfil
     /usr/share/doc/$package/changelog.Debian.gz /usr/share/lintian/overrides/$package; do
     check "ships $f (0644)" deb_has -rw-r--r-- "$f"
 done
+for f in docs/*.md config/pam.d/*.example config/sshd_config.d/*.example; do
+    [ -f "$f" ] || continue
+    case $f in docs/*) dest=/usr/share/doc/$package/${f##*/} ;; *) dest=/usr/share/doc/$package/examples/${f##*/} ;; esac
+    check "ships $f as $dest" deb_has -rw-r--r-- "$dest"
+done
 check "ships the state directory /var/lib/pam-totp (0755 root)" deb_has drwxr-xr-x /var/lib/pam-totp
 check "every file is root/root" sh -c "! grep -v ' root/root ' '$tmp/deb-list'"
 dpkg-deb -e "$deb" "$tmp/control"
@@ -214,8 +219,12 @@ for f in /usr/share/bash-completion/completions/pam-totp /usr/share/zsh/site-fun
     /usr/share/fish/vendor_completions.d/pam-totp.fish; do
     check "rpm: $f" rpm_has -rw-r--r-- "" "$f"
 done
-check "rpm: nothing else (no pam-configs, no /lib)" \
-    sh -c "[ \$(wc -l < '$tmp/rpm-list') -eq 15 ] || { cat '$tmp/rpm-list'; exit 1; }"
+for f in docs/*.md config/pam.d/*.example config/sshd_config.d/*.example; do
+    [ -f "$f" ] || continue
+    case $f in docs/*) dest=/usr/share/doc/pam-totp/${f##*/} ;; *) dest=/usr/share/doc/pam-totp/examples/${f##*/} ;; esac
+    check "rpm: $dest (%doc)" rpm_has -rw-r--r-- d "$dest"
+done
+check "rpm: nothing else (no pam-configs, no /lib)" sh -c "! grep -Ev ': (/usr/lib64/security/pam_totp\.so|/usr/bin/pam-totp|/etc/security/pam_totp\.conf|/usr/lib/tmpfiles\.d/pam-totp\.conf|/var/lib/pam-totp|/usr/share/(man/man[158]|doc/pam-totp|licenses/pam-totp|bash-completion/completions|zsh/site-functions|fish/vendor_completions\.d)(/[^/]*)?(/[^/]*)?)\$' '$tmp/rpm-list'"
 if [ -f config/pam_totp.conf.example ]; then
     check "rpm: the shipped config is config/pam_totp.conf.example" \
         cmp config/pam_totp.conf.example "$tmp/rpm/etc/security/pam_totp.conf"
