@@ -58,6 +58,11 @@ impl Client {
         self.opt("--ruser", Some(user))
     }
 
+    /// PAM_AUTHTOK (Linux-PAM refuses it from an application: pam-client then exits 2).
+    pub fn authtok(self, token: &str) -> Client {
+        self.opt("--authtok", Some(token))
+    }
+
     /// `pam_putenv("K=V")`.
     pub fn env(self, key: &str, value: &str) -> Client {
         self.opt("--env", Some(&format!("{key}={value}")))

@@ -297,3 +297,113 @@ fn syslog_scenario(module_args: &str, check_fields: bool) {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// pam_unix asks `Password: ` and leaves the answer in PAM_AUTHTOK even when it refuses it (the
+/// test user has no password), which is how an application-independent test presets
+/// PAM_AUTHTOK: libpam refuses pam_set_item(PAM_AUTHTOK) from an application.
+const UNIX_FIRST: &str = "auth optional pam_unix.so";
+
+#[test]
+fn given_try_first_pass_and_password_plus_code_then_no_second_prompt() {
+    require_root!();
+    let s = Scenario::with_stack("", &[UNIX_FIRST, "auth required {totp} try_first_pass"]);
+    let e = s.enroll(&[]);
+    let step = e.settled_step(MARGIN);
+    let run = s
+        .client()
+        .answer(&format!("secret-pw{}", e.code_for_step(step)))
+        .run();
+    run.assert_result("PAM_SUCCESS");
+    assert_eq!(
+        run.prompts(),
+        vec![("PROMPT_ECHO_OFF", "Password: ")],
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn given_try_first_pass_and_password_only_then_code_is_asked() {
+    require_root!();
+    let s = Scenario::with_stack("", &[UNIX_FIRST, "auth required {totp} try_first_pass"]);
+    let e = s.enroll(&[]);
+    let step = e.settled_step(MARGIN);
+    let run = s
+        .client()
+        .answer("just-a-password")
+        .answer(&e.code_for_step(step))
+        .run();
+    run.assert_result("PAM_SUCCESS");
+    assert_eq!(
+        run.prompts(),
+        vec![
+            ("PROMPT_ECHO_OFF", "Password: "),
+            ("PROMPT_ECHO_OFF", "Verification code: ")
+        ],
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn given_use_first_pass_and_password_only_then_auth_err_without_prompt() {
+    require_root!();
+    let s = Scenario::with_stack("", &[UNIX_FIRST, "auth required {totp} use_first_pass"]);
+    let e = s.enroll(&[]);
+    let step = e.settled_step(MARGIN);
+    // A second answer is there, so a wrong prompt would not fail for lack of answers.
+    let run = s
+        .client()
+        .answer("just-a-password")
+        .answer(&e.code_for_step(step))
+        .run();
+    run.assert_result("PAM_AUTH_ERR");
+    assert_eq!(
+        run.prompts(),
+        vec![("PROMPT_ECHO_OFF", "Password: ")],
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn given_use_first_pass_and_password_plus_code_then_success() {
+    require_root!();
+    let s = Scenario::with_stack("", &[UNIX_FIRST, "auth required {totp} use_first_pass"]);
+    let e = s.enroll(&[]);
+    let step = e.settled_step(MARGIN);
+    s.client()
+        .answer(&format!("pw{}", e.code_for_step(step)))
+        .run()
+        .assert_result("PAM_SUCCESS");
+}
+
+#[test]
+fn given_forward_pass_then_one_prompt_and_password_handed_to_next_module() {
+    require_root!();
+    let out = pam_totp_e2e::harness::TempDir::new("authtok");
+    let file = out.join("authtok");
+    // pam_exec hands PAM_AUTHTOK to the command's stdin.
+    let script = out.join("save-authtok");
+    std::fs::write(&script, format!("#!/bin/sh\ncat > '{}'\n", file.display())).unwrap();
+    pam_totp_e2e::harness::set_mode(&script, 0o755);
+    let exec = format!(
+        "auth required pam_exec.so expose_authtok {}",
+        script.display()
+    );
+    let s = Scenario::with_stack("", &["auth required {totp} forward_pass", &exec]);
+    let e = s.enroll(&[]);
+    let step = e.settled_step(MARGIN);
+    let run = s
+        .client()
+        .answer(&format!("hunter2{}", e.code_for_step(step)))
+        .run();
+    run.assert_result("PAM_SUCCESS");
+    assert_eq!(run.prompts().len(), 1, "{}", run.transcript());
+    let handed = std::fs::read(&file).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&handed).trim_end_matches(['\0', '\n']),
+        "hunter2",
+        "the next module did not get the password alone"
+    );
+}

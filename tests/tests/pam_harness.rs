@@ -196,3 +196,14 @@ fn given_rfc6238_sha1_seed_then_generated_codes_match_appendix_b() {
     assert_eq!(wrong.len(), 8);
     assert!((step.saturating_sub(3)..=step + 3).all(|s| e.code_for_step(s) != wrong));
 }
+
+#[test]
+fn given_authtok_option_then_libpam_refuses_the_item_from_an_application() {
+    require_root!();
+    let svc = service(&["auth required pam_permit.so"]);
+    let run = pam_totp_e2e::harness_client::Client::new(&svc.name, "root")
+        .authtok("pw123456")
+        .run();
+    assert_eq!(run.status.code(), Some(2), "{}", run.transcript());
+    assert!(run.stderr.contains("PAM_BAD_ITEM"), "{}", run.transcript());
+}

@@ -4,7 +4,9 @@
 //! ```text
 //! pam-client [OPTIONS] SERVICE USER
 //!   --rhost HOST  --tty TTY  --ruser USER   set PAM_RHOST, PAM_TTY, PAM_RUSER
-//!   --authtok TOK                           preset PAM_AUTHTOK (libpam may refuse: exit 2)
+//!   --authtok TOK                           preset PAM_AUTHTOK; Linux-PAM refuses this item from
+//!                                           an application (PAM_BAD_ITEM: exit 2), so tests
+//!                                           put `auth optional pam_unix.so` first instead
 //!   --env K=V                               pam_putenv before authenticating (repeatable)
 //!   --silent                                pass PAM_SILENT
 //!   --answer TEXT | --answer-hex HEX        answers to the prompts, in order (repeatable)
