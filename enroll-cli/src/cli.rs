@@ -162,8 +162,9 @@ Examples:
     ImportGoogleAuthenticator(ImportArgs),
 
     /// (root) Explain what the module would do for a login, without authenticating
-    #[command(after_help = "Example:
-  pam-totp explain --user alice --service sshd --rhost 198.51.100.7")]
+    #[command(after_help = "Examples:
+  pam-totp explain --user alice --service sshd --rhost 198.51.100.7
+  pam-totp explain --user alice --rhost 198.51.100.7 --publickey --json")]
     Explain(ExplainArgs),
 
     /// Check the installation and print the exact fix for each problem found
@@ -328,6 +329,9 @@ pub struct ExplainArgs {
     /// Remote host (PAM_RHOST) [default: a local login]
     #[arg(long, value_name = "HOST")]
     pub rhost: Option<String>,
+    /// The SSH public key already succeeded (for `publickey = "skip"`)
+    #[arg(long)]
+    pub publickey: bool,
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,

@@ -3,17 +3,19 @@
 //!
 //! The facts (configuration, account, secret file, state) are gathered once; then an ordered
 //! list of [`Rule`]s is asked in turn, and the first one that decides wins, as in the module.
-//! Policy rules (exemptions, required groups, remembered hosts) slot into [`rules`] between the
-//! account and the enrollment checks.
+//! The policy (exemptions, required groups, deadline, enrollment at login, remembered hosts,
+//! publickey) is decided by [`pam_totp_core::policy::evaluate`], the very function the module
+//! calls, from the same facts the module gathers.
 
 use crate::cli::ExplainArgs;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
 use pam_totp_core::config::Config;
+use pam_totp_core::policy::{self, ExemptResult, Require};
 use pam_totp_core::secret_file::SecretFile;
 use pam_totp_core::state::State;
-use pam_totp_core::store::{Backend, UserInfo};
+use pam_totp_core::store::{self, Backend, UserInfo};
 use pam_totp_core::throttle::{self, Lockout};
 use pam_totp_core::{ConfigError, StoreError, verify};
 use serde::Serialize;
@@ -29,6 +31,8 @@ pub enum Decision {
     Ignore,
     /// PAM_SUCCESS without a code.
     Allow,
+    /// Not enrolled: shows a new key inside the login and asks for its first code.
+    EnrollAtLogin,
     /// PAM_AUTH_ERR without a prompt.
     Deny,
     /// PAM_SERVICE_ERR: the module is misconfigured.
@@ -42,6 +46,9 @@ impl Decision {
             Decision::AskForCode => "PAM_SUCCESS with a right code, PAM_AUTH_ERR otherwise",
             Decision::Ignore => "PAM_IGNORE",
             Decision::Allow => "PAM_SUCCESS",
+            Decision::EnrollAtLogin => {
+                "PAM_SUCCESS once the first code of the new key verifies, PAM_AUTH_ERR otherwise"
+            }
             Decision::Deny => "PAM_AUTH_ERR",
             Decision::ServiceError => "PAM_SERVICE_ERR",
         }
@@ -52,6 +59,7 @@ impl Decision {
             Decision::AskForCode => "asks for a code",
             Decision::Ignore => "steps aside (the rest of the PAM stack decides)",
             Decision::Allow => "lets the login through without a code",
+            Decision::EnrollAtLogin => "enrolls the user inside the login",
             Decision::Deny => "refuses the login without asking",
             Decision::ServiceError => "fails with a configuration error",
         }
@@ -87,6 +95,12 @@ pub struct Facts {
     pub secret: std::result::Result<Option<SecretFile>, StoreError>,
     /// The state (`Ok(None)`: absent).
     pub state: std::result::Result<Option<State>, String>,
+    /// Names of the user's groups, looked up only when the policy names groups (as the module).
+    pub groups: std::result::Result<Vec<String>, String>,
+    /// Fingerprint of the user's password (only with `remember`, as the module).
+    pub password_tag: String,
+    /// Whether the SSH public key already succeeded (`--publickey`).
+    pub publickey_used: bool,
     /// Unix time.
     pub now: u64,
 }
@@ -104,7 +118,7 @@ pub fn rules() -> Vec<Box<dyn Rule>> {
     vec![
         Box::new(ConfigRule),
         Box::new(AccountRule),
-        // Policy rules (issue 5) go here: they may exempt or require before enrollment matters.
+        Box::new(PolicyRule),
         Box::new(EnrollmentRule),
         Box::new(StateRule),
         Box::new(ThrottleRule),
@@ -141,6 +155,152 @@ impl Rule for AccountRule {
                 format!("there is no user named `{}`", f.user_name),
             ),
         }
+    }
+}
+
+/// Whether a policy rule needs the user's groups (the module looks them up only then).
+fn needs_groups(config: &Config) -> bool {
+    !config.policy.exempt_groups.is_empty() || matches!(config.policy.require, Require::Groups(_))
+}
+
+struct PolicyRule;
+impl Rule for PolicyRule {
+    fn name(&self) -> &'static str {
+        "policy"
+    }
+    fn check(&self, f: &Facts) -> Verdict {
+        let Ok(config) = &f.config else {
+            return Verdict::Pass("nothing to check".into());
+        };
+        // The module reads the groups and the state before it applies the policy.
+        let groups = match &f.groups {
+            Ok(g) => g,
+            Err(e) => {
+                return Verdict::Decide(
+                    Decision::Deny,
+                    format!("the groups of the user cannot be looked up: {e}"),
+                );
+            }
+        };
+        let state = match &f.state {
+            Ok(s) => s.as_ref(),
+            Err(e) => {
+                return Verdict::Decide(
+                    Decision::Deny,
+                    format!("the state file is unusable and is never rewritten: {e}"),
+                );
+            }
+        };
+        let p = &config.policy;
+        let facts = policy::Facts {
+            user: &f.user_name,
+            groups,
+            rhost: &f.rhost,
+            enrolled: !matches!(f.secret, Ok(None)),
+            publickey_used: f.publickey_used,
+            state,
+            password_tag: &f.password_tag,
+            forget_hosts_before: match &f.secret {
+                Ok(Some(file)) => file.forget_hosts_before,
+                _ => 0,
+            },
+            now: f.now,
+        };
+        match policy::evaluate(p, &facts) {
+            policy::Decision::Exempt(rule) => {
+                let (decision, result) = match p.exempt_result {
+                    ExemptResult::Ignore => (Decision::Ignore, "ignore"),
+                    ExemptResult::Success => (Decision::Allow, "success"),
+                };
+                Verdict::Decide(
+                    decision,
+                    format!("{rule}: exempt, no code is asked (exempt_result = \"{result}\")"),
+                )
+            }
+            policy::Decision::Grace {
+                deadline,
+                days_left,
+            } => Verdict::Decide(
+                Decision::Ignore,
+                format!(
+                    "enroll_deadline {deadline}, {days_left} day{} left: not enrolled, the login \
+                     passes with a notice to run `pam-totp enroll`",
+                    if days_left == 1 { "" } else { "s" }
+                ),
+            ),
+            policy::Decision::DeadlinePassed { deadline } => Verdict::Decide(
+                Decision::Deny,
+                format!(
+                    "enroll_deadline {deadline} has passed and the user is not enrolled: refused \
+                     with a message naming {}",
+                    p.enroll_contact.as_deref().unwrap_or("the administrator")
+                ),
+            ),
+            policy::Decision::EnrollNow => Verdict::Decide(
+                Decision::EnrollAtLogin,
+                "enroll_at_login: not enrolled, so the login shows a new key (QR code) and asks \
+                 for its first code; the secret is written only once it verifies"
+                    .into(),
+            ),
+            policy::Decision::NotEnrolledIgnore => Verdict::Decide(
+                Decision::Ignore,
+                format!("{}, and `nullok` is set (reason=no-secret)", no_secret(f)),
+            ),
+            policy::Decision::NotEnrolledDeny => Verdict::Decide(
+                Decision::Deny,
+                format!(
+                    "{}, and no `nullok`, enroll_deadline or enroll_at_login (reason=no-secret)",
+                    no_secret(f)
+                ),
+            ),
+            policy::Decision::Remembered { until } => Verdict::Decide(
+                Decision::Allow,
+                format!(
+                    "remember: {} until {} ({} left): a code from this host was accepted \
+                     recently (method=remembered)",
+                    f.rhost.trim(),
+                    output::date(until),
+                    output::duration(until.saturating_sub(f.now))
+                ),
+            ),
+            policy::Decision::AskCode => Verdict::Pass(policy_pass_detail(p, f)),
+        }
+    }
+}
+
+fn no_secret(f: &Facts) -> String {
+    let path = f
+        .secret_path
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    format!("no secret file at {path}")
+}
+
+/// What the policy checked when it lets the code decide.
+fn policy_pass_detail(p: &policy::Policy, f: &Facts) -> String {
+    let mut checked = Vec::new();
+    if !p.exempt_users.is_empty() || !p.exempt_groups.is_empty() || !p.exempt_networks.is_empty() {
+        checked.push("no exemption applies".to_string());
+    }
+    if let Require::Groups(g) = &p.require {
+        checked.push(format!("member of require_groups ({})", g.join(", ")));
+    }
+    if p.publickey == policy::Publickey::Skip {
+        checked
+            .push("publickey = \"skip\", but no SSH public key succeeded (see --publickey)".into());
+    }
+    if p.remember > 0 {
+        checked.push(if f.rhost.trim().is_empty() {
+            "remember: never for a local login".to_string()
+        } else {
+            format!("remember: {} is not remembered", f.rhost.trim())
+        });
+    }
+    if checked.is_empty() {
+        "no policy rule exempts this login (require = \"all\")".into()
+    } else {
+        checked.join("; ")
     }
 }
 
@@ -315,6 +475,9 @@ pub fn gather(config_path: Option<&Path>, args: &ExplainArgs) -> Facts {
         secret_path: None,
         secret: Ok(None),
         state: Ok(None),
+        groups: Ok(Vec::new()),
+        password_tag: String::new(),
+        publickey_used: args.publickey,
         now: pam_totp_core::Clock::now(&pam_totp_core::SystemClock),
     };
     let ctx = match ctx {
@@ -328,9 +491,20 @@ pub fn gather(config_path: Option<&Path>, args: &ExplainArgs) -> Facts {
             return facts;
         }
     };
+    // As the module: a group named by the policy that does not exist is a configuration error.
+    if let Err(e) = ctx.config.check_groups() {
+        facts.config = Err(config_message(&e));
+        return facts;
+    }
     facts.config = Ok(ctx.config.clone());
     facts.now = ctx.now;
     if let Some(user) = &user {
+        if needs_groups(&ctx.config) {
+            facts.groups = user.group_names().map_err(|e| e.to_string());
+        }
+        if ctx.config.policy.remember > 0 {
+            facts.password_tag = store::password_tag(&user.name);
+        }
         facts.secret_path = ctx.backend.secret_location(user).ok();
         facts.secret = ctx.backend.load_secret(user);
         facts.state = ctx

@@ -50,7 +50,8 @@ fn options(out: &mut String, cmd: &clap::Command) {
             .filter(|v| !v.is_hide_set())
             .map(|v| v.get_name().to_string())
             .collect();
-        if !values.is_empty() && a.get_long() != Some("digits") {
+        let takes_value = a.get_num_args().is_some_and(|n| n.takes_values());
+        if takes_value && !values.is_empty() && a.get_long() != Some("digits") {
             help.push_str(&format!(" (one of: {})", values.join(", ")));
         }
         let defaults: Vec<String> = a

@@ -298,3 +298,50 @@ pub fn qr_lines(output: &str) -> String {
     let end = lines.iter().rposition(|l| is_qr(l)).unwrap();
     lines[start..=end].join("\n")
 }
+
+/// A local group made for one test and deleted on drop.
+pub struct TestGroup {
+    pub name: String,
+}
+
+impl TestGroup {
+    pub fn new() -> TestGroup {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("ptg{}x{n}", std::process::id() % 100_000);
+        let mut ok = false;
+        for _ in 0..20 {
+            let out = Command::new("groupadd")
+                .arg(&name)
+                .output()
+                .expect("groupadd runs");
+            if out.status.success() {
+                ok = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        assert!(ok, "groupadd {name}");
+        TestGroup { name }
+    }
+
+    /// Makes `user` a supplementary member.
+    pub fn add(&self, user: &str) {
+        for _ in 0..20 {
+            let out = Command::new("usermod")
+                .args(["-a", "-G", &self.name, user])
+                .output()
+                .expect("usermod runs");
+            if out.status.success() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("usermod -a -G {} {user}", self.name);
+    }
+}
+
+impl Drop for TestGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("groupdel").arg(&self.name).output();
+    }
+}
