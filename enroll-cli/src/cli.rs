@@ -148,6 +148,19 @@ pub enum Command {
   pam-totp unlock --user alice")]
     Unlock(AdminUserArgs),
 
+    /// Forget the remembered hosts: every login asks for a code again; root also clears the state
+    #[command(
+        name = "forget-hosts",
+        after_help = "With `remember` in the configuration, a host that passed a code skips it for a while.
+After forget-hosts, no host remembered so far skips the code (e.g. after using a shared or
+lost computer). Logged to syslog.
+
+Examples:
+  pam-totp forget-hosts                   your own remembered hosts
+  pam-totp forget-hosts --user alice      (root) also clears them from alice's state"
+    )]
+    ForgetHosts(UserArg),
+
     /// Convert a google-authenticator-libpam file into this project's format
     #[command(
         name = "import-google-authenticator",

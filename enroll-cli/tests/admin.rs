@@ -30,40 +30,6 @@ fn load(path: &std::path::Path) -> SecretFile {
     SecretFile::parse(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// Receives syslog lines on /dev/log for the life of the value.
-struct SyslogCapture {
-    socket: std::os::unix::net::UnixDatagram,
-}
-
-impl SyslogCapture {
-    fn bind() -> Option<SyslogCapture> {
-        if std::path::Path::new("/dev/log").exists() {
-            println!(
-                "skipping the syslog part: /dev/log exists (a syslog daemon or another test owns it)"
-            );
-            return None;
-        }
-        let socket = std::os::unix::net::UnixDatagram::bind("/dev/log").ok()?;
-        socket.set_nonblocking(true).unwrap();
-        Some(SyslogCapture { socket })
-    }
-
-    fn lines(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = self.socket.recv(&mut buf) {
-            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        out
-    }
-}
-
-impl Drop for SyslogCapture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file("/dev/log");
-    }
-}
-
 #[test]
 fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged() {
     if !root_or_skip("given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged")

@@ -46,6 +46,7 @@ fn help_texts_match_snapshots() {
         "disable",
         "reset",
         "unlock",
+        "forget-hosts",
         "import-google-authenticator",
         "explain",
         "doctor",
@@ -72,6 +73,7 @@ fn man_page_in_docs_is_current() {
         "import\\-google\\-authenticator",
         "doctor",
         "unlock",
+        "forget\\-hosts",
     ] {
         assert!(
             page.contains(&format!(".SS \"pam\\-totp {sub}")),

@@ -7,71 +7,7 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
 use std::process::Command;
-
-fn module() -> Option<PathBuf> {
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
-    ["debug", "release"]
-        .iter()
-        .map(|p| target.join(p).join("libpam_totp.so"))
-        .find(|p| p.exists())
-}
-
-/// A throwaway /etc/pam.d service using the built module, removed on drop.
-struct Service(String);
-
-impl Service {
-    fn new(tag: &str, module: &std::path::Path, conf: &std::path::Path) -> Service {
-        let name = format!("pttcli{tag}{}", std::process::id());
-        std::fs::write(
-            format!("/etc/pam.d/{name}"),
-            format!(
-                "auth required {} config={}\naccount required pam_permit.so\n",
-                module.display(),
-                conf.display()
-            ),
-        )
-        .unwrap();
-        Service(name)
-    }
-
-    fn login(&self, user: &str, answer: &str) -> bool {
-        let mut child = Command::new("pamtester")
-            .args([&self.0, user, "authenticate"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
-        drop(stdin);
-        child.wait_with_output().unwrap().status.success()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(format!("/etc/pam.d/{}", self.0));
-    }
-}
-
-fn ready(test: &str) -> Option<PathBuf> {
-    if !root_or_skip(test) {
-        return None;
-    }
-    if Command::new("pamtester").arg("--version").output().is_err() {
-        println!("skipping {test}: pamtester is not installed (apt-get install pamtester)");
-        return None;
-    }
-    let m = module();
-    if m.is_none() {
-        println!("skipping {test}: build the module first (cargo build -p pam-totp)");
-    }
-    m
-}
 
 #[test]
 fn given_json_enrollment_then_login_with_code_and_backup_code() {

@@ -6,6 +6,7 @@ pub mod disable;
 pub mod doctor;
 pub mod enroll;
 pub mod explain;
+pub mod forget_hosts;
 pub mod import_google_authenticator;
 pub mod list;
 pub mod man;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Disable(args) => disable::run(&ctx, args),
         Command::Reset(args) => reset::run(&ctx, args),
         Command::Unlock(args) => unlock::run(&ctx, args),
+        Command::ForgetHosts(args) => forget_hosts::run(&ctx, args),
         Command::ImportGoogleAuthenticator(args) => import_google_authenticator::run(&ctx, args),
         Command::Completions { .. }
         | Command::Manpage

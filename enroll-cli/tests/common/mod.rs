@@ -345,3 +345,112 @@ impl Drop for TestGroup {
         let _ = Command::new("groupdel").arg(&self.name).output();
     }
 }
+
+/// The built module, target/{debug,release}/libpam_totp.so, if any.
+pub fn module() -> Option<PathBuf> {
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
+    ["debug", "release"]
+        .iter()
+        .map(|p| target.join(p).join("libpam_totp.so"))
+        .find(|p| p.exists())
+}
+
+/// A throwaway /etc/pam.d service using the built module, removed on drop.
+pub struct Service(pub String);
+
+impl Service {
+    pub fn new(tag: &str, module: &std::path::Path, conf: &std::path::Path) -> Service {
+        let name = format!("pttcli{tag}{}", std::process::id());
+        std::fs::write(
+            format!("/etc/pam.d/{name}"),
+            format!(
+                "auth required {} config={}\naccount required pam_permit.so\n",
+                module.display(),
+                conf.display()
+            ),
+        )
+        .unwrap();
+        Service(name)
+    }
+
+    pub fn login(&self, user: &str, answer: &str) -> bool {
+        self.login_from("", user, answer)
+    }
+
+    /// Authenticates with PAM_RHOST set to `rhost` (none when empty).
+    pub fn login_from(&self, rhost: &str, user: &str, answer: &str) -> bool {
+        let mut cmd = Command::new("pamtester");
+        if !rhost.is_empty() {
+            cmd.args(["-I", &format!("rhost={rhost}")]);
+        }
+        let mut child = cmd
+            .args([&self.0, user, "authenticate"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap().status.success()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(format!("/etc/pam.d/{}", self.0));
+    }
+}
+
+pub fn ready(test: &str) -> Option<PathBuf> {
+    if !root_or_skip(test) {
+        return None;
+    }
+    if Command::new("pamtester").arg("--version").output().is_err() {
+        println!("skipping {test}: pamtester is not installed (apt-get install pamtester)");
+        return None;
+    }
+    let m = module();
+    if m.is_none() {
+        println!("skipping {test}: build the module first (cargo build -p pam-totp)");
+    }
+    m
+}
+
+/// Receives syslog lines on /dev/log for the life of the value.
+pub struct SyslogCapture {
+    socket: std::os::unix::net::UnixDatagram,
+}
+
+impl SyslogCapture {
+    pub fn bind() -> Option<SyslogCapture> {
+        if std::path::Path::new("/dev/log").exists() {
+            println!(
+                "skipping the syslog part: /dev/log exists (a syslog daemon or another test owns it)"
+            );
+            return None;
+        }
+        let socket = std::os::unix::net::UnixDatagram::bind("/dev/log").ok()?;
+        // Writable by everyone, like a real syslog socket, so unprivileged runs log too.
+        std::fs::set_permissions("/dev/log", std::fs::Permissions::from_mode(0o666)).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        Some(SyslogCapture { socket })
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+}
+
+impl Drop for SyslogCapture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file("/dev/log");
+    }
+}

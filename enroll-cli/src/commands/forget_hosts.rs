@@ -1,0 +1,113 @@
+//! `pam-totp forget-hosts [--user NAME]`: remembered hosts (config `remember`) stop skipping the
+//! code. A user cannot write the root-owned state, so the forgetting is written into their own
+//! secret file (`forget_hosts_before = now`, honoured by the module); root also clears
+//! `remembered` from the state under the state lock. Logged to syslog.
+
+use crate::cli::UserArg;
+use crate::commands::audit;
+use crate::context::{self, Ctx};
+use crate::error::{Error, Result};
+use crate::output;
+use pam_totp_core::state::State;
+use pam_totp_core::store::{Backend, Replace};
+
+/// Hosts of `state` that would still skip the code (not expired, not forgotten before).
+pub fn active_remembered(state: &State, forget_before: u64, now: u64) -> usize {
+    state
+        .remembered
+        .iter()
+        .filter(|r| r.until > now && (forget_before == 0 || r.since > forget_before))
+        .count()
+}
+
+/// Runs `forget-hosts`.
+///
+/// # Errors
+/// See [`Error`].
+pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
+    let user = ctx.target(args.user.as_deref())?;
+    let root = context::is_root();
+    let loaded = match ctx.backend.load_secret(&user) {
+        Ok(loaded) => loaded,
+        // Root can still clear the state, which is what the module reads first.
+        Err(e) if root => {
+            eprintln!(
+                "Note: the secret file cannot be used ({e}); it was left as it is and only the \
+                 state is cleared."
+            );
+            None
+        }
+        Err(e) => return Err(Error::from_load(e)),
+    };
+    if loaded.is_none() && !root {
+        return Err(Error::NotEnrolled {
+            user: user.name.clone(),
+            path: ctx.secret_path(&user)?,
+        });
+    }
+    let before = loaded.as_ref().map_or(0, |f| f.forget_hosts_before);
+    let remembered = ctx
+        .peek_state(&user.name)?
+        .map_or(0, |s| active_remembered(&s, before, ctx.now));
+    // The secret file first: it is what an unprivileged user can change, and it also covers
+    // hosts remembered between now and the state being cleared.
+    let marked = match loaded {
+        Some(mut file) => {
+            file.forget_hosts_before = ctx.now;
+            ctx.backend
+                .save_secret(&user, &file, Replace::Yes)
+                .map_err(Error::from_save)?;
+            true
+        }
+        None => false,
+    };
+    let mut cleared = None;
+    if root
+        && ctx
+            .backend
+            .peek_state(&user.name)
+            .map_err(Error::State)?
+            .is_some()
+    {
+        let lock = ctx.backend.lock_state(&user.name).map_err(Error::State)?;
+        let mut state = ctx.backend.load_state(&lock).map_err(Error::State)?;
+        let n = state.remembered.len();
+        if n > 0 {
+            state.remembered.clear();
+            ctx.backend
+                .save_state(&lock, &state)
+                .map_err(Error::State)?;
+        }
+        cleared = Some(n);
+    }
+    let mut detail = format!("remembered={remembered} secret_file_marked={marked}");
+    if let Some(n) = cleared {
+        detail.push_str(&format!(" state_entries_cleared={n}"));
+    }
+    audit::log("forget-hosts", &user.name, &detail);
+    if remembered == 0 {
+        println!(
+            "{} had no remembered host; any host remembered before {} will not skip the code.",
+            user.name,
+            output::date(ctx.now)
+        );
+    } else {
+        println!(
+            "Forgot {remembered} remembered host{} of {}: the next login from any host asks for a \
+             code again.",
+            if remembered == 1 { "" } else { "s" },
+            user.name
+        );
+    }
+    if let Some(n) = cleared.filter(|n| *n > 0) {
+        println!(
+            "Cleared {n} entr{} from {}.",
+            if n == 1 { "y" } else { "ies" },
+            ctx.backend.state_path(&user.name).display()
+        );
+    }
+    if ctx.config.policy.remember == 0 {
+        println!("Note: `remember` is off in the configuration, so no host skips the code anyway.");
+    }
+    Ok(())
+}
