@@ -16,7 +16,6 @@ use pam_totp_core::store::{Backend, Replace, UserInfo};
 use pam_totp_core::verify::{self, Verdict};
 use serde::Serialize;
 use std::path::Path;
-use zeroize::Zeroizing;
 
 /// How many codes the user may type before the enrollment is abandoned.
 const TRIES: u32 = 3;
@@ -277,7 +276,10 @@ pub fn show_key(auth: &Authenticator, style: QrStyle) -> Result<()> {
     print!("{}", drawn.as_str());
     let key = auth.secret.to_base32();
     println!();
-    println!("Or type the key in by hand:  {}", group_key(&key).as_str());
+    println!(
+        "Or type the key in by hand:  {}",
+        qr::grouped_key(&key).as_str()
+    );
     println!("  Issuer:  {}", auth.issuer);
     println!("  Account: {}", auth.label);
     println!(
@@ -298,18 +300,6 @@ pub fn show_key(auth: &Authenticator, style: QrStyle) -> Result<()> {
     }
     println!();
     Ok(())
-}
-
-/// The key in groups of four, for typing.
-pub fn group_key(key: &str) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(key.len() * 5 / 4));
-    for (i, c) in key.chars().enumerate() {
-        if i > 0 && i % 4 == 0 {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Asks for a current code from the app, up to three times.
