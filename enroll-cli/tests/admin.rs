@@ -26,6 +26,9 @@ fn write_state(dir: &TempDir, user: &str, state: &State) {
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
 }
 
+/// Tests that bind /dev/log run one at a time.
+static SYSLOG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn load(path: &std::path::Path) -> SecretFile {
     SecretFile::parse(&std::fs::read(path).unwrap()).unwrap()
 }
@@ -161,6 +164,7 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
         "still the user's"
     );
 
+    let _serial = SYSLOG.lock().unwrap_or_else(|e| e.into_inner());
     let capture = SyslogCapture::bind();
     // explain: the host lockout decides.
     let o = run(
@@ -249,6 +253,77 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
             }
             assert!(!l.contains(first["secret"].as_str().unwrap()));
         }
+    }
+}
+
+#[test]
+fn given_user_removes_a_device_and_disables_then_one_syslog_line_each() {
+    if !root_or_skip("given_user_removes_a_device_and_disables_then_one_syslog_line_each") {
+        return;
+    }
+    let dir = TempDir::new("disable-log");
+    let conf = dir.config("");
+    let c = conf.to_str().unwrap();
+    let user = TestUser::new();
+    let o = run(
+        &["--config", c, "enroll", "--json", "--user", &user.name],
+        "",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = run(
+        &[
+            "--config",
+            c,
+            "enroll",
+            "--add",
+            "tablet",
+            "--no-confirm",
+            "--qr",
+            "none",
+            "--user",
+            &user.name,
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let _serial = SYSLOG.lock().unwrap_or_else(|e| e.into_inner());
+    let capture = SyslogCapture::bind();
+    let o = run_as(&user.name, &["--config", c, "remove", "tablet"], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(load(&user.secret_path()).authenticators.len(), 1);
+    let o = run_as(&user.name, &["--config", c, "disable", "--yes"], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!user.secret_path().exists());
+    let Some(capture) = capture else {
+        return;
+    };
+    let lines = capture.lines();
+    let ours: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(&format!("user={} ", user.name)))
+        .collect();
+    assert_eq!(ours.len(), 2, "{lines:?}");
+    assert!(ours[0].starts_with("<85>"), "{}", ours[0]);
+    assert!(
+        ours[0].ends_with(&format!(
+            "pam_totp(pam-totp:admin): action=remove user={0} by={0} authenticator=tablet remaining=1",
+            user.name
+        )),
+        "{}",
+        ours[0]
+    );
+    assert!(
+        ours[1].ends_with(&format!(
+            "pam_totp(pam-totp:admin): action=disable user={0} by={0} secret_removed=true",
+            user.name
+        )),
+        "{}",
+        ours[1]
+    );
+    for l in &lines {
+        assert!(!l.contains(key["secret"].as_str().unwrap()));
+        assert!(!l.contains(key["backup_codes"][0].as_str().unwrap()));
     }
 }
 

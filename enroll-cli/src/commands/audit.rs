@@ -1,5 +1,6 @@
-//! Syslog lines for administrators' actions (`reset`, `unlock`): facility authpriv, ident
-//! `pam-totp`, one line per action naming the user, the action and who did it. Never a secret.
+//! Syslog lines for actions that change who can log in (`reset`, `unlock`, `disable`, `remove`,
+//! `forget-hosts`): facility authpriv, ident `pam-totp`, one line per action naming the user, the
+//! action and who did it. Never a secret, a code or a backup code.
 //! No syslog daemon is not an error: the action is done and a note goes to stderr.
 
 use syslog::{Facility, Formatter3164};

@@ -1,7 +1,8 @@
 //! `pam-totp disable`: removes the caller's own enrollment (or, for root, a named user's) after
-//! a typed confirmation.
+//! a typed confirmation. Logged to syslog.
 
 use crate::cli::DisableArgs;
+use crate::commands::audit;
 use crate::commands::prompt;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
@@ -32,7 +33,8 @@ pub fn run(ctx: &Ctx, args: &DisableArgs) -> Result<()> {
             return Err(Error::Declined);
         }
     }
-    ctx.backend.remove_secret(&user).map_err(Error::Store)?;
+    let removed = ctx.backend.remove_secret(&user).map_err(Error::Store)?;
+    audit::log("disable", &user.name, &format!("secret_removed={removed}"));
     println!("Removed the enrollment of {}.", user.name);
     if !ctx.config.nullok {
         println!(

@@ -1,7 +1,8 @@
 //! `pam-totp remove NAME`: revokes one authenticator (a lost phone); the others and the backup
-//! codes keep working.
+//! codes keep working. Logged to syslog.
 
 use crate::cli::RemoveArgs;
+use crate::commands::audit;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use pam_totp_core::store::{Backend, Replace};
@@ -34,6 +35,15 @@ pub fn run(ctx: &Ctx, args: &RemoveArgs) -> Result<()> {
     ctx.backend
         .save_secret(&user, &file, Replace::Yes)
         .map_err(Error::from_save)?;
+    audit::log(
+        "remove",
+        &user.name,
+        &format!(
+            "authenticator={} remaining={}",
+            args.name,
+            file.authenticators.len()
+        ),
+    );
     println!(
         "Removed `{}`: its codes no longer work. Remaining: {}.",
         args.name,
