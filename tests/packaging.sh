@@ -26,6 +26,15 @@ check() {
 # Stops the run after a failure the later steps depend on.
 fatal() { fail "$1" "${2:-}"; echo "stopping: later steps depend on this"; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
+# useradd/userdel/chpasswd fail while another process holds /etc/passwd's lock: try again.
+retry() {
+    local i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        "$@" && return 0
+        sleep 1
+    done
+    return 1
+}
 
 package=libpam-totp
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
@@ -51,7 +60,7 @@ cleanup() {
         dpkg -P "$package" >"$tmp/cleanup-purge.log" 2>&1 || cat "$tmp/cleanup-purge.log"
     fi
     for u in "$user_a" "$user_b"; do
-        if getent passwd "$u" >/dev/null; then userdel -r "$u" >/dev/null 2>&1 || userdel "$u"; fi
+        if getent passwd "$u" >/dev/null; then retry userdel -r "$u" >/dev/null 2>&1; fi
     done
     rm -f "/etc/pam.d/$service" "/etc/pam.d/$service_common"
     # common-* must be as they were; if anything went wrong half-way, put the copies back.
@@ -293,8 +302,11 @@ done
 check "pam-auth-update knows the profile (totp in /var/lib/pam/seen)" grep -qx totp /var/lib/pam/seen
 
 step "logging in through the installed module"
-useradd -m -s /bin/sh "$user_a" && useradd -m -s /bin/sh "$user_b" || fatal "useradd"
-printf '%s:%s\n' "$user_a" "pw-A-$$" "$user_b" "pw-B-$$" | chpasswd || fatal "chpasswd"
+for u in "$user_a" "$user_b"; do
+    retry useradd -m -s /bin/sh "$u" 2>>"$tmp/useradd.log" || fatal "useradd $u" "$(cat "$tmp/useradd.log")"
+done
+set_passwords() { printf '%s:%s\n' "$user_a" "pw-A-$$" "$user_b" "pw-B-$$" | chpasswd; }
+retry set_passwords 2>>"$tmp/useradd.log" || fatal "chpasswd" "$(cat "$tmp/useradd.log")"
 printf 'auth\trequired\tpam_totp.so\naccount\trequired\tpam_permit.so\n' >"/etc/pam.d/$service"
 if /usr/bin/pam-totp enroll --json --user "$user_a" >"$tmp/enroll.json" 2>"$tmp/enroll.err"; then
     pass "pam-totp enroll --json --user $user_a"
