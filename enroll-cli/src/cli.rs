@@ -101,7 +101,7 @@ pub enum Command {
   pam-totp enroll --force --qr=ascii      replace an enrollment, plain ASCII QR code")]
     Enroll(EnrollArgs),
 
-    /// Show whether you are enrolled, backup codes left, last use and lockouts
+    /// Show whether you are enrolled, backup codes left, last use, remembered hosts and lockouts
     #[command(after_help = "Examples:
   pam-totp status
   pam-totp status --user alice --json     (root)

@@ -67,6 +67,32 @@ fn given_remembered_host_then_forget_hosts_makes_the_module_ask_again() {
     let service = Service::new("forget", &module, &conf);
     remember(&service, &alice.name, &alice_key);
     remember(&service, &bob.name, &bob_key);
+
+    // status shows the remembered host, for one user and in --all.
+    let o = run(
+        &["--config", c, "status", "--user", &alice.name, "--json"],
+        "",
+    );
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["remembered_hosts"]["count"], 1, "{st}");
+    let until = st["remembered_hosts"]["latest_until"].as_u64().unwrap();
+    assert!(until > now() && until <= now() + 3600, "{st}");
+    let text = stdout(&run(&["--config", c, "status", "--user", &alice.name], ""));
+    assert!(
+        text.contains("Remembered:     1 host skips the code, the last until "),
+        "{text}"
+    );
+    let table = stdout(&run(&["--config", c, "status", "--all"], ""));
+    assert!(
+        table.lines().next().unwrap().contains("REMEMBERED"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&bob.name) && l.contains(" 1 until ")),
+        "{table}"
+    );
     let capture = SyslogCapture::bind();
 
     // Alice, for herself: her secret file is marked; the root-owned state stays as it is.
@@ -91,6 +117,9 @@ fn given_remembered_host_then_forget_hosts_makes_the_module_ask_again() {
         !service.login_from(RHOST, &alice.name, ""),
         "asked for a code again"
     );
+    let o = run_as(&alice.name, &["--config", c, "status", "--json"], "");
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(st.get("remembered_hosts").is_none(), "{st}");
     // She may not do it for Bob.
     let o = run_as(
         &alice.name,

@@ -2,6 +2,7 @@
 //! one row per enrolled user (root). Reports only: nothing is written.
 
 use crate::cli::StatusArgs;
+use crate::commands::forget_hosts::active_remembered;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
@@ -51,6 +52,15 @@ pub struct LockInfo {
     pub until: u64,
 }
 
+/// Hosts that skip the code for now (config `remember`).
+#[derive(Serialize)]
+pub struct RememberedInfo {
+    /// How many.
+    pub count: usize,
+    /// Unix time the last of them expires.
+    pub latest_until: u64,
+}
+
 /// Status of one user.
 #[derive(Serialize)]
 pub struct UserStatus {
@@ -67,6 +77,8 @@ pub struct UserStatus {
     last_success: Option<LastUseInfo>,
     failures: u32,
     lockouts: Vec<LockInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remembered_hosts: Option<RememberedInfo>,
 }
 
 /// The authenticators of `file` with their last use from `state`.
@@ -128,6 +140,7 @@ fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Res
         last_success: None,
         failures: 0,
         lockouts: Vec::new(),
+        remembered_hosts: None,
     };
     let file = match backend.load_secret(user) {
         Ok(f) => f,
@@ -162,6 +175,20 @@ fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Res
         });
         status.failures = state.user_failures.count;
         status.lockouts = lockouts(ctx, state);
+        // As the module: only with `remember` on, and not those forgotten (`forget-hosts`).
+        if ctx.config.policy.remember > 0 {
+            let before = file.as_ref().map_or(0, |f| f.forget_hosts_before);
+            let active = active_remembered(state, before, ctx.now);
+            status.remembered_hosts =
+                active
+                    .iter()
+                    .map(|r| r.until)
+                    .max()
+                    .map(|latest_until| RememberedInfo {
+                        count: active.len(),
+                        latest_until,
+                    });
+        }
     }
     Ok(status)
 }
@@ -225,6 +252,16 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
             } else {
                 ""
             }
+        );
+    }
+    if let Some(r) = &s.remembered_hosts {
+        println!(
+            "Remembered:     {} host{} skip{} the code, the last until {} (forget them: \
+             pam-totp forget-hosts)",
+            r.count,
+            if r.count == 1 { "" } else { "s" },
+            if r.count == 1 { "s" } else { "" },
+            output::date(r.latest_until)
         );
     }
     match &s.last_success {
@@ -329,8 +366,8 @@ fn all(ctx: &Ctx, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<20} {:>6} {:<24} {:<30} LOCKOUT",
-        "USER", "BACKUP", "LAST SUCCESS", "FROM"
+        "{:<20} {:>6} {:<24} {:<30} {:<26} LOCKOUT",
+        "USER", "BACKUP", "LAST SUCCESS", "FROM", "REMEMBERED"
     );
     for r in &rows {
         let lock = if let Some(e) = &r.error {
@@ -359,8 +396,16 @@ fn all(ctx: &Ctx, json: bool) -> Result<()> {
             ),
             None => ("never".to_string(), "-".to_string()),
         };
+        let remembered = match &r.remembered_hosts {
+            Some(h) => format!(
+                "{} until {}",
+                h.count,
+                output::date(h.latest_until).trim_end_matches(" UTC")
+            ),
+            None => "-".to_string(),
+        };
         println!(
-            "{:<20} {:>6} {:<24} {:<30} {lock}",
+            "{:<20} {:>6} {:<24} {:<30} {remembered:<26} {lock}",
             r.user,
             if r.enrolled {
                 format!("{}/{}", r.backup_codes_left, r.backup_codes_total)

@@ -419,9 +419,13 @@ pub fn ready(test: &str) -> Option<PathBuf> {
     m
 }
 
-/// Receives syslog lines on /dev/log for the life of the value.
+/// Receives syslog lines on /dev/log for the life of the value. A thread reads them as they
+/// come: a datagram socket nobody reads fills up after a few lines and then blocks every
+/// sender on the machine (other PAM services included).
 pub struct SyslogCapture {
-    socket: std::os::unix::net::UnixDatagram,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reader: std::sync::Mutex<Option<std::thread::JoinHandle<std::os::unix::net::UnixDatagram>>>,
 }
 
 impl SyslogCapture {
@@ -435,22 +439,54 @@ impl SyslogCapture {
         let socket = std::os::unix::net::UnixDatagram::bind("/dev/log").ok()?;
         // Writable by everyone, like a real syslog socket, so unprivileged runs log too.
         std::fs::set_permissions("/dev/log", std::fs::Permissions::from_mode(0o666)).unwrap();
-        socket.set_nonblocking(true).unwrap();
-        Some(SyslogCapture { socket })
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(50)))
+            .unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, s) = (lines.clone(), stop.clone());
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while !s.load(Ordering::SeqCst) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    l.lock().unwrap().push(line);
+                }
+            }
+            socket
+        });
+        Some(SyslogCapture {
+            lines,
+            stop,
+            reader: std::sync::Mutex::new(Some(reader)),
+        })
     }
 
+    /// The lines received (every sender has finished by the time its process exits): stops
+    /// the reader, removes /dev/log (so nobody waits on a socket no longer read) and takes what
+    /// is still queued.
     pub fn lines(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = self.socket.recv(&mut buf) {
-            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        let _ = std::fs::remove_file("/dev/log");
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.reader.lock().unwrap().take() {
+            let socket = reader.join().unwrap();
+            socket.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = socket.recv(&mut buf) {
+                let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.lines.lock().unwrap().push(line);
+            }
         }
-        out
+        self.lines.lock().unwrap().clone()
     }
 }
 
 impl Drop for SyslogCapture {
     fn drop(&mut self) {
         let _ = std::fs::remove_file("/dev/log");
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(r) = self.reader.lock().unwrap().take() {
+            let _ = r.join();
+        }
     }
 }
