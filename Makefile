@@ -47,7 +47,6 @@ CONF_EXAMPLE := config/pam_totp.conf.example
 # Extra documentation for /usr/share/doc: the guides, and the PAM and sshd examples.
 DOCS        := $(wildcard docs/*.md)
 EXAMPLES    := $(wildcard config/pam.d/*.example config/sshd_config.d/*.example)
-VERSION     := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
 INSTALL     ?= install
 
 .PHONY: all build deps install uninstall deb rpm packages check-packages clean-packages print-pamdir

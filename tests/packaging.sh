@@ -8,7 +8,7 @@
 # Everything it adds (users, PAM service files, the package) is removed on exit, also on
 # failure. The last line is "N passed, N failed"; the exit status is non-zero on any failure.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 top=$PWD
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 PATH="$PATH:/usr/sbin:/sbin"
@@ -28,8 +28,8 @@ fatal() { fail "$1" "${2:-}"; echo "stopping: later steps depend on this"; exit 
 step() { printf '\n== %s\n' "$*"; }
 # useradd/userdel/chpasswd fail while another process holds /etc/passwd's lock: try again.
 retry() {
-    local i
-    for i in 1 2 3 4 5 6 7 8 9 10; do
+    local _
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
         "$@" && return 0
         sleep 1
     done
@@ -55,6 +55,7 @@ we_installed=no
 cleanup() {
     local status=$?
     set +e
+    trap '' INT TERM # finish cleaning up even if interrupted again
     step "cleaning up"
     if [ "$we_installed" = yes ] && dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q installed; then
         dpkg -P "$package" >"$tmp/cleanup-purge.log" 2>&1 || cat "$tmp/cleanup-purge.log"
@@ -87,7 +88,7 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'fail "interrupted"; exit 130' INT TERM
 
 step "prerequisites"
 if [ "$(id -u)" != 0 ]; then
