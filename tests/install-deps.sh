@@ -16,7 +16,7 @@ packages=(
   # the peer we compare with and import from
   libpam-google-authenticator
   # packages and their linters
-  lintian rpm fakeroot dpkg-dev
+  lintian rpm fakeroot dpkg-dev cpio
   # misc tools used by tests
   util-linux procps passwd file binutils libnss-wrapper time
 )
