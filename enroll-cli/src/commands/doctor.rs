@@ -1,6 +1,8 @@
 //! `pam-totp doctor`: checks an installation (the module file, the configuration, the PAM stacks
-//! of sshd and common-auth, sshd_config, the state directory, `nullok`, the clock) and prints,
-//! for each problem, what is wrong and the exact fix. Read-only; `--root` checks a system image.
+//! of sshd, sudo, login, su and common-auth, sshd_config, the state directory, `nullok`, the
+//! clock) and prints, for each problem, what is wrong and the exact fix. It recognises the
+//! set-ups shipped in config/ (key + code, password + code, forward_pass, sudo, login) and the
+//! pitfalls of docs/ssh.md. Read-only; `--root` checks a system image.
 
 use crate::cli::DoctorArgs;
 use crate::error::{Error, Result};
@@ -244,7 +246,308 @@ fn is_totp(l: &PamLine) -> bool {
     l.module.ends_with("pam_totp.so") || l.module.ends_with("libpam_totp.so")
 }
 
-fn check_pam(sys: &Sys, nullok_config: bool, findings: &mut Vec<Finding>) {
+/// The file name of a line's module (`/lib/.../pam_unix.so` -> `pam_unix.so`).
+fn module_name(l: &PamLine) -> &str {
+    l.module.rsplit('/').next().unwrap_or(&l.module)
+}
+
+/// Modules that check a password (a first factor).
+const PASSWORD_MODULES: &[&str] = &[
+    "pam_unix.so",
+    "pam_sss.so",
+    "pam_ldap.so",
+    "pam_krb5.so",
+    "pam_winbind.so",
+    "pam_userdb.so",
+    "pam_pwdfile.so",
+];
+
+/// Modules that never let a login through on their own in `auth`.
+const NEUTRAL_MODULES: &[&str] = &[
+    "pam_nologin.so",
+    "pam_faildelay.so",
+    "pam_env.so",
+    "pam_deny.so",
+    "pam_warn.so",
+    "pam_echo.so",
+    "pam_group.so",
+    "pam_securetty.so",
+    "pam_succeed_if.so",
+    "pam_shells.so",
+    "pam_faillock.so",
+    "pam_tally2.so",
+    "pam_cap.so",
+    "pam_keyinit.so",
+    "pam_gnome_keyring.so",
+    "pam_kwallet5.so",
+    "pam_mount.so",
+];
+
+fn is_password(l: &PamLine) -> bool {
+    PASSWORD_MODULES.contains(&module_name(l))
+}
+
+/// Why pam_totp may answer PAM_IGNORE (step aside) for some users, from the configuration and
+/// the module line.
+fn ignore_reasons(config: Option<&pam_totp_core::config::Config>, totp: &PamLine) -> Vec<String> {
+    use pam_totp_core::policy::{ExemptResult, Publickey, Require};
+    let mut out = Vec::new();
+    let arg = |k: &str| {
+        totp.args
+            .iter()
+            .any(|a| a == k || a.starts_with(&format!("{k}=")))
+    };
+    if arg("nullok") || config.is_some_and(|c| c.nullok) {
+        out.push("unenrolled users (nullok)".to_string());
+    }
+    if arg("enroll_deadline") || config.is_some_and(|c| c.policy.enroll_deadline.is_some()) {
+        out.push("unenrolled users before enroll_deadline".to_string());
+    }
+    let exempt_success = totp.args.iter().any(|a| a == "exempt_result=success")
+        || (config.is_some_and(|c| c.policy.exempt_result == ExemptResult::Success)
+            && !totp.args.iter().any(|a| a == "exempt_result=ignore"));
+    if !exempt_success {
+        let exemptions = ["exempt_users", "exempt_groups", "exempt_networks"]
+            .iter()
+            .any(|k| arg(k))
+            || arg("require")
+            || arg("publickey")
+            || config.is_some_and(|c| {
+                !c.policy.exempt_users.is_empty()
+                    || !c.policy.exempt_groups.is_empty()
+                    || !c.policy.exempt_networks.is_empty()
+                    || matches!(c.policy.require, Require::Groups(_))
+                    || c.policy.publickey == Publickey::Skip
+            });
+        if exemptions {
+            out.push("exempt users (exempt_*, require_groups, publickey = \"skip\")".to_string());
+        }
+    }
+    out
+}
+
+/// What sshd's AuthenticationMethods demands, for the PAM checks of sshd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SshdAuth {
+    /// No sshd_config: nothing known.
+    Unknown,
+    /// Every allowed list contains `publickey`.
+    KeyDemanded,
+    /// Some list lets in without a key (the value shown).
+    KeyNotDemanded(String),
+}
+
+fn sshd_auth(sys: &Sys) -> SshdAuth {
+    let config = sys.path("/etc/ssh/sshd_config");
+    if !config.exists() {
+        return SshdAuth::Unknown;
+    }
+    let mut opts = Vec::new();
+    sshd_options(sys, &config, 0, &mut opts);
+    let value = opts
+        .iter()
+        .find(|(k, _)| k == "authenticationmethods")
+        .map(|(_, v)| v.to_ascii_lowercase());
+    match value {
+        Some(v)
+            if v != "any"
+                && v.split_whitespace()
+                    .all(|list| list.split(',').any(|m| m == "publickey")) =>
+        {
+            SshdAuth::KeyDemanded
+        }
+        Some(v) => SshdAuth::KeyNotDemanded(format!("AuthenticationMethods {v}")),
+        None => SshdAuth::KeyNotDemanded("AuthenticationMethods is not set".into()),
+    }
+}
+
+/// Checks the auth stack of one service that should (sshd) or may (sudo, login, su) ask for a
+/// code, recognising the shipped set-ups and their known pitfalls (docs/ssh.md).
+fn check_service(
+    sys: &Sys,
+    service: &'static str,
+    config: Option<&pam_totp_core::config::Config>,
+    findings: &mut Vec<Finding>,
+) -> Vec<PamLine> {
+    let check: &'static str = match service {
+        "sshd" => "pam sshd",
+        "sudo" => "pam sudo",
+        "login" => "pam login",
+        _ => "pam su",
+    };
+    let file = format!("/etc/pam.d/{service}");
+    let mut stack = Vec::new();
+    if !pam_stack(sys, service, 0, &mut stack) {
+        if service == "sshd" {
+            findings.push(ok(check, "/etc/pam.d/sshd does not exist (no sshd)"));
+        }
+        return stack;
+    }
+    let auth: Vec<&PamLine> = stack.iter().filter(|l| l.kind == "auth").collect();
+    let Some(pos) = auth.iter().position(|l| is_totp(l)) else {
+        if service == "sshd" {
+            findings.push(error(
+                check,
+                "the PAM stack of sshd does not use pam_totp.so: SSH logins are not asked for a code",
+                "Add `auth required pam_totp.so` to /etc/pam.d/sshd (copy-ready: \
+                 config/pam.d/sshd-publickey.example or sshd-password.example).",
+            ));
+        }
+        return stack;
+    };
+    let totp = auth[pos];
+    let at = format!("{}:{}", totp.file, totp.line);
+    let before = &auth[..pos];
+    let after = &auth[pos + 1..];
+    let password_before = before.iter().any(|l| is_password(l));
+    let password_after = after.iter().any(|l| is_password(l));
+    let forward = totp.args.iter().any(|a| a == "forward_pass");
+    match totp.control.as_str() {
+        "sufficient" if password_after => {
+            findings.push(error(
+                check,
+                format!("{at}: `sufficient` lets a right code alone log in, skipping the password"),
+                format!("Change the control to `required` at {at}."),
+            ));
+            return stack;
+        }
+        "optional" => {
+            findings.push(error(
+                check,
+                format!("{at}: `optional` ignores the result, so a wrong code still logs in"),
+                format!("Change the control to `required` at {at}."),
+            ));
+            return stack;
+        }
+        _ => {}
+    }
+    let line = format!("{at}: auth {} pam_totp.so", totp.control);
+    if forward {
+        let checks = after.iter().any(|l| {
+            is_password(l)
+                && l.args
+                    .iter()
+                    .any(|a| a == "use_first_pass" || a == "try_first_pass")
+        });
+        if checks {
+            findings.push(ok(
+                check,
+                format!("{line}: password and code in one prompt (forward_pass, then the password module with use_first_pass)"),
+            ));
+        } else {
+            findings.push(error(
+                check,
+                format!("{at}: `forward_pass` hands the password on, but no password module with `use_first_pass` follows: the password part is never checked"),
+                format!("Add `auth required pam_unix.so use_first_pass` right after {at}."),
+            ));
+        }
+    } else if password_before {
+        findings.push(ok(check, format!("{line}: password, then code")));
+        // A requisite line before the code question ends the stack at a wrong password.
+        if service == "sshd" {
+            let stops: Vec<String> = before
+                .iter()
+                .filter(|l| {
+                    l.control == "requisite"
+                        && !matches!(
+                            module_name(l),
+                            "pam_nologin.so" | "pam_faildelay.so" | "pam_env.so" | "pam_shells.so"
+                        )
+                })
+                .map(|l| format!("{}:{} ({})", l.file, l.line, module_name(l)))
+                .collect();
+            if !stops.is_empty() {
+                findings.push(warn(
+                    check,
+                    format!(
+                        "`requisite` before pam_totp.so at {}: a wrong password ends the login \
+                         before the code question, which tells the client the password was wrong",
+                        stops.join(", ")
+                    ),
+                    format!(
+                        "Check the password with `auth required pam_unix.so` instead (as in \
+                         config/pam.d/sshd-password.example), so both answers are asked and \
+                         refused alike; keep the code line at {at} after it."
+                    ),
+                ));
+            }
+        }
+    } else if password_after {
+        findings.push(warn(
+            check,
+            format!("{at}: pam_totp.so comes before pam_unix.so, so the code is asked before the password"),
+            format!("Move the line at {at} after the password check (e.g. `@include common-auth`)."),
+        ));
+    } else if service == "sshd" {
+        match sshd_auth(sys) {
+            SshdAuth::KeyDemanded => findings.push(ok(
+                check,
+                format!("{line}: key + code (sshd checks the key, PAM asks for the code)"),
+            )),
+            SshdAuth::Unknown => findings.push(warn(
+                check,
+                format!("{line}: no password is checked in PAM, and no sshd_config says sshd demands a key"),
+                "Set `AuthenticationMethods publickey,keyboard-interactive` in sshd_config, or \
+                 check the password in PAM first.",
+            )),
+            SshdAuth::KeyNotDemanded(why) => findings.push(error(
+                check,
+                format!(
+                    "{at}: the PAM stack checks no password and sshd does not demand a key ({why}): \
+                     keyboard-interactive alone logs in with the code alone{}",
+                    if after.iter().any(|l| module_name(l) == "pam_permit.so") {
+                        ", and users pam_totp steps aside for (nullok, exemptions) with nothing at all"
+                    } else {
+                        ""
+                    }
+                ),
+                "Set `AuthenticationMethods publickey,keyboard-interactive` in sshd_config (as in \
+                 config/sshd_config.d/pam-totp-publickey.conf.example), or check the password \
+                 first (config/pam.d/sshd-password.example).",
+            )),
+        }
+    } else {
+        findings.push(error(
+            check,
+            format!("{at}: no password module comes before pam_totp.so in {file}: the code alone logs in"),
+            format!("Put the password check (`@include common-auth`) before the line at {at}."),
+        ));
+    }
+    // The only module that can let a login through, and it may step aside: those users fail.
+    let others = auth
+        .iter()
+        .filter(|l| !is_totp(l) && !NEUTRAL_MODULES.contains(&module_name(l)))
+        .count();
+    let reasons = ignore_reasons(config, totp);
+    if others == 0 && !reasons.is_empty() {
+        findings.push(warn(
+            check,
+            format!(
+                "pam_totp.so is the only module in the auth stack of {service} that can let a login \
+                 through, and it steps aside (PAM_IGNORE) for {}: a stack where every module steps \
+                 aside fails, so those users are refused",
+                reasons.join(" and ")
+            ),
+            if service == "sshd" {
+                format!(
+                    "Add `auth required pam_permit.so` right after {at} (safe only with \
+                     `AuthenticationMethods publickey,keyboard-interactive`, as in \
+                     config/pam.d/sshd-publickey.example), or set `exempt_result = \"success\"` \
+                     for exemptions."
+                )
+            } else {
+                format!("Put the password check (`@include common-auth`) before {at}.")
+            },
+        ));
+    }
+    stack
+}
+
+fn check_pam(
+    sys: &Sys,
+    config: Option<&pam_totp_core::config::Config>,
+    findings: &mut Vec<Finding>,
+) {
     let mut common = Vec::new();
     let has_common = pam_stack(sys, "common-auth", 0, &mut common);
     if has_common && common.iter().any(|l| l.kind == "auth" && is_totp(l)) {
@@ -256,54 +559,18 @@ fn check_pam(sys: &Sys, nullok_config: bool, findings: &mut Vec<Finding>) {
              `auth required pam_totp.so` to the services that need it (e.g. /etc/pam.d/sshd).",
         ));
     }
-    let mut sshd = Vec::new();
-    if !pam_stack(sys, "sshd", 0, &mut sshd) {
-        findings.push(ok("pam sshd", "/etc/pam.d/sshd does not exist (no sshd)"));
-        return;
+    let mut lines = common;
+    for service in ["sshd", "sudo", "login", "su"] {
+        lines.extend(check_service(sys, service, config, findings));
     }
-    let auth: Vec<&PamLine> = sshd.iter().filter(|l| l.kind == "auth").collect();
-    let Some(pos) = auth.iter().position(|l| is_totp(l)) else {
-        findings.push(error(
-            "pam sshd",
-            "the PAM stack of sshd does not use pam_totp.so: SSH logins are not asked for a code",
-            "Add `auth required pam_totp.so` to /etc/pam.d/sshd right after the line \
-             `@include common-auth`.",
-        ));
-        return;
-    };
-    let totp = auth[pos];
-    let at = format!("{}:{}", totp.file, totp.line);
-    let unix_after = auth[pos + 1..]
+    let mut nullok_args = lines
         .iter()
-        .any(|l| l.module.ends_with("pam_unix.so"));
-    match totp.control.as_str() {
-        "sufficient" if unix_after => findings.push(error(
-            "pam sshd",
-            format!("{at}: `sufficient` lets a right code alone log in, skipping the password"),
-            format!("Change the control to `required` at {at}."),
-        )),
-        "optional" => findings.push(error(
-            "pam sshd",
-            format!("{at}: `optional` ignores the result, so a wrong code still logs in"),
-            format!("Change the control to `required` at {at}."),
-        )),
-        _ if unix_after => findings.push(warn(
-            "pam sshd",
-            format!("{at}: pam_totp.so comes before pam_unix.so, so the code is asked before the password"),
-            format!("Move the line at {at} after `@include common-auth`."),
-        )),
-        _ => findings.push(ok(
-            "pam sshd",
-            format!("{at}: auth {} pam_totp.so", totp.control),
-        )),
-    }
-    let nullok_args = sshd
-        .iter()
-        .chain(common.iter())
         .filter(|l| is_totp(l) && l.args.iter().any(|a| a == "nullok"))
         .map(|l| format!("{}:{}", l.file, l.line))
         .collect::<Vec<_>>();
-    if nullok_config || !nullok_args.is_empty() {
+    nullok_args.sort();
+    nullok_args.dedup();
+    if config.is_some_and(|c| c.nullok) || !nullok_args.is_empty() {
         let place = if nullok_args.is_empty() {
             "the configuration file".to_string()
         } else {
@@ -561,7 +828,7 @@ pub fn findings(root: &Path, config: Option<&Path>) -> Vec<Finding> {
     let mut out = vec![check_module(&sys)];
     let (finding, config) = check_config(&sys, config);
     out.push(finding);
-    check_pam(&sys, config.as_ref().is_some_and(|c| c.nullok), &mut out);
+    check_pam(&sys, config.as_ref(), &mut out);
     check_sshd(&sys, &mut out);
     check_state_dir(&sys, config.as_ref(), &mut out);
     check_clock(&sys, &mut out);
