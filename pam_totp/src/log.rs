@@ -1,11 +1,17 @@
 //! Syslog lines of the module: facility authpriv, one line per outcome, prefixed like
-//! `pam_syslog` does (`pam_totp(sshd:auth): ...`). A logger is made per line and dropped at
-//! once: no `openlog()`, nothing global, the host's own syslog set-up is left alone. If
-//! `/dev/log` is unreachable the line is dropped; logging never changes an outcome.
+//! `pam_syslog` does (`pam_totp(sshd:auth): ...`). The `syslog` crate formats the line (RFC
+//! 3164); it is sent on a socket made per line and closed at once: no `openlog()`, nothing
+//! global, the host's own syslog set-up is left alone. The send never blocks: if `/dev/log` is
+//! missing, or a stuck syslog daemon has let its queue fill up, the line is dropped rather than
+//! hanging the login. Logging never changes an outcome.
 //!
 //! Only the fields of [`Event`] can be logged, and none of them can hold a code or a secret.
 
-use syslog::{Facility, Formatter3164};
+use std::os::unix::net::UnixDatagram;
+use syslog::{Facility, Formatter3164, LogFormat, Severity};
+
+/// The local syslog socket.
+const DEV_LOG: &str = "/dev/log";
 
 /// Severity of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +78,21 @@ pub(crate) fn write(ctx: &Context, level: Level, detail: &str) {
         process: "pam_totp".into(),
         pid: std::process::id(),
     };
-    let Ok(mut logger) = syslog::unix(formatter) else {
+    let severity = match level {
+        Level::Err => Severity::LOG_ERR,
+        Level::Warning => Severity::LOG_WARNING,
+        Level::Notice => Severity::LOG_NOTICE,
+        Level::Debug => Severity::LOG_DEBUG,
+    };
+    let mut datagram = Vec::with_capacity(line.len() + 64);
+    if formatter.format(&mut datagram, severity, line).is_err() {
+        return;
+    }
+    let Ok(socket) = UnixDatagram::unbound() else {
         return;
     };
-    let _ = match level {
-        Level::Err => logger.err(line),
-        Level::Warning => logger.warning(line),
-        Level::Notice => logger.notice(line),
-        Level::Debug => logger.debug(line),
-    };
+    if socket.set_nonblocking(true).is_err() || socket.connect(DEV_LOG).is_err() {
+        return;
+    }
+    let _ = socket.send(&datagram);
 }
