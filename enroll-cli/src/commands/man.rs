@@ -84,8 +84,9 @@ pub fn manpage() -> String {
         "pam-totp manages the time-based one-time passwords (RFC 6238) that the PAM module \
          pam_totp(8) asks for after the password or the SSH key. Users enroll a phone (a QR \
          code shown in the terminal), keep single-use backup codes, and add or revoke further \
-         devices; administrators enroll, reset and unlock users, import \
-         google-authenticator files, explain a login decision and check the installation.",
+         devices, and forget the hosts remembered for them; administrators enroll, reset and \
+         unlock users, import google-authenticator files, explain a login decision (which \
+         policy rule decides) and check the installation.",
     ));
     out.push_str("\n.PP\n");
     out.push_str(&esc(
