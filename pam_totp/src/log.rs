@@ -7,11 +7,7 @@
 //!
 //! Only the fields of [`Event`] can be logged, and none of them can hold a code or a secret.
 
-use std::os::unix::net::UnixDatagram;
 use syslog::{Facility, Formatter3164, LogFormat, Severity};
-
-/// The local syslog socket.
-const DEV_LOG: &str = "/dev/log";
 
 /// Severity of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +84,5 @@ pub(crate) fn write(ctx: &Context, level: Level, detail: &str) {
     if formatter.format(&mut datagram, severity, line).is_err() {
         return;
     }
-    let Ok(socket) = UnixDatagram::unbound() else {
-        return;
-    };
-    if socket.set_nonblocking(true).is_err() || socket.connect(DEV_LOG).is_err() {
-        return;
-    }
-    let _ = socket.send(&datagram);
+    pam_totp_core::syslog_line::send(&datagram);
 }

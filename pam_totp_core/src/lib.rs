@@ -40,6 +40,7 @@ pub mod secret;
 pub mod secret_file;
 pub mod state;
 pub mod store;
+pub mod syslog_line;
 pub mod throttle;
 pub mod verify;
 

@@ -1,9 +1,10 @@
 //! Syslog lines for actions that change who can log in (`reset`, `unlock`, `disable`, `remove`,
 //! `forget-hosts`): facility authpriv, ident `pam-totp`, one line per action naming the user, the
 //! action and who did it. Never a secret, a code or a backup code.
-//! No syslog daemon is not an error: the action is done and a note goes to stderr.
+//! No syslog daemon (or one that stopped reading) is not an error: the action is done and a
+//! note goes to stderr.
 
-use syslog::{Facility, Formatter3164};
+use syslog::{Facility, Formatter3164, LogFormat, Severity};
 
 /// Logs `action` on `user` at level notice.
 pub fn log(action: &str, user: &str, detail: &str) {
@@ -28,8 +29,13 @@ pub fn log(action: &str, user: &str, detail: &str) {
         process: "pam-totp".into(),
         pid: std::process::id(),
     };
-    let sent = syslog::unix(formatter).and_then(|mut logger| logger.notice(&line));
-    if sent.is_err() {
+    // Formatted by the syslog crate, sent without blocking (a stuck daemon must not hang us).
+    let mut datagram = Vec::new();
+    let sent = formatter
+        .format(&mut datagram, Severity::LOG_NOTICE, &line)
+        .is_ok()
+        && pam_totp_core::syslog_line::send(&datagram);
+    if !sent {
         eprintln!("Note: could not write to syslog (/dev/log); the action itself was done.");
     }
 }
