@@ -121,6 +121,24 @@ fn given_pty_and_right_code_then_enrolled_with_backup_codes() {
         decode_qr(&drawn, dir.path()),
         file.authenticators[0].otpauth_uri().as_str()
     );
+    // The enrollment ends in a working login through the real libpam (root: a service file).
+    if !root_or_skip("the libpam login after the interactive enrollment") {
+        return;
+    }
+    let Some(module) = module() else {
+        panic!("target/*/libpam_totp.so is missing: run `cargo build --workspace` first");
+    };
+    let service = Service::new("pty", &module, &conf);
+    let code = totp_now(&key, totp_rs::Algorithm::SHA1, 6, 30);
+    assert!(
+        service.login("root", &code),
+        "login with a code from the enrolled key"
+    );
+    assert!(
+        !service.login("root", &code),
+        "the same code is refused a second time"
+    );
+    assert!(!service.login("root", "000000"), "a wrong code is refused");
 }
 
 #[test]
