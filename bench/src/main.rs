@@ -386,6 +386,13 @@ fn race(f: &Flags) -> Result<(), String> {
     let confdir = cstr(&dir.join("pam.d").to_string_lossy())?;
     let service_c = cstr(service)?;
     let rhost = cstr(RHOST)?;
+    // Load the password database once here (nss_wrapper parses its whole file on first use), so
+    // the forked children inherit it instead of each parsing it again.
+    if let Some(first) = users.first() {
+        let name = cstr(first)?;
+        // SAFETY: getpwnam with a NUL-terminated name; the result is not kept.
+        unsafe { libc::getpwnam(name.as_ptr()) };
+    }
     let mut successes = Vec::new();
     let mut total = Duration::ZERO;
     for round in 0..rounds {
