@@ -3,7 +3,7 @@
 # scale and concurrency, and prints the tables quoted in docs/PERFORMANCE.md. Not part of the
 # test run. Needs root (both modules run as root, as under sshd).
 #
-#   bench/run.sh                 everything (about 5 minutes on 2 cores)
+#   bench/run.sh                 everything (10-15 minutes on 2 cores, 4 of them status --all)
 #   BENCH_N=1000 bench/run.sh    more logins per row (default 300)
 #   BENCH_SKIP_SCALE=1           only the comparison tables
 #   BENCH_DISK_DIR=/var/tmp      where the on-disk run keeps its files (must not be tmpfs)
