@@ -145,9 +145,16 @@ impl<C: Clock> Session<'_, C> {
         } else {
             Vec::new()
         };
-        let state = match self.backend.peek_state(&ctx.user) {
-            Ok(state) => state,
-            Err(e) => return unusable(ctx, &e),
+        // The state matters only for enrolled users (throttling, remembered hosts): an
+        // unenrolled login does not read it.
+        let enrolled = !matches!(loaded, Ok(None));
+        let state = if enrolled {
+            match self.backend.peek_state(&ctx.user) {
+                Ok(state) => state,
+                Err(e) => return unusable(ctx, &e),
+            }
+        } else {
+            None
         };
         let password_tag = if cfg.policy.remember > 0 {
             store::password_tag(&ctx.user)
@@ -159,7 +166,7 @@ impl<C: Clock> Session<'_, C> {
             user: &ctx.user,
             groups: &groups,
             rhost: &ctx.rhost,
-            enrolled: !matches!(loaded, Ok(None)),
+            enrolled,
             publickey_used: policy::ssh_publickey_used(auth_info.as_deref()),
             state: state.as_ref(),
             password_tag: &password_tag,

@@ -233,16 +233,56 @@ pub fn write_atomic(
     mode: u32,
     replace: Replace,
 ) -> Result<(), StoreError> {
-    let (dir, name) = split(path)?;
-    let dirfd = open_dir(dir)?;
     let mut suffix = [0u8; 6];
     crate::secret::random_fill(&mut suffix)
         .map_err(|_| StoreError::io(path, "randomising a name for", Errno::EIO))?;
-    let tmp_name = format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        crate::secret::to_hex(&suffix)
-    );
+    write_via(
+        path,
+        data,
+        mode,
+        replace,
+        &format!("tmp-{}", crate::secret::to_hex(&suffix)),
+        false,
+    )
+}
+
+/// As [`write_atomic`], for callers that hold the file's lock: the temporary file has a fixed
+/// name (`.NAME.tmp`), and a leftover of a writer killed mid-write is removed first, so killed
+/// logins never pile up temporary files in the state directory.
+///
+/// # Errors
+/// Any I/O error.
+pub fn write_atomic_locked(path: &Path, data: &[u8], mode: u32) -> Result<(), StoreError> {
+    write_via(path, data, mode, Replace::Yes, "tmp", true)
+}
+
+fn write_via(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    replace: Replace,
+    suffix: &str,
+    remove_leftover: bool,
+) -> Result<(), StoreError> {
+    let (dir, name) = split(path)?;
+    let dirfd = open_dir(dir)?;
+    let tmp_name = format!(".{}.{suffix}", name.to_string_lossy());
+    if remove_leftover {
+        match nix::unistd::unlinkat(
+            &dirfd,
+            tmp_name.as_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        ) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => {
+                return Err(StoreError::io(
+                    dir.join(&tmp_name),
+                    "removing the leftover",
+                    e,
+                ));
+            }
+        }
+    }
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd = nix::fcntl::openat(
@@ -671,7 +711,7 @@ impl Backend for LocalFiles {
         let text = state
             .to_toml()
             .map_err(|_| StoreError::io(&lock.path, "serialising", Errno::EINVAL))?;
-        write_atomic(&lock.path, text.as_bytes(), 0o644, Replace::Yes)
+        write_atomic_locked(&lock.path, text.as_bytes(), 0o644)
     }
 
     fn peek_state(&self, user: &str) -> Result<Option<State>, StoreError> {
@@ -867,6 +907,11 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "no temporary files left: {leftovers:?}");
+        // A leftover of a killed locked writer is replaced, not accumulated.
+        std::fs::write(d.join(".s.toml.tmp"), b"half").unwrap();
+        write_atomic_locked(&f, b"three", 0o600).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"three");
+        assert!(!d.join(".s.toml.tmp").exists());
         assert!(remove(&f).unwrap());
         assert!(!remove(&f).unwrap());
         std::fs::remove_dir_all(&d).unwrap();
