@@ -3,6 +3,8 @@
 # end-to-end tests through the real libpam and a real sshd (as root), and the packages.
 #   sudo tests/run-all.sh            everything
 #   SKIP_DEPS=1 tests/run-all.sh     do not call apt-get (dependencies already installed)
+#   SKIP_FUZZ=1 tests/run-all.sh     leave out the bounded fuzzing run
+#   FUZZ_SECONDS=60 tests/run-all.sh fuzz each target longer (default 30 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -31,6 +33,10 @@ cargo test --workspace --locked
 if [ -x tests/packaging.sh ] && [ "$(id -u)" = 0 ]; then
   step "packages (.deb and .rpm)"
   tests/packaging.sh
+fi
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  step "bounded fuzzing (cargo-fuzz, ${FUZZ_SECONDS:-30} s per target)"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-30} fuzz/run.sh
 fi
 echo
 echo "run-all: all steps passed"
