@@ -396,6 +396,8 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 
 impl RawConfig {
     fn validate(self) -> Result<Config, ParseError> {
+        let nullok = self.nullok.unwrap_or(false);
+        let policy = validate_policy(&self, nullok)?;
         let d = Config::default();
         let int = |key: &str,
                    v: Option<i64>,
@@ -499,23 +501,6 @@ impl RawConfig {
                 "must not be less than throttle_delay",
             ));
         }
-        let nullok = self.nullok.unwrap_or(false);
-        let policy = validate_policy(
-            PolicyKeys {
-                require: self.require,
-                require_groups: self.require_groups,
-                exempt_users: self.exempt_users,
-                exempt_groups: self.exempt_groups,
-                exempt_networks: self.exempt_networks,
-                exempt_result: self.exempt_result,
-                enroll_deadline: self.enroll_deadline,
-                enroll_contact: self.enroll_contact,
-                enroll_at_login: self.enroll_at_login,
-                remember: self.remember,
-                publickey: self.publickey,
-            },
-            nullok,
-        )?;
         Ok(Config {
             source: None,
             secret,
@@ -537,23 +522,8 @@ impl RawConfig {
     }
 }
 
-/// The policy keys of [`RawConfig`], moved out for validation.
-struct PolicyKeys {
-    require: Option<String>,
-    require_groups: Option<Vec<String>>,
-    exempt_users: Option<Vec<String>>,
-    exempt_groups: Option<Vec<String>>,
-    exempt_networks: Option<Vec<String>>,
-    exempt_result: Option<String>,
-    enroll_deadline: Option<DateValue>,
-    enroll_contact: Option<String>,
-    enroll_at_login: Option<bool>,
-    remember: Option<String>,
-    publickey: Option<String>,
-}
-
-fn validate_policy(k: PolicyKeys, nullok: bool) -> Result<Policy, ParseError> {
-    let require_groups = k.require_groups.unwrap_or_default();
+fn validate_policy(k: &RawConfig, nullok: bool) -> Result<Policy, ParseError> {
+    let require_groups = k.require_groups.clone().unwrap_or_default();
     let require = match k.require.as_deref() {
         None | Some("all") => {
             if !require_groups.is_empty() && k.require.is_none() {
@@ -574,7 +544,7 @@ fn validate_policy(k: PolicyKeys, nullok: bool) -> Result<Policy, ParseError> {
         Some(_) => return Err(ParseError::key("require", "must be \"all\" or \"groups\"")),
     };
     let mut exempt_networks = Vec::new();
-    for net in k.exempt_networks.unwrap_or_default() {
+    for net in k.exempt_networks.iter().flatten() {
         let cidr = Cidr::parse(net.trim()).ok_or_else(|| {
             ParseError::key(
                 "exempt_networks",
@@ -593,12 +563,12 @@ fn validate_policy(k: PolicyKeys, nullok: bool) -> Result<Policy, ParseError> {
             ));
         }
     };
-    let enroll_deadline = match k.enroll_deadline {
+    let enroll_deadline = match &k.enroll_deadline {
         None => None,
         Some(v) => {
             let text = match v {
                 DateValue::Toml(d) => d.to_string(),
-                DateValue::Text(t) => t,
+                DateValue::Text(t) => t.clone(),
             };
             Some(Date::parse(&text).ok_or_else(|| {
                 ParseError::key("enroll_deadline", "must be a date written YYYY-MM-DD")
@@ -638,12 +608,12 @@ fn validate_policy(k: PolicyKeys, nullok: bool) -> Result<Policy, ParseError> {
     }
     Ok(Policy {
         require,
-        exempt_users: k.exempt_users.unwrap_or_default(),
-        exempt_groups: k.exempt_groups.unwrap_or_default(),
+        exempt_users: k.exempt_users.clone().unwrap_or_default(),
+        exempt_groups: k.exempt_groups.clone().unwrap_or_default(),
         exempt_networks,
         exempt_result,
         enroll_deadline,
-        enroll_contact: k.enroll_contact.filter(|c| !c.trim().is_empty()),
+        enroll_contact: k.enroll_contact.clone().filter(|c| !c.trim().is_empty()),
         enroll_at_login: k.enroll_at_login.unwrap_or(false),
         remember,
         publickey,

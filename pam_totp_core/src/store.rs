@@ -42,16 +42,7 @@ impl UserInfo {
         if name.is_empty() || name.contains('\0') {
             return Ok(None);
         }
-        match nix::unistd::User::from_name(name) {
-            Ok(Some(u)) => Ok(Some(UserInfo {
-                name: u.name,
-                uid: u.uid.as_raw(),
-                gid: u.gid.as_raw(),
-                home: u.dir,
-            })),
-            Ok(None) => Ok(None),
-            Err(e) => Err(StoreError::io("/etc/passwd", "looking up the user in", e)),
-        }
+        Self::from_nss(nix::unistd::User::from_name(name), "looking up the user in")
     }
 
     /// Looks a user up by numeric id.
@@ -59,15 +50,24 @@ impl UserInfo {
     /// # Errors
     /// The lookup failed.
     pub fn lookup_uid(uid: u32) -> Result<Option<UserInfo>, StoreError> {
-        match nix::unistd::User::from_uid(Uid::from_raw(uid)) {
-            Ok(Some(u)) => Ok(Some(UserInfo {
+        Self::from_nss(
+            nix::unistd::User::from_uid(Uid::from_raw(uid)),
+            "looking up the uid in",
+        )
+    }
+
+    fn from_nss(
+        found: nix::Result<Option<nix::unistd::User>>,
+        op: &'static str,
+    ) -> Result<Option<UserInfo>, StoreError> {
+        match found {
+            Ok(u) => Ok(u.map(|u| UserInfo {
                 name: u.name,
                 uid: u.uid.as_raw(),
                 gid: u.gid.as_raw(),
                 home: u.dir,
             })),
-            Ok(None) => Ok(None),
-            Err(e) => Err(StoreError::io("/etc/passwd", "looking up the uid in", e)),
+            Err(e) => Err(StoreError::io("/etc/passwd", op, e)),
         }
     }
 }
