@@ -248,7 +248,12 @@ pub fn show_new_key(
     path: &Path,
 ) -> Result<()> {
     println!(
-        "Scan this QR code with your authenticator app ({} for {}):",
+        "{} ({} for {}):",
+        if style == QrStyle::None {
+            "Add this key to your authenticator app"
+        } else {
+            "Scan this QR code with your authenticator app"
+        },
         if auth.name == secret_file::DEFAULT_NAME {
             "a new key".to_string()
         } else {
