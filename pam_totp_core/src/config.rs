@@ -273,15 +273,19 @@ pub fn load(args: &[&str], config_override: Option<&Path>) -> Result<Config, Con
     let mut key_lines = BTreeMap::new();
     match read_config_file(&path)? {
         Some(text) => {
-            // Validates types and keys with line numbers before anything is merged.
-            parse_file(&text).map_err(|error| ConfigError::Parse {
-                path: path.clone(),
-                error,
-            })?;
+            // One TOML parse on the happy path. Unknown keys or wrong types are reported by
+            // `parse_file`, which parses again to name the line; only then is that cost paid.
             table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: path.clone(),
                 error: ParseError::from_toml(&e, &text, false),
             })?;
+            let unknown = table.keys().any(|k| kind_of(k).is_none());
+            if unknown || RawConfig::deserialize(toml::Value::Table(table.clone())).is_err() {
+                parse_file(&text).map_err(|error| ConfigError::Parse {
+                    path: path.clone(),
+                    error,
+                })?;
+            }
             for (key, _) in KEYS {
                 if let Some(line) = line_of_key(&text, key) {
                     key_lines.insert((*key).to_string(), line);
