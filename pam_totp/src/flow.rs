@@ -75,6 +75,8 @@ pub fn authenticate<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) ->
     let info = match UserInfo::lookup(&ctx.user) {
         Ok(Some(info)) => info,
         Ok(None) => {
+            // Ask anyway, so the prompt does not tell a stranger which accounts exist.
+            let _ = io.prompt(&cfg.prompt, cfg.echo_verification_code);
             log::write(
                 &ctx,
                 Level::Notice,
@@ -149,7 +151,7 @@ impl<C: Clock> Session<'_, C> {
         // unenrolled login does not read it.
         let enrolled = !matches!(loaded, Ok(None));
         let state = if enrolled {
-            match self.backend.peek_state(&ctx.user) {
+            match self.backend.peek_state(&self.info.name) {
                 Ok(state) => state,
                 Err(e) => return unusable(ctx, &e),
             }
@@ -157,13 +159,13 @@ impl<C: Clock> Session<'_, C> {
             None
         };
         let password_tag = if cfg.policy.remember > 0 {
-            store::password_tag(&ctx.user)
+            store::password_tag(&self.info.name)
         } else {
             String::new()
         };
         let auth_info = io.getenv("SSH_AUTH_INFO_0");
         let facts = Facts {
-            user: &ctx.user,
+            user: &self.info.name,
             groups: &groups,
             rhost: &ctx.rhost,
             enrolled,
@@ -242,6 +244,13 @@ impl<C: Clock> Session<'_, C> {
                     "method=none result=failure reason=no-secret",
                 );
                 return Outcome::NotEnrolled { nullok: false };
+            }
+            Decision::Remembered { .. } if loaded.is_err() => {
+                // An unreadable or corrupt secret file never passes, remembered host or not.
+                if let Err(e) = &loaded {
+                    return unusable(ctx, e);
+                }
+                return Outcome::Unusable("secret-file");
             }
             Decision::Remembered { until } => {
                 let left = until.saturating_sub(self.clock.now());
@@ -327,7 +336,7 @@ impl<C: Clock> Session<'_, C> {
         password_tag: &str,
     ) -> Outcome {
         let ctx = &self.ctx;
-        let lock = match self.backend.lock_state(&ctx.user) {
+        let lock = match self.backend.lock_state(&self.info.name) {
             Ok(lock) => lock,
             Err(e) => return unusable(ctx, &e),
         };
@@ -437,7 +446,7 @@ impl<C: Clock> Session<'_, C> {
     fn remember_host(&self, state: &mut State, now: u64, password_tag: &str) {
         let period = self.cfg.policy.remember;
         let rhost = self.ctx.rhost.trim();
-        if period == 0 || rhost.is_empty() {
+        if period == 0 || !policy::rememberable(rhost) {
             return;
         }
         state
@@ -486,7 +495,7 @@ impl<C: Clock> Session<'_, C> {
                 period: 30,
                 added: now,
                 issuer: issuer.replace(':', "-"),
-                label: ctx.user.replace(':', "-"),
+                label: self.info.name.replace(':', "-"),
             }],
             backup: Some(backup),
             forget_hosts_before: 0,
@@ -537,7 +546,7 @@ impl<C: Clock> Session<'_, C> {
             return Outcome::Rejected("enroll-code-wrong");
         };
         // The state first: if it cannot be written, no enrollment exists without replay protection.
-        let lock = match self.backend.lock_state(&ctx.user) {
+        let lock = match self.backend.lock_state(&self.info.name) {
             Ok(lock) => lock,
             Err(e) => return unusable(ctx, &e),
         };

@@ -337,19 +337,19 @@ pub fn load(args: &[&str], config_override: Option<&Path>) -> Result<Config, Con
 fn read_config_file(path: &Path) -> Result<Option<String>, ConfigError> {
     let euid = nix::unistd::Uid::effective().as_raw();
     // Owned by root; unprivileged callers (the CLI run by a user, tests) also accept their own.
+    // The owner is taken from the open descriptor, not looked up again by path.
     let rules = ReadRules {
         owner: None,
         allowed_perm: 0o7755,
         max_size: MAX_CONFIG_SIZE,
     };
-    let bytes = crate::store::read_checked(path, &rules).map_err(|e| ConfigError::File {
+    let read = crate::store::read_checked_owner(path, &rules).map_err(|e| ConfigError::File {
         path: path.into(),
         reason: e.to_string(),
     })?;
-    let Some(bytes) = bytes else { return Ok(None) };
-    let owner = std::fs::symlink_metadata(path)
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-        .unwrap_or(u32::MAX);
+    let Some((bytes, owner)) = read else {
+        return Ok(None);
+    };
     if owner != 0 && owner != euid {
         return Err(ConfigError::File {
             path: path.into(),

@@ -320,7 +320,7 @@ impl Decision {
 
 /// Whether a remembered entry for `rhost` is still valid now.
 pub fn remembered_until(state: &State, facts: &Facts<'_>) -> Option<u64> {
-    if facts.rhost.trim().is_empty() {
+    if !rememberable(facts.rhost) {
         return None;
     }
     state
@@ -333,6 +333,24 @@ pub fn remembered_until(state: &State, facts: &Facts<'_>) -> Option<u64> {
                 && (facts.forget_hosts_before == 0 || r.since > facts.forget_hosts_before)
         })
         .map(|r| r.until)
+}
+
+/// Whether a login from `rhost` may be remembered at all: never a local login, which has no
+/// PAM_RHOST, and never the machine itself (loopback addresses, `localhost`), which any local
+/// user can reach.
+pub fn rememberable(rhost: &str) -> bool {
+    let rhost = rhost.trim();
+    if rhost.is_empty() || rhost.eq_ignore_ascii_case("localhost") {
+        return false;
+    }
+    match rhost_ip(rhost) {
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => !v4.is_loopback(),
+            None => !v6.is_loopback(),
+        },
+        Some(ip) => !ip.is_loopback(),
+        None => true,
+    }
 }
 
 /// Applies the rules in their documented order.
@@ -614,6 +632,10 @@ mod tests {
             Decision::AskCode,
             "off by default"
         );
+        for local in ["127.0.0.1", "::1", "::ffff:127.0.0.1", "localhost", " "] {
+            assert!(!rememberable(local), "{local}");
+        }
+        assert!(rememberable("198.51.100.7") && rememberable("host.example"));
     }
 
     #[test]

@@ -137,6 +137,21 @@ pub fn read_checked(
     path: &Path,
     rules: &ReadRules,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+    Ok(read_checked_owner(path, rules)?.map(|(data, _)| data))
+}
+
+/// File contents and the uid owning the file.
+pub type OwnedBytes = (Zeroizing<Vec<u8>>, u32);
+
+/// As [`read_checked`], also returning the owner's uid as seen on the open descriptor (for
+/// callers that accept one of several owners).
+///
+/// # Errors
+/// Any failed check or I/O error.
+pub fn read_checked_owner(
+    path: &Path,
+    rules: &ReadRules,
+) -> Result<Option<OwnedBytes>, StoreError> {
     let flags = OFlag::O_RDONLY
         | OFlag::O_NOFOLLOW
         | OFlag::O_CLOEXEC
@@ -189,7 +204,7 @@ pub fn read_checked(
             size: data.len() as u64,
         });
     }
-    Ok(Some(data))
+    Ok(Some((data, st.st_uid)))
 }
 
 fn split(path: &Path) -> Result<(&Path, &std::ffi::OsStr), StoreError> {

@@ -167,21 +167,19 @@ pub fn consume(verdict: &Verdict, file: &SecretFile, state: &mut State) {
 
 /// Backup codes not yet used.
 pub fn backup_codes_left(file: &SecretFile, state: &State) -> usize {
-    match &file.backup {
-        Some(set) => {
-            let used = if state.enrollment_id == file.enrollment_id {
-                state
-                    .used_backup_codes(&set.set_id)
-                    .iter()
-                    .filter(|&&i| (i as usize) < set.hashes.len())
-                    .count()
-            } else {
-                0
-            };
-            set.hashes.len() - used
-        }
-        None => 0,
+    let Some(set) = &file.backup else { return 0 };
+    if state.enrollment_id != file.enrollment_id {
+        return set.hashes.len();
     }
+    let mut used: Vec<u32> = state
+        .used_backup_codes(&set.set_id)
+        .iter()
+        .copied()
+        .filter(|&i| (i as usize) < set.hashes.len())
+        .collect();
+    used.sort_unstable();
+    used.dedup();
+    set.hashes.len().saturating_sub(used.len())
 }
 
 #[cfg(test)]
@@ -341,6 +339,10 @@ mod tests {
         assert_eq!(v, Verdict::Backup { index: 1 });
         consume(&v, &f, &mut st);
         assert_eq!(backup_codes_left(&f, &st), 2);
+        // A hand-edited state listing an index twice (or out of range) does not underflow.
+        let mut odd = st.clone();
+        odd.backup_used = vec![1, 1, 1, 1, 99];
+        assert_eq!(backup_codes_left(&f, &odd), 2);
         assert_eq!(
             verify(codes.0[1].as_bytes(), &f, &st, 1_800_000_000, 1),
             Verdict::Rejected(Reject::BackupUsed)
