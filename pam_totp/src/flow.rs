@@ -40,9 +40,46 @@ struct Session<'a, C: Clock> {
     host: String,
 }
 
+/// Which PAM function is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// `pam_sm_authenticate`: the code.
+    Auth,
+    /// `pam_sm_acct_mgmt`: enrollment at first login, once the whole auth stack succeeded.
+    Account,
+}
+
 /// Runs the whole authentication.
 pub fn authenticate<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) -> Outcome {
+    match prepare(io, args, clock, Phase::Auth) {
+        Ok(session) => session.run(io),
+        Err(outcome) => outcome,
+    }
+}
+
+/// The account phase (`account required pam_totp.so`): with `enroll_at_login`, an unenrolled
+/// user who must use a second factor enrolls here. libpam runs it only after the whole auth
+/// stack succeeded, so nobody who failed the password can enroll someone else's account.
+/// Anything else is not this phase's business: PAM_IGNORE.
+pub fn account<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) -> Outcome {
+    match prepare(io, args, clock, Phase::Account) {
+        Ok(session) => session.account(io),
+        Err(outcome) => outcome,
+    }
+}
+
+/// Configuration, user name and account: what both phases need first.
+fn prepare<'a, P: PamIo, C: Clock>(
+    io: &mut P,
+    args: &[&str],
+    clock: &'a C,
+    phase: Phase,
+) -> Result<Session<'a, C>, Outcome> {
     let mut ctx = Context {
+        phase: match phase {
+            Phase::Auth => "auth",
+            Phase::Account => "account",
+        },
         service: io.item(Item::Service).unwrap_or_default(),
         rhost: io.item(Item::RHost).unwrap_or_default(),
         tty: io.item(Item::Tty).unwrap_or_default(),
@@ -50,7 +87,7 @@ pub fn authenticate<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) ->
     };
     let cfg = match config::load(args, None).and_then(|c| c.check_groups().map(|()| c)) {
         Ok(cfg) => cfg,
-        Err(e) => return bad_config(&ctx, &e.to_string()),
+        Err(e) => return Err(bad_config(&ctx, &e.to_string())),
     };
     let user = match io.user() {
         Ok(user) => user,
@@ -61,7 +98,7 @@ pub fn authenticate<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) ->
                 Level::Err,
                 &format!("result=error reason=no-user-name code={code}"),
             );
-            return Outcome::Conversation(code);
+            return Err(Outcome::Conversation(code));
         }
     };
     ctx.user = user;
@@ -70,32 +107,33 @@ pub fn authenticate<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) ->
     }
     let backend = match cfg.backend() {
         Ok(b) => b,
-        Err(e) => return bad_config(&ctx, &e),
+        Err(e) => return Err(bad_config(&ctx, &e)),
     };
     let info = match UserInfo::lookup(&ctx.user) {
         Ok(Some(info)) => info,
         Ok(None) => {
             // Ask anyway, so the prompt does not tell a stranger which accounts exist.
-            let _ = io.prompt(&cfg.prompt, cfg.echo_verification_code);
+            if phase == Phase::Auth {
+                let _ = io.prompt(&cfg.prompt, cfg.echo_verification_code);
+            }
             log::write(
                 &ctx,
                 Level::Notice,
                 "method=none result=failure reason=unknown-user",
             );
-            return Outcome::UnknownUser;
+            return Err(Outcome::UnknownUser);
         }
-        Err(e) => return unusable(&ctx, &e),
+        Err(e) => return Err(unusable(&ctx, &e)),
     };
     let host = throttle::host_key(&ctx.rhost);
-    let s = Session {
+    Ok(Session {
         ctx,
         cfg,
         backend,
         info,
         clock,
         host,
-    };
-    s.run(io)
+    })
 }
 
 fn bad_config(ctx: &Context, detail: &str) -> Outcome {
@@ -226,7 +264,22 @@ impl<C: Clock> Session<'_, C> {
                 );
                 return Outcome::NotEnrolled { nullok: false };
             }
-            Decision::EnrollNow => return self.enroll_at_login(io, &password_tag),
+            Decision::EnrollNow => {
+                // Enrolling here would let anyone who reaches this module (even with a wrong
+                // password, under `required`) plant their own key: the account phase does it.
+                if !io.account_phase_has_module() {
+                    return bad_config(
+                        ctx,
+                        "enroll_at_login needs `account required pam_totp.so` in this service's PAM stack",
+                    );
+                }
+                log::write(
+                    ctx,
+                    Level::Notice,
+                    "method=none result=ignore reason=not-enrolled-enroll-in-account-phase",
+                );
+                return Outcome::NotEnrolled { nullok: true };
+            }
             Decision::NotEnrolledIgnore => {
                 log::write(
                     ctx,
@@ -303,6 +356,55 @@ impl<C: Clock> Session<'_, C> {
             }
         };
         self.check(io, &file, &attempts, true, &password_tag)
+    }
+
+    /// The account phase: enrollment at first login, when the policy says so.
+    fn account<P: PamIo>(&self, io: &mut P) -> Outcome {
+        let cfg = &self.cfg;
+        if !cfg.policy.enroll_at_login {
+            return Outcome::NotApplicable;
+        }
+        match self.backend.load_secret(&self.info) {
+            Ok(None) => {}
+            // Enrolled (or an unusable file, which the auth phase refused): nothing to do.
+            _ => return Outcome::NotApplicable,
+        }
+        let needs_groups = !cfg.policy.exempt_groups.is_empty()
+            || matches!(
+                cfg.policy.require,
+                pam_totp_core::policy::Require::Groups(_)
+            );
+        let groups = if needs_groups {
+            match self.info.group_names() {
+                Ok(g) => g,
+                Err(e) => return unusable(&self.ctx, &e),
+            }
+        } else {
+            Vec::new()
+        };
+        let auth_info = io.getenv("SSH_AUTH_INFO_0");
+        let facts = Facts {
+            user: &self.info.name,
+            groups: &groups,
+            rhost: &self.ctx.rhost,
+            enrolled: false,
+            publickey_used: policy::ssh_publickey_used(auth_info.as_deref()),
+            state: None,
+            password_tag: "",
+            forget_hosts_before: 0,
+            now: self.clock.now(),
+        };
+        match policy::evaluate(&cfg.policy, &facts) {
+            Decision::EnrollNow => {
+                let tag = if cfg.policy.remember > 0 {
+                    store::password_tag(&self.info.name)
+                } else {
+                    String::new()
+                };
+                self.enroll_at_login(io, &tag)
+            }
+            _ => Outcome::NotApplicable,
+        }
     }
 
     fn throttled<P: PamIo>(&self, io: &P, state: &State, now: u64) -> Option<Outcome> {
@@ -593,6 +695,9 @@ impl<C: Clock> Session<'_, C> {
              store them somewhere safe now, they are not shown again:\n{}",
             Zeroizing::new(list.join("\n")).as_str()
         ));
+        // A last question carries the codes: sshd shows text that comes before a prompt, while
+        // text pending at the end of a successful conversation only reaches its debug log.
+        let _ = io.prompt("Press Enter once the backup codes are stored: ", true);
         log::write(ctx, Level::Notice, "method=enroll result=success");
         Outcome::Accepted(Method::Enrolled)
     }
@@ -707,6 +812,7 @@ mod tests {
         /// Answers computed from the messages shown so far (enrollment at login).
         dynamic: Option<Answerer>,
         env: Option<String>,
+        account_line: bool,
     }
 
     impl FakePam {
@@ -722,6 +828,7 @@ mod tests {
                 errors: RefCell::default(),
                 dynamic: None,
                 env: None,
+                account_line: true,
             }
         }
     }
@@ -773,6 +880,9 @@ mod tests {
         }
         fn error(&self, message: &str) {
             self.errors.borrow_mut().push(message.into());
+        }
+        fn account_phase_has_module(&self) -> bool {
+            self.account_line
         }
     }
 
@@ -836,6 +946,13 @@ mod tests {
                 .unwrap()
                 .save_secret(&self.user, &file, Replace::Yes)
                 .unwrap();
+        }
+
+        fn run_account(&self, pam: &mut FakePam, extra_args: &[&str], now: u64) -> Outcome {
+            let arg = self.arg();
+            let mut args = vec![arg.as_str()];
+            args.extend_from_slice(extra_args);
+            account(pam, &args, &FixedClock(now))
         }
 
         fn run(&self, pam: &mut FakePam, extra_args: &[&str], now: u64) -> Outcome {
@@ -1094,9 +1211,26 @@ mod tests {
     fn given_enroll_at_login_then_secret_written_only_after_a_good_code() {
         let w = World::new("enroll", "enroll_at_login = true\n");
         let me = w.user.name.clone();
-        let mut pam = FakePam::new(&me, &[b"000000", b"111111", b"222222"]);
+        // The auth phase defers to the account phase, and refuses if the stack has no such line.
+        let mut pam = FakePam::new(&me, &[]);
         assert_eq!(
             w.run(&mut pam, &[], NOW),
+            Outcome::NotEnrolled { nullok: true }
+        );
+        assert!(pam.prompts.borrow().is_empty() && pam.infos.borrow().is_empty());
+        let mut pam = FakePam::new(&me, &[]);
+        pam.account_line = false;
+        assert_eq!(w.run(&mut pam, &[], NOW), Outcome::BadConfig);
+        // Without enroll_at_login the account phase has nothing to do.
+        let plain = World::new("enroll-off", "");
+        let mut pam = FakePam::new(&me, &[]);
+        assert_eq!(
+            plain.run_account(&mut pam, &[], NOW),
+            Outcome::NotApplicable
+        );
+        let mut pam = FakePam::new(&me, &[b"000000", b"111111", b"222222"]);
+        assert_eq!(
+            w.run_account(&mut pam, &[], NOW),
             Outcome::Rejected("enroll-code-wrong")
         );
         let cfg = config::load(&[&w.arg()], None).unwrap();
@@ -1131,8 +1265,12 @@ mod tests {
         let mut pam = FakePam::new(&me, &[]);
         pam.dynamic = Some(from_key);
         assert_eq!(
-            w.run(&mut pam, &[], NOW),
+            w.run_account(&mut pam, &[], NOW),
             Outcome::Accepted(Method::Enrolled)
+        );
+        assert_eq!(
+            pam.prompts.borrow().last().unwrap().0,
+            "Press Enter once the backup codes are stored: "
         );
         let file = cfg
             .backend()

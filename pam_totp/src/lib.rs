@@ -28,6 +28,7 @@ pub mod flow;
 mod log;
 pub mod outcome;
 pub mod pam_io;
+pub mod stack;
 
 use pam::constants::{PamFlag, PamResultCode};
 use pam::module::{PamHandle, PamHooks};
@@ -51,6 +52,18 @@ impl PamHooks for PamTotp {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut io = pam_io::RealPam::new(pamh, flags);
         let outcome = flow::authenticate(&mut io, &args, &pam_totp_core::SystemClock);
+        outcome::to_pam_code(&outcome)
+    }
+
+    /// Enrollment at first login (`enroll_at_login`), after the whole auth stack succeeded.
+    fn acct_mgmt(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut io = pam_io::RealPam::new(pamh, flags);
+        let outcome = flow::account(&mut io, &args, &pam_totp_core::SystemClock);
         outcome::to_pam_code(&outcome)
     }
 

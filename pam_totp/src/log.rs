@@ -21,6 +21,8 @@ pub(crate) enum Level {
 /// Who is logging in from where: the fixed part of every line.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Context {
+    /// `auth` or `account`, for the line prefix.
+    pub(crate) phase: &'static str,
     pub(crate) user: String,
     pub(crate) service: String,
     pub(crate) rhost: String,
@@ -67,7 +69,12 @@ pub(crate) fn write(ctx: &Context, level: Level, detail: &str) {
     } else {
         clean(&ctx.service)
     };
-    let line = format!("pam_totp({service}:auth): {} {detail}", ctx.fields());
+    let phase = if ctx.phase.is_empty() {
+        "auth"
+    } else {
+        ctx.phase
+    };
+    let line = format!("pam_totp({service}:{phase}): {} {detail}", ctx.fields());
     let formatter = Formatter3164 {
         facility: Facility::LOG_AUTHPRIV,
         hostname: None,

@@ -39,6 +39,8 @@ pub enum Outcome {
     NotEnrolled { nullok: bool },
     /// A policy exemption: PAM_IGNORE, or PAM_SUCCESS with `exempt_result = "success"`.
     Exempt { success: bool },
+    /// Nothing for this phase to do (the account phase without a pending enrollment).
+    NotApplicable,
     /// The secret or state file is unreadable, insecure or corrupt; the state could not be
     /// written. Fail closed.
     Unusable(&'static str),
@@ -59,6 +61,7 @@ pub fn to_pam_code(outcome: &Outcome) -> PamResultCode {
         Outcome::NotEnrolled { nullok: false } => PamResultCode::PAM_AUTH_ERR,
         Outcome::Exempt { success: true } => PamResultCode::PAM_SUCCESS,
         Outcome::Exempt { success: false } => PamResultCode::PAM_IGNORE,
+        Outcome::NotApplicable => PamResultCode::PAM_IGNORE,
         Outcome::UnknownUser => PamResultCode::PAM_USER_UNKNOWN,
         Outcome::BadConfig => PamResultCode::PAM_SERVICE_ERR,
         Outcome::Conversation(code) => {
@@ -84,6 +87,7 @@ mod tests {
             (Outcome::UnknownUser, PAM_USER_UNKNOWN),
             (Outcome::Exempt { success: true }, PAM_SUCCESS),
             (Outcome::Exempt { success: false }, PAM_IGNORE),
+            (Outcome::NotApplicable, PAM_IGNORE),
             (Outcome::Accepted(Method::Remembered), PAM_SUCCESS),
             (Outcome::Accepted(Method::Enrolled), PAM_SUCCESS),
             (Outcome::BadConfig, PAM_SERVICE_ERR),

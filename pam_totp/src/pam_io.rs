@@ -43,6 +43,9 @@ pub trait PamIo {
     fn info(&self, message: &str);
     /// Shows an error line (not under PAM_SILENT).
     fn error(&self, message: &str);
+    /// Whether this service's PAM stack runs pam_totp in its account phase (needed by
+    /// `enroll_at_login`; see [`crate::stack`]).
+    fn account_phase_has_module(&self) -> bool;
 }
 
 /// The real handle, as libpam passed it to the hook.
@@ -120,5 +123,15 @@ impl PamIo for RealPam<'_> {
 
     fn error(&self, message: &str) {
         self.say(PAM_ERROR_MSG, message);
+    }
+
+    fn account_phase_has_module(&self) -> bool {
+        let service = self.item(Item::Service).unwrap_or_default();
+        crate::stack::has_module(
+            std::path::Path::new(crate::stack::PAM_D),
+            &service,
+            "account",
+            "pam_totp",
+        )
     }
 }

@@ -245,10 +245,18 @@ fn code_for_key(key: &str, t: u64) -> String {
 #[test]
 fn given_enroll_at_login_then_key_shown_code_checked_and_secret_written() {
     require_root!();
-    let s = Scenario::new("enroll_at_login = true\n", "");
+    // Enrollment happens in the account phase, which libpam runs only after the auth stack.
+    let s = Scenario::with_stack(
+        "enroll_at_login = true\n",
+        &[
+            "auth required {totp}",
+            "auth required pam_permit.so",
+            "account required {totp}",
+        ],
+    );
     let secret = s.user.home.join(".config/pam-totp/secret.toml");
     // Three wrong codes: nothing is written.
-    let mut c = s.client().interactive();
+    let mut c = s.client().acct().interactive();
     for _ in 0..3 {
         c.until_prompt().expect("a prompt");
         c.send("000000");
@@ -257,7 +265,7 @@ fn given_enroll_at_login_then_key_shown_code_checked_and_secret_written() {
     run.assert_result("PAM_AUTH_ERR");
     assert!(!secret.exists(), "a failed enrollment leaves nothing");
     // The right code from the key shown: enrolled, backup codes shown once.
-    let mut c = s.client().interactive();
+    let mut c = s.client().acct().interactive();
     let shown = c.until_prompt().expect("the code prompt");
     let key = key_from_messages(&shown);
     let step = {
@@ -265,6 +273,9 @@ fn given_enroll_at_login_then_key_shown_code_checked_and_secret_written() {
         now() / 30
     };
     c.send(&code_for_key(&key, step * 30));
+    let stored = c.until_prompt().expect("the prompt after the backup codes");
+    assert!(stored.join("\n").contains("backup codes"), "{stored:?}");
+    c.send("");
     let run = c.finish();
     run.assert_result("PAM_SUCCESS");
     assert!(secret.exists(), "the secret file is written");
@@ -382,4 +393,42 @@ fn given_remembered_host_then_password_change_forgets_it() {
     let after = s.client().rhost("198.51.100.30").answer("000000").run();
     after.assert_result("PAM_AUTH_ERR");
     assert!(asked(&after), "a password change forgets remembered hosts");
+}
+
+#[test]
+fn given_enroll_at_login_and_wrong_password_then_nothing_is_enrolled() {
+    require_root!();
+    let s = Scenario::with_stack(
+        "enroll_at_login = true\n",
+        &[
+            "auth required pam_unix.so",
+            "auth required {totp}",
+            "account required {totp}",
+        ],
+    );
+    set_password(&s.user.name, "right-Passw0rd");
+    let secret = s.user.home.join(".config/pam-totp/secret.toml");
+    let run = s
+        .client()
+        .acct()
+        .answer("wrong-password")
+        .answer("000000")
+        .run();
+    run.assert_result("PAM_AUTH_ERR");
+    assert!(
+        !run.transcript().contains("enter this key"),
+        "no key is shown:\n{}",
+        run.transcript()
+    );
+    assert!(!secret.exists(), "a wrong password never enrolls");
+}
+
+#[test]
+fn given_enroll_at_login_without_account_line_then_service_err() {
+    require_root!();
+    let s = Scenario::with_stack(
+        "enroll_at_login = true\n",
+        &["auth required {totp}", "auth required pam_permit.so"],
+    );
+    s.client().acct().run().assert_result("PAM_SERVICE_ERR");
 }
