@@ -327,6 +327,10 @@ impl<C: Clock> Session<'_, C> {
                 return out;
             }
         }
+        // A first-pass guess that failed is not counted at once (the earlier password is often
+        // just a password); it is counted if the user then gives up at the prompt, so aborting
+        // connections cannot buy free guesses.
+        let mut uncounted_failure = false;
         if cfg.pass_mode != PassMode::Prompt {
             let attempts = io
                 .authtok()
@@ -336,26 +340,55 @@ impl<C: Clock> Session<'_, C> {
                 let count = cfg.pass_mode == PassMode::UseFirstPass;
                 let out = self.check(io, &file, &attempts, count, &password_tag);
                 // try_first_pass: if the earlier password was not password+code, ask.
-                if cfg.pass_mode == PassMode::UseFirstPass || !matches!(out, Outcome::Rejected(_)) {
+                if cfg.pass_mode == PassMode::UseFirstPass
+                    || !matches!(out, Outcome::Rejected(_))
+                    || out == Outcome::Rejected("throttled")
+                {
                     return out;
                 }
+                uncounted_failure = true;
             }
         }
-        let attempts = if cfg.forward_pass {
-            match io.prompt(FORWARD_PROMPT, false) {
-                Ok(answer) => split_combined(&answer, &file),
-                Err(code) => return conversation_failed(ctx, code),
-            }
+        let asked = if cfg.forward_pass {
+            io.prompt(FORWARD_PROMPT, false)
+                .map(|answer| split_combined(&answer, &file))
         } else {
-            match io.prompt(&cfg.prompt, cfg.echo_verification_code) {
-                Ok(answer) => vec![Attempt {
-                    code: answer,
-                    password: None,
-                }],
-                Err(code) => return conversation_failed(ctx, code),
+            io.prompt(&cfg.prompt, cfg.echo_verification_code)
+                .map(|answer| {
+                    vec![Attempt {
+                        code: answer,
+                        password: None,
+                    }]
+                })
+        };
+        let attempts = match asked {
+            Ok(attempts) => attempts,
+            Err(code) => {
+                if uncounted_failure {
+                    self.count_failure();
+                }
+                return conversation_failed(ctx, code);
             }
         };
         self.check(io, &file, &attempts, true, &password_tag)
+    }
+
+    /// Records one failed attempt (under the lock) without checking anything.
+    fn count_failure(&self) {
+        let Ok(lock) = self.backend.lock_state(&self.info.name) else {
+            return;
+        };
+        let Ok(mut state) = self.backend.load_state(&lock) else {
+            return;
+        };
+        throttle::record_failure(&mut state, &self.host, self.clock.now());
+        if let Err(e) = self.backend.save_state(&lock, &state) {
+            log::write(
+                &self.ctx,
+                Level::Err,
+                &format!("result=failure reason=state-write-failed detail=\"{e}\""),
+            );
+        }
     }
 
     /// The account phase: enrollment at first login, when the policy says so.
@@ -1085,11 +1118,29 @@ mod tests {
             w.run(&mut pam, &["try_first_pass"], next),
             Outcome::Accepted(Method::Totp)
         );
+        // A wrong first-pass guess followed by an aborted prompt still counts as a failure.
+        let before = cfg_state_failures(&w);
+        let mut pam = FakePam::new(&w.user.name, &[]);
+        pam.authtok = Some(b"pw000000".to_vec());
+        assert!(matches!(
+            w.run(&mut pam, &["try_first_pass"], next + 5),
+            Outcome::Conversation(_)
+        ));
+        assert_eq!(cfg_state_failures(&w), before + 1);
         let mut pam = FakePam::new(&w.user.name, &[]);
         assert!(matches!(
             w.run(&mut pam, &["use_first_pass"], next + 30),
             Outcome::Rejected(_)
         ));
+    }
+
+    fn cfg_state_failures(w: &World) -> u32 {
+        let cfg = config::load(&[&w.arg()], None).unwrap();
+        cfg.backend()
+            .unwrap()
+            .peek_state(&w.user.name)
+            .unwrap()
+            .map_or(0, |s| s.user_failures.count)
     }
 
     #[test]
