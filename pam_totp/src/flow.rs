@@ -125,6 +125,12 @@ fn prepare<'a, P: PamIo, C: Clock>(
         }
         Err(e) => return Err(unusable(&ctx, &e)),
     };
+    // One account, one state: names that resolve to the same uid (a second passwd entry, a
+    // directory matching names case-insensitively) all use the account's canonical entry.
+    let info = match UserInfo::lookup_uid(info.uid) {
+        Ok(Some(canonical)) => canonical,
+        _ => info,
+    };
     let host = throttle::host_key(&ctx.rhost);
     Ok(Session {
         ctx,
