@@ -298,3 +298,27 @@ fn given_sudo_with_only_pam_totp_then_code_alone_is_an_error() {
         "[warning] pam sudo: pam_totp.so is the only module in the auth stack of sudo that can let a login through",
     );
 }
+
+#[test]
+fn given_enroll_at_login_without_account_line_then_doctor_names_the_fix() {
+    if !arch_ok() {
+        return;
+    }
+    let dir = TempDir::new("doctor-enroll");
+    let conf = dir.config("enroll_at_login = true\n");
+    let sshd = example("pam.d/sshd-publickey.example");
+    let root = tree(&dir, &[("etc/pam.d/sshd", sshd.clone())]);
+    let (_, out) = doctor(&conf, &root);
+    has(
+        &out,
+        "enroll_at_login is on but /etc/pam.d/sshd has no `account ... pam_totp.so` line",
+    );
+    has(
+        &out,
+        "Add `account required pam_totp.so` to /etc/pam.d/sshd",
+    );
+    let with_account = format!("{sshd}\naccount required pam_totp.so\n");
+    let root = tree(&dir, &[("etc/pam.d/sshd", with_account)]);
+    let (_, out) = doctor(&conf, &root);
+    lacks(&out, "enroll_at_login is on but");
+}

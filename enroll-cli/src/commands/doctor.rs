@@ -397,6 +397,18 @@ fn check_service(
     };
     let totp = auth[pos];
     let at = format!("{}:{}", totp.file, totp.line);
+    let enroll_at_login = totp.args.iter().any(|a| a == "enroll_at_login")
+        || config.is_some_and(|c| c.policy.enroll_at_login);
+    if enroll_at_login && !stack.iter().any(|l| l.kind == "account" && is_totp(l)) {
+        findings.push(error(
+            check,
+            format!(
+                "enroll_at_login is on but {file} has no `account ... pam_totp.so` line: \
+                 the module refuses unenrolled users' logins (enrollment runs in the account phase)"
+            ),
+            format!("Add `account required pam_totp.so` to {file}, after the other account lines."),
+        ));
+    }
     let before = &auth[..pos];
     let after = &auth[pos + 1..];
     let password_before = before.iter().any(|l| is_password(l));
