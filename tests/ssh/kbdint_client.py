@@ -24,11 +24,33 @@ answers "" and counts it in "unanswered". The client tries keyboard-interactive 
 one run is one attempt.
 """
 
+import base64
+import hashlib
+import hmac
+import struct
+import time
 import json
 import socket
 import sys
 
 import paramiko
+
+
+KEY_MARK = "Or enter this key by hand: "
+
+
+def code_from_key(rounds):
+    """The current RFC 6238 code (SHA1, 6 digits, 30 s) of the key shown in the rounds so far."""
+    text = "\n".join(r["instruction"] + "\n" + "\n".join(p[0] for p in r["prompts"]) for r in rounds)
+    at = text.rfind(KEY_MARK)
+    if at < 0:
+        return ""
+    key = "".join(c for c in text[at + len(KEY_MARK):].split("\n")[0] if c.isalnum())
+    secret = base64.b32decode(key + "=" * (-len(key) % 8))
+    digest = hmac.new(secret, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
+    return "%06d" % (value % 1000000)
 
 
 def main():
@@ -59,7 +81,11 @@ def main():
         )
         replies = []
         for _ in prompt_list:
-            if answers:
+            if answers and answers[0] == "@code-from-key":
+                # Enrollment at first login: the module shows a new key; answer with its code.
+                answers.pop(0)
+                replies.append(code_from_key(out["rounds"]))
+            elif answers:
                 replies.append(answers.pop(0))
             else:
                 out["unanswered"] += 1

@@ -575,3 +575,52 @@ fn given_shipped_password_example_then_password_and_code_required() {
         .run(&sshd);
     assert_refused(&password_method, "the password method");
 }
+
+/// Enrollment at first login over SSH: after the public key, the keyboard-interactive step runs
+/// the auth phase (which defers) and then the account phase, which shows the QR code and key,
+/// asks for a first code, saves the secret and shows the backup codes before a last prompt.
+/// The next login needs a code from the new key.
+#[test]
+fn given_enroll_at_login_then_user_enrolls_inside_the_ssh_login() {
+    if !root_or_skip("enrollment at first login over ssh") {
+        return;
+    }
+    let user = TestUser::create();
+    let config = TotpConfig::new("enroll_at_login = true");
+    let auth = format!(
+        "{}\nauth required pam_permit.so\naccount required {} {}",
+        totp_line(&config, ""),
+        module_path().display(),
+        config.arg()
+    );
+    let sshd = Sshd::start(&pam_service(&auth), PUBLICKEY_AND_CODE, &[&user]);
+    let secret = user.home.join(".config/pam-totp/secret.toml");
+    let first = Login::with_key(&user)
+        .answer("@code-from-key")
+        .answer("")
+        .command("id -un")
+        .run(&sshd);
+    assert_logged_in(&first, &user, &sshd);
+    // sshd hands PAM's info messages to the client inside the next prompt's text.
+    let mut shown = first.messages().join("\n");
+    for (prompt, _) in first.prompts() {
+        shown.push_str(&prompt);
+    }
+    assert!(
+        shown.contains("Or enter this key by hand: "),
+        "the key is shown: {first:#?}"
+    );
+    assert!(
+        shown.contains("backup codes"),
+        "the backup codes are shown: {first:#?}"
+    );
+    assert!(secret.exists(), "the secret file is written");
+    let second = Login::with_key(&user)
+        .answer("000000")
+        .command("id -un")
+        .run(&sshd);
+    assert!(
+        !second.succeeded(),
+        "the next login needs a code from the new key: {second:#?}"
+    );
+}
