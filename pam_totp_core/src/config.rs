@@ -286,11 +286,7 @@ pub fn load(args: &[&str], config_override: Option<&Path>) -> Result<Config, Con
                     error,
                 })?;
             }
-            for (key, _) in KEYS {
-                if let Some(line) = line_of_key(&text, key) {
-                    key_lines.insert((*key).to_string(), line);
-                }
-            }
+            key_lines = key_lines_of(&text);
             source = Some(path.clone());
         }
         None if explicit.is_some() => {
@@ -386,6 +382,21 @@ pub fn parse_file(text: &str) -> Result<RawConfig, ParseError> {
             .cloned();
         err
     })
+}
+
+/// The first line of each top-level `key = ...`, in one pass over the text.
+fn key_lines_of(text: &str) -> BTreeMap<String, usize> {
+    let mut lines = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some((key, _)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if kind_of(key).is_some() && !lines.contains_key(key) {
+            lines.insert(key.to_string(), i + 1);
+        }
+    }
+    lines
 }
 
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
