@@ -646,16 +646,16 @@ impl<C: Clock> Session<'_, C> {
         let key = a.secret.to_base32();
         let picture = qr::half_blocks(&uri, true).unwrap_or_default();
         io.info("Two-factor authentication is required for this account. Set it up now:");
-        io.info(&format!(
+        io.info(&Zeroizing::new(format!(
             "Scan this QR code with your authenticator app (Google Authenticator, Authy, 1Password, ...):\n{}",
             picture.as_str()
-        ));
-        io.info(&format!(
+        )));
+        io.info(&Zeroizing::new(format!(
             "Or enter this key by hand: {}\nAccount: {}:{} (time-based, SHA1, 6 digits, 30 s)",
             qr::grouped_key(&key).as_str(),
             a.issuer,
             a.label
-        ));
+        )));
         let mut matched = None;
         for _ in 0..ENROLL_TRIES {
             let answer = match io.prompt(ENROLL_PROMPT, self.cfg.echo_verification_code) {
@@ -728,12 +728,13 @@ impl<C: Clock> Session<'_, C> {
             return Outcome::Unusable("state-write-failed");
         }
         drop(lock);
+        // Messages holding the key or the codes are zeroized like the values they hold.
         let list: Vec<&str> = codes.0.iter().map(|c| c.as_str()).collect();
-        io.info(&format!(
+        io.info(&Zeroizing::new(format!(
             "Two-factor authentication is set up. These backup codes each work once if the phone is lost; \
              store them somewhere safe now, they are not shown again:\n{}",
             Zeroizing::new(list.join("\n")).as_str()
-        ));
+        )));
         // A last question carries the codes: sshd shows text that comes before a prompt, while
         // text pending at the end of a successful conversation only reaches its debug log.
         let _ = io.prompt("Press Enter once the backup codes are stored: ", true);
