@@ -5,16 +5,16 @@
 use crate::error::{Error, Result};
 use pam_totp_core::config::{self, Config};
 use pam_totp_core::state::State;
-use pam_totp_core::store::{self, Backend, LocalFiles, ReadRules, UserInfo};
-use pam_totp_core::{Clock, StoreError, SystemClock};
-use std::path::{Path, PathBuf};
+use pam_totp_core::store::{LocalFiles, Location, Store, UserInfo};
+use pam_totp_core::{Clock, SystemClock};
+use std::path::Path;
 
 /// Configuration, backend and clock of one run.
 pub struct Ctx {
     /// The validated configuration.
     pub config: Config,
     /// Where secrets and state live.
-    pub backend: LocalFiles,
+    pub store: LocalFiles,
     /// Unix time at the start of the command.
     pub now: u64,
 }
@@ -32,10 +32,10 @@ impl Ctx {
     /// The file is unreadable or wrong, or its `user=` identity does not exist.
     pub fn load(path: Option<&Path>) -> Result<Ctx> {
         let config = config::load(&[], path).map_err(Error::Config)?;
-        let backend = config.backend().map_err(Error::ConfigIdentity)?;
+        let store = config.store().map_err(Error::ConfigIdentity)?;
         Ok(Ctx {
             config,
-            backend,
+            store,
             now: SystemClock.now(),
         })
     }
@@ -64,7 +64,8 @@ impl Ctx {
                 "Give the path of the file itself, e.g. --secret-file /var/lib/pam-totp/secrets/alice.toml.",
             ));
         }
-        self.backend.secret_template = template;
+        self.config.secret = template;
+        self.store = self.config.store().map_err(Error::ConfigIdentity)?;
         Ok(())
     }
 
@@ -95,8 +96,8 @@ impl Ctx {
     ///
     /// # Errors
     /// The user name cannot be used in the path template.
-    pub fn secret_path(&self, user: &UserInfo) -> Result<PathBuf> {
-        self.backend.secret_location(user).map_err(Error::Store)
+    pub fn secret_path(&self, user: &UserInfo) -> Result<Location> {
+        self.store.enrollment_location(user).map_err(Error::Store)
     }
 
     /// Loads the secret file of `user`, which must exist.
@@ -104,7 +105,7 @@ impl Ctx {
     /// # Errors
     /// Not enrolled, or the file is unusable.
     pub fn enrolled(&self, user: &UserInfo) -> Result<pam_totp_core::secret_file::SecretFile> {
-        match self.backend.load_secret(user).map_err(Error::from_load)? {
+        match self.store.load_enrollment(user).map_err(Error::from_load)? {
             Some(f) => Ok(f),
             None => Err(Error::NotEnrolled {
                 user: user.name.clone(),
@@ -113,38 +114,13 @@ impl Ctx {
         }
     }
 
-    /// Reads the state of `user` without locking it, for reports. The state directory belongs to
-    /// root; an unprivileged caller may read it but only trusts files owned by root (or, in a
-    /// test set-up, by itself).
+    /// Reads the state of `user`, for reports. The state belongs to root; an unprivileged caller
+    /// may read it but only trusts records owned by root (or, in a test set-up, by itself).
     ///
     /// # Errors
-    /// The state file exists but cannot be read or parsed.
+    /// The state exists but cannot be read or parsed.
     pub fn peek_state(&self, user: &str) -> Result<Option<State>> {
-        if is_root() {
-            return self.backend.peek_state(user).map_err(Error::State);
-        }
-        let path = self.backend.state_path(user);
-        let mut rules = ReadRules {
-            owner: Some(0),
-            allowed_perm: 0o644,
-            max_size: pam_totp_core::state::MAX_FILE_SIZE,
-        };
-        let bytes = match store::read_checked(&path, &rules) {
-            Err(StoreError::WrongOwner { owner, .. })
-                if owner == nix::unistd::Uid::effective().as_raw() =>
-            {
-                rules.owner = Some(owner);
-                store::read_checked(&path, &rules)
-            }
-            other => other,
-        }
-        .map_err(Error::State)?;
-        match bytes {
-            None => Ok(None),
-            Some(b) => State::parse(&b)
-                .map(Some)
-                .map_err(|error| Error::State(StoreError::Corrupt { path, error })),
-        }
+        self.store.state(user).map_err(Error::State)
     }
 }
 

@@ -2,6 +2,7 @@
 //! (after rage's `err-*`/`rec-*` pairs). None of them carries a secret, a code or a backup code.
 
 use pam_totp_core::error::{ConfigError, StoreError};
+use pam_totp_core::store::Location;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -31,10 +32,10 @@ pub enum Error {
         /// Whose.
         user: String,
         /// Where it was looked for.
-        path: PathBuf,
+        path: Location,
     },
     /// An enrollment exists and `--force` was not given.
-    Exists(PathBuf),
+    Exists(Location),
     /// The existing secret file cannot be used.
     BadSecretFile(StoreError),
     /// A file could not be written or removed.
@@ -209,7 +210,7 @@ impl Error {
     /// Sorts a store error from writing a secret file.
     pub fn from_save(e: StoreError) -> Error {
         match e {
-            StoreError::Exists(p) => Error::Exists(p),
+            StoreError::Exists(p) => Error::Exists(Location::new(p.display().to_string())),
             e => Error::Store(e),
         }
     }
@@ -229,10 +230,9 @@ impl fmt::Display for Error {
             Error::UnknownCaller(uid) => write!(f, "uid {uid} has no entry in the user database")?,
             Error::NotEnrolled { user, path } => write!(
                 f,
-                "`{user}` is not enrolled: there is no secret file at {}",
-                path.display()
+                "`{user}` is not enrolled: there is no secret file at {path}"
             )?,
-            Error::Exists(p) => write!(f, "{} already exists", p.display())?,
+            Error::Exists(p) => write!(f, "{p} already exists")?,
             Error::BadSecretFile(e) => write!(f, "the secret file cannot be used: {e}")?,
             Error::Store(e) => write!(f, "{e}")?,
             Error::State(e) => write!(f, "the state file cannot be used: {e}")?,

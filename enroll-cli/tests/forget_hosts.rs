@@ -20,8 +20,7 @@ fn now() -> u64 {
 }
 
 fn state_of(dir: &TempDir, user: &str) -> State {
-    let raw = std::fs::read(dir.path().join(format!("state/{user}.state"))).unwrap();
-    State::parse(&raw).unwrap()
+    current_state(&dir.path().join("state"), user).unwrap_or_default()
 }
 
 /// Enrolls `user` and returns the key.
@@ -211,11 +210,7 @@ fn given_no_enrollment_then_user_told_to_enroll_and_root_told_nothing_was_rememb
         "{out}"
     );
     assert!(!user.secret_path().exists(), "nothing written");
-    assert!(
-        !dir.path()
-            .join(format!("state/{}.state", user.name))
-            .exists()
-    );
+    assert!(current_state(&dir.path().join("state"), &user.name).is_none());
 
     // A corrupt secret file: the user is told and nothing is touched; root still clears the
     // state (the module reads it first) and leaves the file as it is.

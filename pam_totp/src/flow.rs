@@ -8,11 +8,15 @@ use crate::pam_io::{Item, PamIo};
 use pam::constants::PamResultCode;
 use pam_totp_core::backup::BackupSet;
 use pam_totp_core::config::{self, Config, PassMode};
-use pam_totp_core::policy::{self, Decision, ExemptResult, Facts};
+use pam_totp_core::decide::{self, Facts, Loaded, Plan};
+use pam_totp_core::policy;
 use pam_totp_core::secret::TotpSecret;
 use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
-use pam_totp_core::state::{LastUse, Remembered, State};
-use pam_totp_core::store::{self, Backend, LocalFiles, Replace, UserInfo};
+use pam_totp_core::state::{LastUse, State};
+use pam_totp_core::store::{
+    self, BackupUse, Consumed, Counted, LocalFiles, Remember, Replace, Store, Success, TotpUse,
+    UserInfo,
+};
 use pam_totp_core::verify::{self, Reject, Verdict};
 use pam_totp_core::{Clock, StoreError, qr, throttle};
 use zeroize::Zeroizing;
@@ -25,7 +29,7 @@ pub const ENROLL_PROMPT: &str = "Code shown by the app: ";
 const ENROLL_TRIES: usize = 3;
 
 /// One candidate answer: the code, and the password in front of it when the user typed both.
-struct Attempt {
+struct Answer {
     code: Zeroizing<Vec<u8>>,
     password: Option<Zeroizing<Vec<u8>>>,
 }
@@ -34,7 +38,7 @@ struct Attempt {
 struct Session<'a, C: Clock> {
     ctx: Context,
     cfg: Config,
-    backend: LocalFiles,
+    store: LocalFiles,
     info: UserInfo,
     clock: &'a C,
     host: String,
@@ -105,11 +109,11 @@ fn prepare<'a, P: PamIo, C: Clock>(
     if cfg.debug {
         log::write(&ctx, Level::Debug, &format!("debug: {}", cfg.describe()));
     }
-    let backend = match cfg.backend() {
+    let store = match cfg.store() {
         Ok(b) => b,
         Err(e) => return Err(bad_config(&ctx, &e)),
     };
-    let info = match UserInfo::lookup(&ctx.user) {
+    let info = match decide::canonical_account(&ctx.user) {
         Ok(Some(info)) => info,
         Ok(None) => {
             // Ask anyway, so the prompt does not tell a stranger which accounts exist.
@@ -125,17 +129,11 @@ fn prepare<'a, P: PamIo, C: Clock>(
         }
         Err(e) => return Err(unusable(&ctx, &e)),
     };
-    // One account, one state: names that resolve to the same uid (a second passwd entry, a
-    // directory matching names case-insensitively) all use the account's canonical entry.
-    let info = match UserInfo::lookup_uid(info.uid) {
-        Ok(Some(canonical)) => canonical,
-        _ => info,
-    };
     let host = throttle::host_key(&ctx.rhost);
     Ok(Session {
         ctx,
         cfg,
-        backend,
+        store,
         info,
         clock,
         host,
@@ -176,56 +174,26 @@ fn conversation_failed(ctx: &Context, code: PamResultCode) -> Outcome {
 impl<C: Clock> Session<'_, C> {
     fn run<P: PamIo>(&self, io: &mut P) -> Outcome {
         let (ctx, cfg) = (&self.ctx, &self.cfg);
-        let loaded = self.backend.load_secret(&self.info);
-        // Group lookups (NSS, maybe a directory server) only when a rule needs them.
-        let needs_groups = !cfg.policy.exempt_groups.is_empty()
-            || matches!(
-                cfg.policy.require,
-                pam_totp_core::policy::Require::Groups(_)
-            );
-        let groups = if needs_groups {
-            match self.info.group_names() {
-                Ok(g) => g,
-                Err(e) => return unusable(ctx, &e),
-            }
-        } else {
-            Vec::new()
-        };
-        // The state matters only for enrolled users (throttling, remembered hosts): an
-        // unenrolled login does not read it.
-        let enrolled = !matches!(loaded, Ok(None));
-        let state = if enrolled {
-            match self.backend.peek_state(&self.info.name) {
-                Ok(state) => state,
-                Err(e) => return unusable(ctx, &e),
-            }
-        } else {
-            None
-        };
-        let password_tag = if cfg.policy.remember > 0 {
-            store::password_tag(&self.info.name)
-        } else {
-            String::new()
-        };
         let auth_info = io.getenv("SSH_AUTH_INFO_0");
-        let facts = Facts {
-            user: &self.info.name,
-            groups: &groups,
-            rhost: &ctx.rhost,
-            enrolled,
-            publickey_used: policy::ssh_publickey_used(auth_info.as_deref()),
-            state: state.as_ref(),
-            password_tag: &password_tag,
-            forget_hosts_before: match &loaded {
-                Ok(Some(f)) => f.forget_hosts_before,
-                _ => 0,
-            },
-            now: self.clock.now(),
-        };
-        let decision = policy::evaluate(&cfg.policy, &facts);
-        match decision {
-            Decision::Exempt(rule) => {
-                let success = cfg.policy.exempt_result == ExemptResult::Success;
+        let facts = Facts::gather(
+            cfg,
+            &self.store,
+            self.info.clone(),
+            &ctx.rhost,
+            policy::ssh_publickey_used(auth_info.as_deref()),
+            self.clock.now(),
+        );
+        let file = match decide::decide(cfg, Some(&facts)) {
+            Plan::UnknownUser => return Outcome::UnknownUser,
+            Plan::Unusable { class, detail, .. } => {
+                log::write(
+                    ctx,
+                    Level::Err,
+                    &format!("method=none result=failure reason={class} detail=\"{detail}\""),
+                );
+                return Outcome::Unusable(class);
+            }
+            Plan::Exempt { rule, success } => {
                 let result = if success { "success" } else { "ignore" };
                 log::write(
                     ctx,
@@ -234,7 +202,7 @@ impl<C: Clock> Session<'_, C> {
                 );
                 return Outcome::Exempt { success };
             }
-            Decision::Grace {
+            Plan::Grace {
                 deadline,
                 days_left,
             } => {
@@ -251,7 +219,7 @@ impl<C: Clock> Session<'_, C> {
                 );
                 return Outcome::NotEnrolled { nullok: true };
             }
-            Decision::DeadlinePassed { deadline } => {
+            Plan::DeadlinePassed { deadline } => {
                 let contact = cfg
                     .policy
                     .enroll_contact
@@ -270,7 +238,7 @@ impl<C: Clock> Session<'_, C> {
                 );
                 return Outcome::NotEnrolled { nullok: false };
             }
-            Decision::EnrollNow => {
+            Plan::EnrollAtLogin => {
                 // Enrolling here would let anyone who reaches this module (even with a wrong
                 // password, under `required`) plant their own key: the account phase does it.
                 if !io.account_phase_has_module() {
@@ -286,7 +254,7 @@ impl<C: Clock> Session<'_, C> {
                 );
                 return Outcome::NotEnrolled { nullok: true };
             }
-            Decision::NotEnrolledIgnore => {
+            Plan::NotEnrolled { nullok: true } => {
                 log::write(
                     ctx,
                     Level::Notice,
@@ -294,7 +262,7 @@ impl<C: Clock> Session<'_, C> {
                 );
                 return Outcome::NotEnrolled { nullok: true };
             }
-            Decision::NotEnrolledDeny => {
+            Plan::NotEnrolled { nullok: false } => {
                 // Ask anyway, so the answer does not tell a stranger whether the user is enrolled.
                 let _ = io.prompt(&cfg.prompt, cfg.echo_verification_code);
                 log::write(
@@ -304,14 +272,7 @@ impl<C: Clock> Session<'_, C> {
                 );
                 return Outcome::NotEnrolled { nullok: false };
             }
-            Decision::Remembered { .. } if loaded.is_err() => {
-                // An unreadable or corrupt secret file never passes, remembered host or not.
-                if let Err(e) = &loaded {
-                    return unusable(ctx, e);
-                }
-                return Outcome::Unusable("secret-file");
-            }
-            Decision::Remembered { until } => {
+            Plan::Remembered { until } => {
                 let left = until.saturating_sub(self.clock.now());
                 log::write(
                     ctx,
@@ -320,19 +281,14 @@ impl<C: Clock> Session<'_, C> {
                 );
                 return Outcome::Accepted(Method::Remembered);
             }
-            Decision::AskCode => {}
-        }
-        let file = match loaded {
-            Ok(Some(file)) => file,
-            Ok(None) => return Outcome::NotEnrolled { nullok: cfg.nullok },
-            Err(e) => return unusable(ctx, &e),
+            // Told at once, before asking; the count before judging decides for parallel logins.
+            Plan::Throttled(lockout) => return self.throttled_now(io, lockout),
+            Plan::AskCode => match facts.enrollment {
+                Loaded::Present(file) => file,
+                _ => return Outcome::Unusable("secret-file"),
+            },
         };
-        // Tell a throttled client at once, before asking; the check under the lock decides.
-        if let Some(state) = &state {
-            if let Some(out) = self.throttled(io, state, self.clock.now()) {
-                return out;
-            }
-        }
+        let password_tag = facts.password_tag;
         // A first-pass guess that failed is not counted at once (the earlier password is often
         // just a password); it is counted if the user then gives up at the prompt, so aborting
         // connections cannot buy free guesses.
@@ -361,7 +317,7 @@ impl<C: Clock> Session<'_, C> {
         } else {
             io.prompt(&cfg.prompt, cfg.echo_verification_code)
                 .map(|answer| {
-                    vec![Attempt {
+                    vec![Answer {
                         code: answer,
                         password: None,
                     }]
@@ -379,20 +335,19 @@ impl<C: Clock> Session<'_, C> {
         self.check(io, &file, &attempts, true, &password_tag)
     }
 
-    /// Records one failed attempt (under the lock) without checking anything.
+    /// Counts one failed attempt without checking anything (an abandoned prompt after an
+    /// uncounted first-pass guess).
     fn count_failure(&self) {
-        let Ok(lock) = self.backend.lock_state(&self.info.name) else {
-            return;
+        let attempt = store::Attempt {
+            host: &self.host,
+            now: self.clock.now(),
+            throttle: &self.cfg.throttle,
         };
-        let Ok(mut state) = self.backend.load_state(&lock) else {
-            return;
-        };
-        throttle::record_failure(&mut state, &self.host, self.clock.now());
-        if let Err(e) = self.backend.save_state(&lock, &state) {
+        if let Err(e) = self.store.record_failure(&self.info.name, &attempt) {
             log::write(
                 &self.ctx,
                 Level::Err,
-                &format!("result=failure reason=state-write-failed detail=\"{e}\""),
+                &format!("result=failure reason={} detail=\"{e}\"", e.class()),
             );
         }
     }
@@ -403,92 +358,84 @@ impl<C: Clock> Session<'_, C> {
         if !cfg.policy.enroll_at_login {
             return Outcome::NotApplicable;
         }
-        match self.backend.load_secret(&self.info) {
-            Ok(None) => {}
-            // Enrolled (or an unusable file, which the auth phase refused): nothing to do.
-            _ => return Outcome::NotApplicable,
-        }
-        let needs_groups = !cfg.policy.exempt_groups.is_empty()
-            || matches!(
-                cfg.policy.require,
-                pam_totp_core::policy::Require::Groups(_)
-            );
-        let groups = if needs_groups {
-            match self.info.group_names() {
-                Ok(g) => g,
-                Err(e) => return unusable(&self.ctx, &e),
-            }
-        } else {
-            Vec::new()
-        };
         let auth_info = io.getenv("SSH_AUTH_INFO_0");
-        let facts = Facts {
-            user: &self.info.name,
-            groups: &groups,
-            rhost: &self.ctx.rhost,
-            enrolled: false,
-            publickey_used: policy::ssh_publickey_used(auth_info.as_deref()),
-            state: None,
-            password_tag: "",
-            forget_hosts_before: 0,
-            now: self.clock.now(),
-        };
-        match policy::evaluate(&cfg.policy, &facts) {
-            Decision::EnrollNow => {
-                let tag = if cfg.policy.remember > 0 {
-                    store::password_tag(&self.info.name)
-                } else {
-                    String::new()
-                };
-                self.enroll_at_login(io, &tag)
+        let facts = Facts::gather(
+            cfg,
+            &self.store,
+            self.info.clone(),
+            &self.ctx.rhost,
+            policy::ssh_publickey_used(auth_info.as_deref()),
+            self.clock.now(),
+        );
+        match decide::decide(cfg, Some(&facts)) {
+            Plan::EnrollAtLogin => self.enroll_at_login(io, &facts.password_tag),
+            Plan::Unusable {
+                what: decide::Unusable::Groups,
+                class,
+                detail,
+            } => {
+                log::write(
+                    &self.ctx,
+                    Level::Err,
+                    &format!("method=none result=failure reason={class} detail=\"{detail}\""),
+                );
+                Outcome::Unusable(class)
             }
+            // Enrolled (or an unusable file, which the auth phase refused): nothing to do.
             _ => Outcome::NotApplicable,
         }
     }
 
-    fn throttled<P: PamIo>(&self, io: &P, state: &State, now: u64) -> Option<Outcome> {
-        let lock = throttle::check(state, &self.host, &self.cfg.throttle, now)?;
-        let scope = match lock {
+    /// Refuses a login whose host or user must wait.
+    fn throttled_now<P: PamIo>(&self, io: &P, lockout: throttle::Lockout) -> Outcome {
+        let scope = match lockout {
             throttle::Lockout::Host { .. } => "host",
             throttle::Lockout::User { .. } => "user",
         };
         io.error(&format!(
             "Too many failed attempts; try again in {} s.",
-            lock.seconds()
+            lockout.seconds()
         ));
         log::write(
             &self.ctx,
             Level::Warning,
             &format!(
                 "method=none result=failure reason=throttled scope={scope} wait={}s",
-                lock.seconds()
+                lockout.seconds()
             ),
         );
-        Some(Outcome::Rejected("throttled"))
+        Outcome::Rejected("throttled")
     }
 
-    /// The locked part: read the state, check throttling, verify, consume, write.
+    /// Judges the answers: the attempt is counted first (refused if the host or user must
+    /// wait), the answers are verified against the current state, and an accepted code is spent
+    /// with one compare-and-set that refuses it if another login spent it meanwhile.
     fn check<P: PamIo>(
         &self,
         io: &mut P,
         file: &SecretFile,
-        attempts: &[Attempt],
+        attempts: &[Answer],
         count_failure: bool,
         password_tag: &str,
     ) -> Outcome {
         let ctx = &self.ctx;
-        let lock = match self.backend.lock_state(&self.info.name) {
-            Ok(lock) => lock,
-            Err(e) => return unusable(ctx, &e),
-        };
-        let mut state = match self.backend.load_state(&lock) {
-            Ok(state) => state,
-            Err(e) => return unusable(ctx, &e),
-        };
         let now = self.clock.now();
-        if let Some(out) = self.throttled(io, &state, now) {
-            return out;
+        if count_failure {
+            let attempt = store::Attempt {
+                host: &self.host,
+                now,
+                throttle: &self.cfg.throttle,
+            };
+            match self.store.record_failure(&self.info.name, &attempt) {
+                Ok(Counted::Counted { .. }) => {}
+                Ok(Counted::Throttled(lockout)) => return self.throttled_now(io, lockout),
+                Err(e) => return unusable(ctx, &e),
+            }
         }
+        let state = match self.store.state(&self.info.name) {
+            Ok(state) => state.unwrap_or_else(State::new),
+            Err(e) => return unusable(ctx, &e),
+        };
         let mut accepted = None;
         let mut reason = Reject::Malformed;
         for attempt in attempts {
@@ -500,24 +447,20 @@ impl<C: Clock> Session<'_, C> {
                 }
             }
         }
-        let Some((verdict, attempt)) = accepted else {
-            if !count_failure {
-                return Outcome::Rejected(reason.class());
+        let refused = |reason: Reject| {
+            if count_failure {
+                let method = attempted_method(attempts, file, reason);
+                log::write(
+                    ctx,
+                    Level::Notice,
+                    &format!("method={method} result=failure reason={}", reason.class()),
+                );
             }
-            throttle::record_failure(&mut state, &self.host, now);
-            if let Err(e) = self.backend.save_state(&lock, &state) {
-                return unusable(ctx, &e);
-            }
-            let method = attempted_method(attempts, file, reason);
-            log::write(
-                ctx,
-                Level::Notice,
-                &format!("method={method} result=failure reason={}", reason.class()),
-            );
-            return Outcome::Rejected(reason.class());
+            Outcome::Rejected(reason.class())
         };
-        verify::consume(&verdict, file, &mut state);
-        throttle::record_success(&mut state, &self.host);
+        let Some((verdict, attempt)) = accepted else {
+            return refused(reason);
+        };
         let (method, detail) = match &verdict {
             Verdict::Totp {
                 authenticator,
@@ -527,47 +470,76 @@ impl<C: Clock> Session<'_, C> {
                 Method::Totp,
                 format!("authenticator={authenticator} step_offset={offset}"),
             ),
-            _ => (
-                Method::Backup,
-                format!("backup_left={}", verify::backup_codes_left(file, &state)),
-            ),
+            _ => (Method::Backup, String::new()),
         };
-        state.last_success = Some(LastUse {
-            time: now,
-            service: ctx.service.clone(),
-            rhost: ctx.rhost.clone(),
-            method: method.name().into(),
-            authenticator: match &verdict {
-                Verdict::Totp { authenticator, .. } => authenticator.clone(),
-                _ => String::new(),
-            },
-        });
-        self.remember_host(&mut state, now, password_tag);
-        if let Err(e) = self.backend.save_state(&lock, &state) {
-            // Not recorded means it could be replayed: refuse.
-            log::write(
-                ctx,
-                Level::Err,
-                &format!(
-                    "method={} result=failure reason=state-write-failed detail=\"{e}\"",
-                    method.name()
+        let success = self.success(method, &verdict, now, password_tag);
+        let spent = match &verdict {
+            Verdict::Totp {
+                authenticator,
+                step,
+                ..
+            } => self.store.consume_totp(
+                &self.info.name,
+                &TotpUse {
+                    enrollment_id: &file.enrollment_id,
+                    authenticator,
+                    step: *step,
+                    success: Some(success),
+                },
+            ),
+            Verdict::Backup { index } => match &file.backup {
+                Some(set) => self.store.consume_backup(
+                    &self.info.name,
+                    &BackupUse {
+                        enrollment_id: &file.enrollment_id,
+                        set_id: &set.set_id,
+                        index: *index,
+                        success: Some(success),
+                    },
                 ),
-            );
-            return Outcome::Unusable("state-write-failed");
-        }
-        drop(lock);
+                None => return refused(Reject::WrongCode),
+            },
+            Verdict::Rejected(r) => return refused(*r),
+        };
+        let state = match spent {
+            Ok(Consumed::Accepted(state)) => state,
+            // Another login spent it between our reading and our writing.
+            Ok(Consumed::AlreadyUsed) => {
+                return refused(match method {
+                    Method::Backup => Reject::BackupUsed,
+                    _ => Reject::Replayed,
+                });
+            }
+            Err(e) => {
+                // Not recorded means it could be replayed: refuse.
+                log::write(
+                    ctx,
+                    Level::Err,
+                    &format!(
+                        "method={} result=failure reason=state-write-failed detail=\"{e}\"",
+                        method.name()
+                    ),
+                );
+                return Outcome::Unusable("state-write-failed");
+            }
+        };
         if let Some(password) = &attempt.password {
             if io.set_authtok(password).is_err() {
                 log::write(ctx, Level::Err, "result=failure reason=set-authtok-failed");
                 return Outcome::Unusable("set-authtok-failed");
             }
         }
+        let left = verify::backup_codes_left(file, &state);
+        let detail = if method == Method::Backup {
+            format!("backup_left={left}")
+        } else {
+            detail
+        };
         log::write(
             ctx,
             Level::Notice,
             &format!("method={} result=success {detail}", method.name()),
         );
-        let left = verify::backup_codes_left(file, &state);
         if method == Method::Backup {
             io.info(&format!(
                 "Backup code accepted; {left} backup code{} left.",
@@ -583,25 +555,34 @@ impl<C: Clock> Session<'_, C> {
         Outcome::Accepted(method)
     }
 
-    /// With `remember`, a remote host that passed a code skips it until the period ends.
-    fn remember_host(&self, state: &mut State, now: u64, password_tag: &str) {
-        let period = self.cfg.policy.remember;
+    /// What a success records: the login, and the host to remember (with `remember`).
+    fn success(
+        &self,
+        method: Method,
+        verdict: &Verdict,
+        now: u64,
+        password_tag: &str,
+    ) -> Success<'_> {
         let rhost = self.ctx.rhost.trim();
-        if period == 0 || !policy::rememberable(rhost) {
-            return;
+        let period = self.cfg.policy.remember;
+        Success {
+            host: &self.host,
+            last_use: LastUse {
+                time: now,
+                service: self.ctx.service.clone(),
+                rhost: self.ctx.rhost.clone(),
+                method: method.name().into(),
+                authenticator: match verdict {
+                    Verdict::Totp { authenticator, .. } => authenticator.clone(),
+                    _ => String::new(),
+                },
+            },
+            remember: (period > 0 && policy::rememberable(rhost)).then(|| Remember {
+                rhost: rhost.to_string(),
+                until: now.saturating_add(period),
+                password_tag: password_tag.to_string(),
+            }),
         }
-        state
-            .remembered
-            .retain(|r| r.rhost != rhost && r.until > now);
-        state.remembered.push(Remembered {
-            rhost: rhost.to_string(),
-            until: now.saturating_add(period),
-            password_tag: password_tag.to_string(),
-            since: now,
-        });
-        // Bounded: the newest 64 hosts.
-        let excess = state.remembered.len().saturating_sub(64);
-        state.remembered.drain(..excess);
     }
 
     /// Enrollment inside the login conversation: show the key, ask for a first code, and only
@@ -686,16 +667,7 @@ impl<C: Clock> Session<'_, C> {
             );
             return Outcome::Rejected("enroll-code-wrong");
         };
-        // The state first: if it cannot be written, no enrollment exists without replay protection.
-        let lock = match self.backend.lock_state(&self.info.name) {
-            Ok(lock) => lock,
-            Err(e) => return unusable(ctx, &e),
-        };
-        let mut state = match self.backend.load_state(&lock) {
-            Ok(state) => state,
-            Err(e) => return unusable(ctx, &e),
-        };
-        if let Err(e) = self.backend.save_secret(&self.info, &file, Replace::No) {
+        if let Err(e) = self.store.save_enrollment(&self.info, &file, Replace::No) {
             log::write(
                 ctx,
                 Level::Err,
@@ -707,27 +679,36 @@ impl<C: Clock> Session<'_, C> {
             io.error("The new key could not be saved; nothing was changed.");
             return Outcome::Unusable(e.class());
         }
-        verify::consume(&verdict, &file, &mut state);
-        throttle::record_success(&mut state, &self.host);
-        state.last_success = Some(LastUse {
-            time: now,
-            service: ctx.service.clone(),
-            rhost: ctx.rhost.clone(),
-            method: "enroll".into(),
-            authenticator: secret_file::DEFAULT_NAME.into(),
-        });
-        self.remember_host(&mut state, now, password_tag);
-        if let Err(e) = self.backend.save_state(&lock, &state) {
+        let Verdict::Totp { step, .. } = verdict else {
+            return Outcome::Unusable("enroll-code-wrong");
+        };
+        let mut success = self.success(Method::Enrolled, &verdict, now, password_tag);
+        success.last_use.authenticator = secret_file::DEFAULT_NAME.into();
+        let spent = self.store.consume_totp(
+            &self.info.name,
+            &TotpUse {
+                enrollment_id: &file.enrollment_id,
+                authenticator: secret_file::DEFAULT_NAME,
+                step,
+                success: Some(success),
+            },
+        );
+        if !matches!(spent, Ok(Consumed::Accepted(_))) {
             // Undo: an enrollment whose first code could be replayed is not kept.
-            let _ = self.backend.remove_secret(&self.info);
+            let _ = self.store.remove_enrollment(&self.info);
+            let detail = match spent {
+                Err(e) => e.to_string(),
+                _ => "the first code was spent already".into(),
+            };
             log::write(
                 ctx,
                 Level::Err,
-                &format!("method=enroll result=failure reason=state-write-failed detail=\"{e}\""),
+                &format!(
+                    "method=enroll result=failure reason=state-write-failed detail=\"{detail}\""
+                ),
             );
             return Outcome::Unusable("state-write-failed");
         }
-        drop(lock);
         // Messages holding the key or the codes are zeroized like the values they hold.
         let list: Vec<&str> = codes.0.iter().map(|c| c.as_str()).collect();
         io.info(&Zeroizing::new(format!(
@@ -753,7 +734,7 @@ fn nix_hostname() -> String {
 
 /// Splits "password followed by code" at each length a code can have: TOTP lengths first
 /// (cheap), then backup-code lengths (each costs a slow hash, so only plausible ones).
-fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Attempt> {
+fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Answer> {
     let mut lengths: Vec<usize> = file
         .authenticators
         .iter()
@@ -765,13 +746,13 @@ fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Attempt> {
         // A generated code with and without its dash, and 8-digit imported scratch codes.
         lengths.extend([11, 10, 8]);
     }
-    let mut out: Vec<Attempt> = Vec::new();
+    let mut out: Vec<Answer> = Vec::new();
     for len in lengths {
         if len > input.len() || out.iter().any(|a| a.code.len() == len) {
             continue;
         }
         let (password, code) = input.split_at(input.len() - len);
-        out.push(Attempt {
+        out.push(Answer {
             code: Zeroizing::new(code.to_vec()),
             password: Some(Zeroizing::new(password.to_vec())),
         });
@@ -781,7 +762,7 @@ fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Attempt> {
 
 /// What a refused answer looked like, for the log: `backup` for an answer with the shape of a
 /// backup code (and not of a TOTP code), `totp` otherwise, `none` if it was no code at all.
-fn attempted_method(attempts: &[Attempt], file: &SecretFile, reason: Reject) -> &'static str {
+fn attempted_method(attempts: &[Answer], file: &SecretFile, reason: Reject) -> &'static str {
     if reason == Reject::BackupUsed {
         return "backup";
     }
@@ -828,7 +809,7 @@ mod tests {
     use pam_totp_core::clock::FixedClock;
     use pam_totp_core::secret::TotpSecret;
     use pam_totp_core::secret_file::{Algorithm, Authenticator};
-    use pam_totp_core::store::Replace;
+    use pam_totp_core::store::{Replace, Store};
     use std::cell::RefCell;
     use std::collections::VecDeque;
     use std::path::PathBuf;
@@ -982,9 +963,9 @@ mod tests {
                 forget_hosts_before: 0,
             };
             let cfg = config::load(&[&self.arg()], None).unwrap();
-            cfg.backend()
+            cfg.store()
                 .unwrap()
-                .save_secret(&self.user, &file, Replace::Yes)
+                .save_enrollment(&self.user, &file, Replace::Yes)
                 .unwrap();
         }
 
@@ -1143,9 +1124,9 @@ mod tests {
 
     fn cfg_state_failures(w: &World) -> u32 {
         let cfg = config::load(&[&w.arg()], None).unwrap();
-        cfg.backend()
+        cfg.store()
             .unwrap()
-            .peek_state(&w.user.name)
+            .state(&w.user.name)
             .unwrap()
             .map_or(0, |s| s.user_failures.count)
     }
@@ -1293,9 +1274,9 @@ mod tests {
         );
         let cfg = config::load(&[&w.arg()], None).unwrap();
         assert!(
-            cfg.backend()
+            cfg.store()
                 .unwrap()
-                .load_secret(&w.user)
+                .load_enrollment(&w.user)
                 .unwrap()
                 .is_none(),
             "nothing written"
@@ -1331,9 +1312,9 @@ mod tests {
             "Press Enter once the backup codes are stored: "
         );
         let file = cfg
-            .backend()
+            .store()
             .unwrap()
-            .load_secret(&w.user)
+            .load_enrollment(&w.user)
             .unwrap()
             .expect("enrolled");
         assert_eq!(file.backup.as_ref().unwrap().hashes.len(), 10);

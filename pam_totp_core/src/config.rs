@@ -10,7 +10,6 @@ use crate::throttle::ThrottlePolicy;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Where the configuration file lives unless `config=` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/security/pam_totp.conf";
@@ -637,11 +636,11 @@ fn validate_policy(k: &RawConfig, nullok: bool) -> Result<Policy, ParseError> {
 }
 
 impl Config {
-    /// The storage backend this configuration describes.
+    /// The store this configuration describes.
     ///
     /// # Errors
     /// The `user=` identity does not exist.
-    pub fn backend(&self) -> Result<LocalFiles, String> {
+    pub fn store(&self) -> Result<LocalFiles, String> {
         let file_owner = match &self.user {
             None => None,
             Some(name) => {
@@ -656,14 +655,13 @@ impl Config {
                 )
             }
         };
-        Ok(LocalFiles {
-            secret_template: self.secret.clone(),
-            state_dir: self.state_dir.clone(),
+        Ok(LocalFiles::new(
+            self.secret.clone(),
+            self.state_dir.clone(),
             file_owner,
-            allowed_perm: self.allowed_perm,
-            strict_owner: !self.no_strict_owner,
-            lock_timeout: Duration::from_secs(10),
-        })
+            self.allowed_perm,
+            !self.no_strict_owner,
+        ))
     }
 
     /// Checks that every group named by the policy exists (NSS lookups), so a typo fails closed

@@ -125,8 +125,8 @@ pub enum StoreError {
     BadSize { path: PathBuf, size: u64 },
     /// The content does not parse; the file is left as it is.
     Corrupt { path: PathBuf, error: ParseError },
-    /// The lock could not be taken in time.
-    LockTimeout(PathBuf),
+    /// Other changes kept winning the compare-and-set for longer than allowed.
+    Contention(PathBuf),
     /// Already exists and replacing was not asked for.
     Exists(PathBuf),
     /// The user name cannot be used in a file name or path template.
@@ -161,7 +161,7 @@ impl StoreError {
             StoreError::TooOpen { .. } => "insecure-permissions",
             StoreError::BadSize { .. } => "bad-size",
             StoreError::Corrupt { .. } => "corrupt",
-            StoreError::LockTimeout(_) => "lock-timeout",
+            StoreError::Contention(_) => "state-contention",
             StoreError::Exists(_) => "exists",
             StoreError::BadUser(_) => "bad-user-name",
             StoreError::Io { .. } => "io-error",
@@ -204,8 +204,12 @@ impl fmt::Display for StoreError {
                 )
             }
             StoreError::Corrupt { path, error } => write!(f, "{}: {error}", path.display()),
-            StoreError::LockTimeout(p) => {
-                write!(f, "timed out waiting for the lock {}", p.display())
+            StoreError::Contention(p) => {
+                write!(
+                    f,
+                    "{}: other logins kept changing it; try again",
+                    p.display()
+                )
             }
             StoreError::Exists(p) => write!(f, "{} already exists", p.display()),
             StoreError::BadUser(u) => write!(f, "user name {u:?} cannot be used in a file name"),

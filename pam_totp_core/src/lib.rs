@@ -33,6 +33,7 @@
 pub mod backup;
 pub mod clock;
 pub mod config;
+pub mod decide;
 pub mod error;
 pub mod policy;
 pub mod qr;

@@ -144,6 +144,50 @@ impl State {
         }
     }
 
+    /// Spends TOTP step `step` of `authenticator` of enrollment `enrollment_id`. `false` (and
+    /// nothing changed) if that step or a later one was accepted already.
+    pub fn spend_step(&mut self, enrollment_id: &str, authenticator: &str, step: u64) -> bool {
+        if self.enrollment_id == enrollment_id
+            && self
+                .last_step
+                .get(authenticator)
+                .is_some_and(|&l| l >= step)
+        {
+            return false;
+        }
+        self.rebind(enrollment_id);
+        self.last_step.insert(authenticator.to_string(), step);
+        true
+    }
+
+    /// Spends backup code `index` of set `set_id` of enrollment `enrollment_id`. `false` (and
+    /// nothing changed) if it was used already.
+    pub fn spend_backup_code(&mut self, enrollment_id: &str, set_id: &str, index: u32) -> bool {
+        if self.enrollment_id == enrollment_id && self.used_backup_codes(set_id).contains(&index) {
+            return false;
+        }
+        self.rebind(enrollment_id);
+        self.consume_backup_code(set_id, index);
+        true
+    }
+
+    /// Forgets the remembered hosts; returns how many there were.
+    pub fn forget_hosts(&mut self) -> usize {
+        std::mem::take(&mut self.remembered).len()
+    }
+
+    /// Clears every failure counter; returns what was cleared as (user failures, hosts).
+    pub fn unlock(&mut self) -> (u32, usize) {
+        let user = std::mem::take(&mut self.user_failures).count;
+        let hosts = std::mem::take(&mut self.host_failures).len();
+        (user, hosts)
+    }
+
+    /// Whether nothing at all is recorded.
+    pub fn is_empty(&self) -> bool {
+        *self == State::new()
+    }
+
     /// Marks code `index` of set `set_id` used.
     pub fn consume_backup_code(&mut self, set_id: &str, index: u32) {
         if self.backup_set != set_id {

@@ -8,15 +8,14 @@ use crate::error::{Error, Result};
 use crate::output;
 use pam_totp_core::backup::BackupSet;
 use pam_totp_core::state::State;
-use pam_totp_core::store::{Backend, Replace};
+use pam_totp_core::store::{Replace, Store};
 use pam_totp_core::verify;
 use serde::Serialize;
-use std::path::Path;
 
 #[derive(Serialize)]
 struct CodesJson<'a> {
     user: &'a str,
-    secret_file: &'a Path,
+    secret_file: String,
     backup_codes: Vec<&'a str>,
 }
 
@@ -56,13 +55,13 @@ pub fn run(ctx: &Ctx, args: &BackupCodesArgs) -> Result<()> {
         BackupSet::generate(usize::from(args.count), ctx.now).map_err(Error::Random)?;
     file.backup = Some(set);
     let written = ctx
-        .backend
-        .save_secret(&user, &file, Replace::Yes)
+        .store
+        .save_enrollment(&user, &file, Replace::Yes)
         .map_err(Error::from_save)?;
     if args.json {
         return output::print_json(&CodesJson {
             user: &user.name,
-            secret_file: &written,
+            secret_file: written.to_string(),
             backup_codes: codes.0.iter().map(|c| c.as_str()).collect(),
         })
         .map_err(Error::Io);

@@ -12,10 +12,9 @@ use pam_totp_core::backup::{BackupSet, NewCodes};
 use pam_totp_core::secret::{self, TotpSecret};
 use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
 use pam_totp_core::state::State;
-use pam_totp_core::store::{Backend, Replace, UserInfo};
+use pam_totp_core::store::{Location, Replace, Store, UserInfo};
 use pam_totp_core::verify::{self, Verdict};
 use serde::Serialize;
-use std::path::Path;
 
 /// How many codes the user may type before the enrollment is abandoned.
 const TRIES: u32 = 3;
@@ -24,7 +23,7 @@ const TRIES: u32 = 3;
 #[derive(Serialize)]
 struct EnrollJson<'a> {
     user: &'a str,
-    secret_file: &'a Path,
+    secret_file: String,
     secret: &'a str,
     otpauth_uri: &'a str,
     backup_codes: Vec<&'a str>,
@@ -34,7 +33,7 @@ struct EnrollJson<'a> {
 #[derive(Serialize)]
 struct AddJson<'a> {
     user: &'a str,
-    secret_file: &'a Path,
+    secret_file: String,
     name: &'a str,
     secret: &'a str,
     otpauth_uri: &'a str,
@@ -114,7 +113,7 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
         Replace::No
     };
     // Refuse early, before a key is shown; the write itself refuses atomically as well.
-    if !args.force && std::fs::symlink_metadata(&path).is_ok() {
+    if !args.force && ctx.store.has_enrollment(user).map_err(Error::Store)? {
         return Err(Error::Exists(path));
     }
     let auth = new_authenticator(secret_file::DEFAULT_NAME, &args.key, user, ctx.now)?;
@@ -140,8 +139,8 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
         forget_hosts_before: 0,
     };
     let written = ctx
-        .backend
-        .save_secret(user, &file, replace)
+        .store
+        .save_enrollment(user, &file, replace)
         .map_err(Error::from_save)?;
     let auth = &file.authenticators[0];
     if args.json {
@@ -149,7 +148,7 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
         let uri = auth.otpauth_uri();
         return output::print_json(&EnrollJson {
             user: &user.name,
-            secret_file: &written,
+            secret_file: written.to_string(),
             secret: &key,
             otpauth_uri: &uri,
             backup_codes: codes.0.iter().map(|c| c.as_str()).collect(),
@@ -157,11 +156,7 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
         .map_err(Error::Io);
     }
     println!();
-    println!(
-        "Enrolled: {} (secret file {}).",
-        user.name,
-        written.display()
-    );
+    println!("Enrolled: {} (secret file {}).", user.name, written);
     if codes.0.is_empty() {
         println!("No backup codes were made; make some with `pam-totp backup-codes --regenerate`.");
     } else {
@@ -212,8 +207,8 @@ fn add(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo, name: &str) -> Result<()> 
     }
     file.authenticators.push(auth);
     let written = ctx
-        .backend
-        .save_secret(user, &file, Replace::Yes)
+        .store
+        .save_enrollment(user, &file, Replace::Yes)
         .map_err(Error::from_save)?;
     let auth = file.authenticators.last().unwrap_or_else(|| unreachable!());
     if args.json {
@@ -221,7 +216,7 @@ fn add(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo, name: &str) -> Result<()> 
         let uri = auth.otpauth_uri();
         return output::print_json(&AddJson {
             user: &user.name,
-            secret_file: &written,
+            secret_file: written.to_string(),
             name,
             secret: &key,
             otpauth_uri: &uri,
@@ -245,7 +240,7 @@ pub fn show_new_key(
     auth: &Authenticator,
     style: QrStyle,
     user: &UserInfo,
-    path: &Path,
+    path: &Location,
 ) -> Result<()> {
     println!(
         "{} ({} for {}):",
@@ -262,7 +257,7 @@ pub fn show_new_key(
         user.name
     );
     show_key(auth, style)?;
-    println!("The key will be saved in {}.", path.display());
+    println!("The key will be saved in {}.", path);
     Ok(())
 }
 

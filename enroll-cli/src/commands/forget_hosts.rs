@@ -9,7 +9,7 @@ use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
 use pam_totp_core::state::{Remembered, State};
-use pam_totp_core::store::{Backend, Replace};
+use pam_totp_core::store::{Replace, Store};
 
 /// Entries of `state` that would still skip the code (not expired, not forgotten before).
 pub fn active_remembered(state: &State, forget_before: u64, now: u64) -> Vec<&Remembered> {
@@ -27,7 +27,7 @@ pub fn active_remembered(state: &State, forget_before: u64, now: u64) -> Vec<&Re
 pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
     let user = ctx.target(args.user.as_deref())?;
     let root = context::is_root();
-    let loaded = match ctx.backend.load_secret(&user) {
+    let loaded = match ctx.store.load_enrollment(&user) {
         Ok(loaded) => loaded,
         // Root can still clear the state, which is what the module reads first.
         Err(e) if root => {
@@ -54,31 +54,16 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
     let marked = match loaded {
         Some(mut file) => {
             file.forget_hosts_before = ctx.now;
-            ctx.backend
-                .save_secret(&user, &file, Replace::Yes)
+            ctx.store
+                .save_enrollment(&user, &file, Replace::Yes)
                 .map_err(Error::from_save)?;
             true
         }
         None => false,
     };
     let mut cleared = None;
-    if root
-        && ctx
-            .backend
-            .peek_state(&user.name)
-            .map_err(Error::State)?
-            .is_some()
-    {
-        let lock = ctx.backend.lock_state(&user.name).map_err(Error::State)?;
-        let mut state = ctx.backend.load_state(&lock).map_err(Error::State)?;
-        let n = state.remembered.len();
-        if n > 0 {
-            state.remembered.clear();
-            ctx.backend
-                .save_state(&lock, &state)
-                .map_err(Error::State)?;
-        }
-        cleared = Some(n);
+    if root {
+        cleared = Some(ctx.store.forget_hosts(&user.name).map_err(Error::State)?);
     }
     let mut detail = format!("remembered={remembered} secret_file_marked={marked}");
     if let Some(n) = cleared {
@@ -101,9 +86,10 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
     }
     if let Some(n) = cleared.filter(|n| *n > 0) {
         println!(
-            "Cleared {n} entr{} from {}.",
+            "Cleared {n} entr{} from the state of {} in {}.",
             if n == 1 { "y" } else { "ies" },
-            ctx.backend.state_path(&user.name).display()
+            user.name,
+            ctx.store.state_dir().display()
         );
     }
     if ctx.config.policy.remember == 0 {

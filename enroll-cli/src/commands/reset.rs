@@ -5,7 +5,7 @@ use crate::cli::AdminUserArgs;
 use crate::commands::audit;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
-use pam_totp_core::store::{self, Backend};
+use pam_totp_core::store::Store;
 
 /// Runs `reset`.
 ///
@@ -15,11 +15,8 @@ pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
     context::require_root("reset")?;
     let user = context::lookup(&args.user)?;
     let path = ctx.secret_path(&user)?;
-    let secret_removed = ctx.backend.remove_secret(&user).map_err(Error::Store)?;
-    let state_removed = {
-        let _lock = ctx.backend.lock_state(&user.name).map_err(Error::State)?;
-        store::remove(&ctx.backend.state_path(&user.name)).map_err(Error::State)?
-    };
+    let secret_removed = ctx.store.remove_enrollment(&user).map_err(Error::Store)?;
+    let state_removed = ctx.store.reset(&user.name).map_err(Error::State)?;
     audit::log(
         "reset",
         &user.name,
@@ -34,7 +31,7 @@ pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
             "Reset {}: {}{}. They can enroll again with `pam-totp enroll`{}.",
             user.name,
             if secret_removed {
-                format!("removed {}", path.display())
+                format!("removed {path}")
             } else {
                 "no secret file".to_string()
             },

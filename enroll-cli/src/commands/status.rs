@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::output;
 use pam_totp_core::secret_file::SecretFile;
 use pam_totp_core::state::State;
-use pam_totp_core::store::{Backend, LocalFiles, UserInfo};
+use pam_totp_core::store::{LocalFiles, Store, UserInfo};
 use pam_totp_core::throttle::{self, Lockout};
 use pam_totp_core::verify;
 use serde::Serialize;
@@ -66,7 +66,7 @@ pub struct RememberedInfo {
 pub struct UserStatus {
     user: String,
     enrolled: bool,
-    secret_file: PathBuf,
+    secret_file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,11 +127,11 @@ pub fn lockouts(ctx: &Ctx, state: &State) -> Vec<LockInfo> {
 }
 
 fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Result<UserStatus> {
-    let path = backend.secret_location(user).map_err(Error::Store)?;
+    let path = backend.enrollment_location(user).map_err(Error::Store)?;
     let mut status = UserStatus {
         user: user.name.clone(),
         enrolled: false,
-        secret_file: path,
+        secret_file: path.to_string(),
         error: None,
         since: None,
         authenticators: Vec::new(),
@@ -142,7 +142,7 @@ fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Res
         lockouts: Vec::new(),
         remembered_hosts: None,
     };
-    let file = match backend.load_secret(user) {
+    let file = match backend.load_enrollment(user) {
         Ok(f) => f,
         Err(e) if strict => return Err(Error::from_load(e)),
         Err(e) => {
@@ -202,16 +202,13 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         return all(ctx, args.json);
     }
     let user = ctx.target(args.user.user.as_deref())?;
-    let s = gather(ctx, &ctx.backend, &user, true)?;
+    let s = gather(ctx, &ctx.store, &user, true)?;
     if args.json {
         return output::print_json(&s).map_err(Error::Io);
     }
     println!("User:           {}", s.user);
     if !s.enrolled {
-        println!(
-            "Enrolled:       no (no secret file at {})",
-            s.secret_file.display()
-        );
+        println!("Enrolled:       no (no secret file at {})", s.secret_file);
         println!(
             "                {}",
             if ctx.config.nullok {
@@ -224,7 +221,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         println!(
             "Enrolled:       yes, since {} ({})",
             output::date(s.since.unwrap_or(0)),
-            s.secret_file.display()
+            s.secret_file
         );
         for (i, a) in s.authenticators.iter().enumerate() {
             println!(
@@ -335,7 +332,7 @@ fn candidates(backend: &LocalFiles) -> Result<Vec<UserInfo>> {
             );
         }
     }
-    for name in backend.state_users().map_err(Error::State)? {
+    for name in backend.users_with_state().map_err(Error::State)? {
         if let std::collections::btree_map::Entry::Vacant(slot) = users.entry(name) {
             if let Ok(Some(u)) = UserInfo::lookup(slot.key()) {
                 slot.insert(u);
@@ -348,15 +345,12 @@ fn candidates(backend: &LocalFiles) -> Result<Vec<UserInfo>> {
 fn all(ctx: &Ctx, json: bool) -> Result<()> {
     context::require_root("status --all")?;
     let mut rows = Vec::new();
-    for user in candidates(&ctx.backend)? {
-        let Ok(path) = ctx.backend.secret_location(&user) else {
-            continue;
-        };
+    for user in candidates(&ctx.store)? {
         // A cheap existence test first: most accounts have no enrollment.
-        if std::fs::symlink_metadata(&path).is_err() {
+        if !ctx.store.has_enrollment(&user).unwrap_or(false) {
             continue;
         }
-        rows.push(gather(ctx, &ctx.backend, &user, false)?);
+        rows.push(gather(ctx, &ctx.store, &user, false)?);
     }
     if json {
         return output::print_json(&rows).map_err(Error::Io);

@@ -490,3 +490,19 @@ impl Drop for SyslogCapture {
         }
     }
 }
+
+/// The current state of `user` under `state_dir`, read as the module reads it (`None`: nothing
+/// recorded, or everything reset).
+pub fn current_state(state_dir: &Path, user: &str) -> Option<pam_totp_core::state::State> {
+    use pam_totp_core::store::Store;
+    pam_totp_core::store::LocalFiles::new(
+        "/nonexistent/${USER}".into(),
+        state_dir.to_path_buf(),
+        None,
+        0o600,
+        true,
+    )
+    .state(user)
+    .unwrap()
+    .filter(|s| !s.is_empty())
+}

@@ -1,0 +1,51 @@
+//! Acting on files as another user: the filesystem identity (setfsuid/setfsgid) that the module
+//! and the CLI take while they touch a user's own files.
+
+use crate::error::StoreError;
+use nix::errno::Errno;
+use nix::unistd::{Gid, Uid};
+
+/// Switches the thread's filesystem uid and gid (setfsuid/setfsgid) and switches back on drop.
+/// File access then uses that identity's rights (NFS root-squash, read-only homes, and a user
+/// cannot point the module at a file they could not read themselves). Only root can switch; for
+/// anyone else this is a no-op, since they already act as themselves.
+pub struct FsIdentity {
+    saved: Option<(Uid, Gid)>,
+}
+
+impl FsIdentity {
+    /// Becomes `uid`/`gid` for file access.
+    ///
+    /// # Errors
+    /// The switch did not take effect (checked by reading the value back).
+    pub fn switch(uid: u32, gid: u32) -> Result<FsIdentity, StoreError> {
+        if !Uid::effective().is_root() || uid == 0 {
+            return Ok(FsIdentity { saved: None });
+        }
+        let old_gid = nix::unistd::setfsgid(Gid::from_raw(gid));
+        let old_uid = nix::unistd::setfsuid(Uid::from_raw(uid));
+        let guard = FsIdentity {
+            saved: Some((old_uid, old_gid)),
+        };
+        // setfsuid returns the previous value; calling it with an invalid id reads the current one.
+        let now_uid = nix::unistd::setfsuid(Uid::from_raw(u32::MAX));
+        let now_gid = nix::unistd::setfsgid(Gid::from_raw(u32::MAX));
+        if now_uid.as_raw() != uid || now_gid.as_raw() != gid {
+            return Err(StoreError::io(
+                "/",
+                "switching the filesystem identity for",
+                Errno::EPERM,
+            ));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for FsIdentity {
+    fn drop(&mut self) {
+        if let Some((uid, gid)) = self.saved.take() {
+            nix::unistd::setfsuid(uid);
+            nix::unistd::setfsgid(gid);
+        }
+    }
+}
