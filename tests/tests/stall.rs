@@ -5,15 +5,22 @@
 //! verification (release 0.1) the second login waited the 10 s lock timeout and was refused.
 
 use pam_totp_e2e::harness::{Scenario, TempDir, TestUser};
-use pam_totp_e2e::harness_client::{Client, wait_run};
+use pam_totp_e2e::harness_client::Client;
 use pam_totp_e2e::require_root;
-use std::os::unix::fs::PermissionsExt;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const STALLED_HOST: &str = "198.51.100.50";
 const OTHER_HOST: &str = "203.0.113.5";
+
+/// O_NONBLOCK, for OpenOptions.
+fn libc_nonblock() -> i32 {
+    nix::fcntl::OFlag::O_NONBLOCK.bits()
+}
 
 /// A setuid-root copy of the PAM client, runnable by anyone.
 fn setuid_client(dir: &TempDir) -> PathBuf {
@@ -57,6 +64,41 @@ fn second_login(s: &Scenario, code: &str) -> (String, Duration) {
     (run.result().to_string(), start.elapsed())
 }
 
+/// The stalled login: started as `as_user`, answered once its prompt shows, then stopped
+/// `delay` later, in the middle of judging the answer.
+fn stalled_login(
+    s: &Scenario,
+    copy: &PathBuf,
+    as_user: &str,
+    (host, answer): (&str, &str),
+    delay: Duration,
+) -> Child {
+    let client = s.client().rhost(host);
+    let mut child = as_other(&client, copy, as_user)
+        .arg("--interactive")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the stalled login");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.starts_with("PROMPT_ECHO_") {
+        line.clear();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            panic!("the stalled login ended before its prompt");
+        }
+    }
+    let stdin = child.stdin.as_mut().expect("stdin");
+    stdin
+        .write_all(format!("{answer}\n").as_bytes())
+        .expect("answer");
+    stdin.flush().expect("flush");
+    std::thread::sleep(delay);
+    signal(&child, nix::sys::signal::Signal::SIGSTOP);
+    child
+}
+
 #[test]
 fn given_a_stopped_login_of_the_same_user_then_another_login_succeeds_at_once() {
     require_root!();
@@ -65,24 +107,27 @@ fn given_a_stopped_login_of_the_same_user_then_another_login_succeeds_at_once() 
     let other = TestUser::create();
     let dir = TempDir::new("stall");
     let copy = setuid_client(&dir);
+    // A wrong answer with the shape of a backup code takes longest to judge (a slow hash).
+    let wrong_backup: String = e.backup_codes[9].chars().rev().collect();
     let mut waits = Vec::new();
     for (round, backup) in e.backup_codes.iter().take(8).enumerate() {
-        // The stalled login answers a wrong code and is stopped somewhere in its verification.
-        let client = s.client().rhost(STALLED_HOST).answer("000000");
-        let stalled = as_other(&client, &copy, &other.name)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the stalled login");
-        std::thread::sleep(Duration::from_micros(2_000 + 1_500 * round as u64));
-        signal(&stalled, nix::sys::signal::Signal::SIGSTOP);
+        let delay = Duration::from_millis(1 + 3 * round as u64);
+        // Each from its own host: the wrong answers would throttle a shared one.
+        let host = format!("198.51.100.{}", 60 + round);
+        let stalled = stalled_login(
+            &s,
+            &copy,
+            &other.name,
+            (host.as_str(), wrong_backup.as_str()),
+            delay,
+        );
         let (result, took) = second_login(&s, backup);
         signal(&stalled, nix::sys::signal::Signal::SIGCONT);
         kill(stalled);
         assert_eq!(
             result, "PAM_SUCCESS",
-            "round {round}: a stopped login of the same user made another one fail"
+            "round {round}: a login of the same user stopped {delay:?} after its answer made \
+             another one fail (after {took:?})"
         );
         waits.push(took);
     }
@@ -95,58 +140,59 @@ fn given_a_throttled_login_whose_client_stops_reading_then_another_login_succeed
     let s = Scenario::new("", "");
     let e = s.enroll(&["--backup-codes", "10"]);
     let step = e.settled_step(4);
-    for _ in 0..3 {
+    let wrong = |n: u64| {
         s.client()
             .rhost(STALLED_HOST)
-            .answer(&e.wrong_code(step))
+            .answer(&e.wrong_code(step + n))
             .run()
             .assert_result("PAM_AUTH_ERR");
-    }
+    };
+    wrong(0);
+    wrong(1);
     let other = TestUser::create();
     let dir = TempDir::new("stall-read");
     let copy = setuid_client(&dir);
-    // The client's output is a pipe that is already full and that nobody reads: the module's
-    // "Too many failed attempts" message blocks in the conversation for good.
+    // The blocked login's output is a pipe the test reads until the prompt, then fills up and
+    // stops reading: its "Too many failed attempts" message never gets through. The test fills
+    // it through an open file description of its own, so only its own writes are non-blocking.
     let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
-    nix::fcntl::fcntl(&write_end, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096)).expect("pipe size");
-    nix::fcntl::fcntl(
-        &write_end,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    )
-    .expect("nonblocking");
-    let filler = [b'x'; 4096];
-    while nix::unistd::write(&write_end, &filler).is_ok() {}
-    nix::fcntl::fcntl(
-        &write_end,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
-    )
-    .expect("blocking again");
-    let client = s.client().rhost(STALLED_HOST).answer(&e.wrong_code(step));
+    let filler = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc_nonblock())
+        .open(format!("/proc/self/fd/{}", write_end.as_raw_fd()))
+        .expect("second description of the pipe");
+    let client = s.client().rhost(STALLED_HOST);
     let mut blocked = as_other(&client, &copy, &other.name)
-        .stdin(Stdio::null())
+        .arg("--interactive")
+        .stdin(Stdio::piped())
         .stdout(Stdio::from(write_end))
         .stderr(Stdio::null())
         .spawn()
         .expect("start the blocked login");
-    // Let it reach the module and block on its message.
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        blocked.try_wait().expect("wait").is_none(),
-        "the blocked client ended: the test did not block it"
-    );
+    let mut out = BufReader::new(std::fs::File::from(read_end));
+    let mut line = String::new();
+    while !line.starts_with("PROMPT_ECHO_") {
+        line.clear();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            panic!("the blocked login ended before its prompt");
+        }
+    }
+    // While it waits at the prompt, the third failure throttles its host.
+    wrong(2);
+    while (&filler).write(&[b'x'; 512]).is_ok() {}
+    let stdin = blocked.stdin.as_mut().expect("stdin");
+    stdin
+        .write_all(format!("{}\n", e.wrong_code(step)).as_bytes())
+        .expect("answer");
+    stdin.flush().expect("flush");
+    // Let it take its answer, find the host throttled and block on the message.
+    std::thread::sleep(Duration::from_millis(300));
     let (result, took) = second_login(&s, &e.backup_codes[0]);
     kill(blocked);
-    drop(read_end);
+    drop(out);
     assert_eq!(
         result, "PAM_SUCCESS",
-        "a login blocked in its conversation made another one fail"
+        "a login blocked in its conversation made another one fail (after {took:?})"
     );
     println!("second login took {took:?}");
-    // The code from the app works too, from a fresh process after the blocked one is gone.
-    let code = e.code_for_step(e.settled_step(4));
-    let run = Client::new(&s.service.name, &s.user.name)
-        .rhost(OTHER_HOST)
-        .answer(&code)
-        .spawn();
-    assert_eq!(wait_run(run).result(), "PAM_SUCCESS");
 }
