@@ -2,8 +2,8 @@
 //! the question, and the locked read-verify-consume-write of the state. Generic over [`PamIo`]
 //! and [`Clock`], so it runs in unit tests without libpam.
 
-use crate::log::{self, Context, Level};
-use crate::outcome::{Method, Outcome};
+use crate::log::{self, Context, Event};
+use crate::outcome::{Method, Outcome, Reason};
 use crate::pam_io::{Item, PamIo};
 use pam::constants::PamResultCode;
 use pam_totp_core::backup::BackupSet;
@@ -99,15 +99,17 @@ fn prepare<'a, P: PamIo, C: Clock>(
             let code = code as i32;
             log::write(
                 &ctx,
-                Level::Err,
-                &format!("result=error reason=no-user-name code={code}"),
+                &Event::Error {
+                    reason: Reason::NoUserName,
+                    extra: format!("code={code}"),
+                },
             );
             return Err(Outcome::Conversation(code));
         }
     };
     ctx.user = user;
     if cfg.debug {
-        log::write(&ctx, Level::Debug, &format!("debug: {}", cfg.describe()));
+        log::write(&ctx, &Event::Debug(cfg.describe()));
     }
     let store = match cfg.store() {
         Ok(b) => b,
@@ -122,8 +124,11 @@ fn prepare<'a, P: PamIo, C: Clock>(
             }
             log::write(
                 &ctx,
-                Level::Notice,
-                "method=none result=failure reason=unknown-user",
+                &Event::Failure {
+                    method: "none",
+                    reason: Reason::UnknownUser,
+                    extra: String::new(),
+                },
             );
             return Err(Outcome::UnknownUser);
         }
@@ -143,30 +148,36 @@ fn prepare<'a, P: PamIo, C: Clock>(
 fn bad_config(ctx: &Context, detail: &str) -> Outcome {
     log::write(
         ctx,
-        Level::Err,
-        &format!("result=error reason=config-error detail=\"{detail}\""),
+        &Event::Error {
+            reason: Reason::ConfigError,
+            extra: format!("detail=\"{detail}\""),
+        },
     );
     Outcome::BadConfig
 }
 
 fn unusable(ctx: &Context, e: &StoreError) -> Outcome {
+    let detail = e.to_string();
     log::write(
         ctx,
-        Level::Err,
-        &format!(
-            "method=none result=failure reason={} detail=\"{e}\"",
-            e.class()
-        ),
+        &Event::Broken {
+            method: "none",
+            reason: Reason::Store(e.class()),
+            detail: Some(&detail),
+        },
     );
-    Outcome::Unusable(e.class())
+    Outcome::Unusable(Reason::Store(e.class()))
 }
 
 fn conversation_failed(ctx: &Context, code: PamResultCode) -> Outcome {
     let code = code as i32;
     log::write(
         ctx,
-        Level::Notice,
-        &format!("method=none result=failure reason=conversation-error code={code}"),
+        &Event::Failure {
+            method: "none",
+            reason: Reason::ConversationError,
+            extra: format!("code={code}"),
+        },
     );
     Outcome::Conversation(code)
 }
@@ -188,17 +199,21 @@ impl<C: Clock> Session<'_, C> {
             Plan::Unusable { class, detail, .. } => {
                 log::write(
                     ctx,
-                    Level::Err,
-                    &format!("method=none result=failure reason={class} detail=\"{detail}\""),
+                    &Event::Broken {
+                        method: "none",
+                        reason: Reason::Store(class),
+                        detail: Some(&detail),
+                    },
                 );
-                return Outcome::Unusable(class);
+                return Outcome::Unusable(Reason::Store(class));
             }
             Plan::Exempt { rule, success } => {
-                let result = if success { "success" } else { "ignore" };
                 log::write(
                     ctx,
-                    Level::Notice,
-                    &format!("method=exempt result={result} rule=\"{rule}\""),
+                    &Event::Exempt {
+                        success,
+                        rule: &rule,
+                    },
                 );
                 return Outcome::Exempt { success };
             }
@@ -212,10 +227,10 @@ impl<C: Clock> Session<'_, C> {
                 ));
                 log::write(
                     ctx,
-                    Level::Notice,
-                    &format!(
-                        "method=none result=ignore reason=not-enrolled-grace deadline={deadline}"
-                    ),
+                    &Event::Ignored {
+                        reason: Reason::NotEnrolledGrace,
+                        extra: format!("deadline={deadline}"),
+                    },
                 );
                 return Outcome::NotEnrolled { nullok: true };
             }
@@ -231,10 +246,11 @@ impl<C: Clock> Session<'_, C> {
                 ));
                 log::write(
                     ctx,
-                    Level::Notice,
-                    &format!(
-                        "method=none result=failure reason=not-enrolled-after-deadline deadline={deadline}"
-                    ),
+                    &Event::Failure {
+                        method: "none",
+                        reason: Reason::NotEnrolledAfterDeadline,
+                        extra: format!("deadline={deadline}"),
+                    },
                 );
                 return Outcome::NotEnrolled { nullok: false };
             }
@@ -249,16 +265,20 @@ impl<C: Clock> Session<'_, C> {
                 }
                 log::write(
                     ctx,
-                    Level::Notice,
-                    "method=none result=ignore reason=not-enrolled-enroll-in-account-phase",
+                    &Event::Ignored {
+                        reason: Reason::EnrollInAccountPhase,
+                        extra: String::new(),
+                    },
                 );
                 return Outcome::NotEnrolled { nullok: true };
             }
             Plan::NotEnrolled { nullok: true } => {
                 log::write(
                     ctx,
-                    Level::Notice,
-                    "method=none result=ignore reason=no-secret",
+                    &Event::Ignored {
+                        reason: Reason::NoSecret,
+                        extra: String::new(),
+                    },
                 );
                 return Outcome::NotEnrolled { nullok: true };
             }
@@ -267,8 +287,11 @@ impl<C: Clock> Session<'_, C> {
                 let _ = io.prompt(&cfg.prompt, cfg.echo_verification_code);
                 log::write(
                     ctx,
-                    Level::Notice,
-                    "method=none result=failure reason=no-secret",
+                    &Event::Failure {
+                        method: "none",
+                        reason: Reason::NoSecret,
+                        extra: String::new(),
+                    },
                 );
                 return Outcome::NotEnrolled { nullok: false };
             }
@@ -276,8 +299,10 @@ impl<C: Clock> Session<'_, C> {
                 let left = until.saturating_sub(self.clock.now());
                 log::write(
                     ctx,
-                    Level::Notice,
-                    &format!("method=remembered result=success expires_in={left}s"),
+                    &Event::Success {
+                        method: Method::Remembered.name(),
+                        extra: format!("expires_in={left}s"),
+                    },
                 );
                 return Outcome::Accepted(Method::Remembered);
             }
@@ -285,7 +310,7 @@ impl<C: Clock> Session<'_, C> {
             Plan::Throttled(lockout) => return self.throttled_now(io, lockout),
             Plan::AskCode => match facts.enrollment {
                 Loaded::Present(file) => file,
-                _ => return Outcome::Unusable("secret-file"),
+                _ => return Outcome::Unusable(Reason::Store("secret-file")),
             },
         };
         let password_tag = facts.password_tag;
@@ -304,7 +329,7 @@ impl<C: Clock> Session<'_, C> {
                 // try_first_pass: if the earlier password was not password+code, ask.
                 if cfg.pass_mode == PassMode::UseFirstPass
                     || !matches!(out, Outcome::Rejected(_))
-                    || out == Outcome::Rejected("throttled")
+                    || out == Outcome::Rejected(Reason::Throttled)
                 {
                     return out;
                 }
@@ -344,10 +369,14 @@ impl<C: Clock> Session<'_, C> {
             throttle: &self.cfg.throttle,
         };
         if let Err(e) = self.store.record_failure(&self.info.name, &attempt) {
+            let detail = e.to_string();
             log::write(
                 &self.ctx,
-                Level::Err,
-                &format!("result=failure reason={} detail=\"{e}\"", e.class()),
+                &Event::Broken {
+                    method: "none",
+                    reason: Reason::Store(e.class()),
+                    detail: Some(&detail),
+                },
             );
         }
     }
@@ -376,10 +405,13 @@ impl<C: Clock> Session<'_, C> {
             } => {
                 log::write(
                     &self.ctx,
-                    Level::Err,
-                    &format!("method=none result=failure reason={class} detail=\"{detail}\""),
+                    &Event::Broken {
+                        method: "none",
+                        reason: Reason::Store(class),
+                        detail: Some(&detail),
+                    },
                 );
-                Outcome::Unusable(class)
+                Outcome::Unusable(Reason::Store(class))
             }
             // Enrolled (or an unusable file, which the auth phase refused): nothing to do.
             _ => Outcome::NotApplicable,
@@ -398,13 +430,12 @@ impl<C: Clock> Session<'_, C> {
         ));
         log::write(
             &self.ctx,
-            Level::Warning,
-            &format!(
-                "method=none result=failure reason=throttled scope={scope} wait={}s",
-                lockout.seconds()
-            ),
+            &Event::Throttled {
+                scope,
+                wait: lockout.seconds(),
+            },
         );
-        Outcome::Rejected("throttled")
+        Outcome::Rejected(Reason::Throttled)
     }
 
     /// Judges the answers: the attempt is counted first (refused if the host or user must
@@ -452,11 +483,14 @@ impl<C: Clock> Session<'_, C> {
                 let method = attempted_method(attempts, file, reason);
                 log::write(
                     ctx,
-                    Level::Notice,
-                    &format!("method={method} result=failure reason={}", reason.class()),
+                    &Event::Failure {
+                        method,
+                        reason: Reason::Code(reason),
+                        extra: String::new(),
+                    },
                 );
             }
-            Outcome::Rejected(reason.class())
+            Outcome::Rejected(Reason::Code(reason))
         };
         let Some((verdict, attempt)) = accepted else {
             return refused(reason);
@@ -512,21 +546,29 @@ impl<C: Clock> Session<'_, C> {
             }
             Err(e) => {
                 // Not recorded means it could be replayed: refuse.
+                let detail = e.to_string();
                 log::write(
                     ctx,
-                    Level::Err,
-                    &format!(
-                        "method={} result=failure reason=state-write-failed detail=\"{e}\"",
-                        method.name()
-                    ),
+                    &Event::Broken {
+                        method: method.name(),
+                        reason: Reason::StateWriteFailed,
+                        detail: Some(&detail),
+                    },
                 );
-                return Outcome::Unusable("state-write-failed");
+                return Outcome::Unusable(Reason::StateWriteFailed);
             }
         };
         if let Some(password) = &attempt.password {
             if io.set_authtok(password).is_err() {
-                log::write(ctx, Level::Err, "result=failure reason=set-authtok-failed");
-                return Outcome::Unusable("set-authtok-failed");
+                log::write(
+                    ctx,
+                    &Event::Broken {
+                        method: "none",
+                        reason: Reason::SetAuthtokFailed,
+                        detail: None,
+                    },
+                );
+                return Outcome::Unusable(Reason::SetAuthtokFailed);
             }
         }
         let left = verify::backup_codes_left(file, &state);
@@ -537,8 +579,10 @@ impl<C: Clock> Session<'_, C> {
         };
         log::write(
             ctx,
-            Level::Notice,
-            &format!("method={} result=success {detail}", method.name()),
+            &Event::Success {
+                method: method.name(),
+                extra: detail,
+            },
         );
         if method == Method::Backup {
             io.info(&format!(
@@ -601,10 +645,13 @@ impl<C: Clock> Session<'_, C> {
         let Ok((secret, backup, codes, enrollment_id)) = made else {
             log::write(
                 ctx,
-                Level::Err,
-                "method=enroll result=failure reason=random-source-failed",
+                &Event::Broken {
+                    method: Method::Enrolled.name(),
+                    reason: Reason::RandomSourceFailed,
+                    detail: None,
+                },
             );
-            return Outcome::Unusable("random-source-failed");
+            return Outcome::Unusable(Reason::RandomSourceFailed);
         };
         let file = SecretFile {
             enrollment_id,
@@ -662,25 +709,29 @@ impl<C: Clock> Session<'_, C> {
         let Some(verdict) = matched else {
             log::write(
                 ctx,
-                Level::Notice,
-                "method=enroll result=failure reason=enroll-code-wrong",
+                &Event::Failure {
+                    method: Method::Enrolled.name(),
+                    reason: Reason::EnrollCodeWrong,
+                    extra: String::new(),
+                },
             );
-            return Outcome::Rejected("enroll-code-wrong");
+            return Outcome::Rejected(Reason::EnrollCodeWrong);
         };
         if let Err(e) = self.store.save_enrollment(&self.info, &file, Replace::No) {
+            let detail = e.to_string();
             log::write(
                 ctx,
-                Level::Err,
-                &format!(
-                    "method=enroll result=failure reason={} detail=\"{e}\"",
-                    e.class()
-                ),
+                &Event::Broken {
+                    method: Method::Enrolled.name(),
+                    reason: Reason::Store(e.class()),
+                    detail: Some(&detail),
+                },
             );
             io.error("The new key could not be saved; nothing was changed.");
-            return Outcome::Unusable(e.class());
+            return Outcome::Unusable(Reason::Store(e.class()));
         }
         let Verdict::Totp { step, .. } = verdict else {
-            return Outcome::Unusable("enroll-code-wrong");
+            return Outcome::Unusable(Reason::EnrollCodeWrong);
         };
         let mut success = self.success(Method::Enrolled, &verdict, now, password_tag);
         success.last_use.authenticator = secret_file::DEFAULT_NAME.into();
@@ -702,12 +753,13 @@ impl<C: Clock> Session<'_, C> {
             };
             log::write(
                 ctx,
-                Level::Err,
-                &format!(
-                    "method=enroll result=failure reason=state-write-failed detail=\"{detail}\""
-                ),
+                &Event::Broken {
+                    method: Method::Enrolled.name(),
+                    reason: Reason::StateWriteFailed,
+                    detail: Some(&detail),
+                },
             );
-            return Outcome::Unusable("state-write-failed");
+            return Outcome::Unusable(Reason::StateWriteFailed);
         }
         // Messages holding the key or the codes are zeroized like the values they hold.
         let list: Vec<&str> = codes.0.iter().map(|c| c.as_str()).collect();
@@ -719,7 +771,13 @@ impl<C: Clock> Session<'_, C> {
         // A last question carries the codes: sshd shows text that comes before a prompt, while
         // text pending at the end of a successful conversation only reaches its debug log.
         let _ = io.prompt("Press Enter once the backup codes are stored: ", true);
-        log::write(ctx, Level::Notice, "method=enroll result=success");
+        log::write(
+            ctx,
+            &Event::Success {
+                method: Method::Enrolled.name(),
+                extra: String::new(),
+            },
+        );
         Outcome::Accepted(Method::Enrolled)
     }
 }
@@ -1019,7 +1077,7 @@ mod tests {
         let mut pam = FakePam::new(&w.user.name, &[c.as_bytes()]);
         assert_eq!(
             w.run(&mut pam, &[], NOW + 1),
-            Outcome::Rejected("replayed-code")
+            Outcome::Rejected(Reason::Code(Reject::Replayed))
         );
         assert!(
             pam.errors.borrow().is_empty(),
@@ -1041,7 +1099,7 @@ mod tests {
         let mut pam = FakePam::new(&w.user.name, &[b.as_bytes()]);
         assert_eq!(
             w.run(&mut pam, &[], NOW),
-            Outcome::Rejected("backup-code-already-used")
+            Outcome::Rejected(Reason::Code(Reject::BackupUsed))
         );
     }
 
@@ -1056,7 +1114,7 @@ mod tests {
         let mut pam = FakePam::new(&w.user.name, &[]);
         assert_eq!(
             w.run(&mut pam, &[], NOW + 1),
-            Outcome::Rejected("throttled")
+            Outcome::Rejected(Reason::Throttled)
         );
         assert_eq!(
             pam.errors.borrow()[0],
@@ -1270,7 +1328,7 @@ mod tests {
         let mut pam = FakePam::new(&me, &[b"000000", b"111111", b"222222"]);
         assert_eq!(
             w.run_account(&mut pam, &[], NOW),
-            Outcome::Rejected("enroll-code-wrong")
+            Outcome::Rejected(Reason::EnrollCodeWrong)
         );
         let cfg = config::load(&[&w.arg()], None).unwrap();
         assert!(
@@ -1331,7 +1389,7 @@ mod tests {
         let mut again = FakePam::new(&me, &[&replay]);
         assert_eq!(
             w.run(&mut again, &[], NOW),
-            Outcome::Rejected("replayed-code")
+            Outcome::Rejected(Reason::Code(Reject::Replayed))
         );
     }
 
