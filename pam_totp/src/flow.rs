@@ -4,7 +4,7 @@
 
 use crate::log::{self, Context, Event};
 use crate::outcome::{Method, Outcome, Reason};
-use crate::pam_io::{Item, PamIo};
+use crate::pam_io::{Item, PamIo, Pending};
 use pam::constants::PamResultCode;
 use pam_totp_core::backup::BackupSet;
 use pam_totp_core::config::{self, Config, PassMode};
@@ -66,10 +66,61 @@ pub fn authenticate<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) ->
 /// stack succeeded, so nobody who failed the password can enroll someone else's account.
 /// Anything else is not this phase's business: PAM_IGNORE.
 pub fn account<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) -> Outcome {
+    commit(io);
     match prepare(io, args, clock, Phase::Account) {
         Ok(session) => session.account(io),
         Err(outcome) => outcome,
     }
+}
+
+/// `pam_sm_setcred`: libpam calls it once the whole auth stack succeeded, so a second factor
+/// passed in this handle now clears the counters, trusts the host and remembers it.
+pub fn setcred<P: PamIo>(io: &mut P) -> Outcome {
+    commit(io);
+    Outcome::NotApplicable
+}
+
+/// Records the success kept by the auth phase, if any (once: `pam_setcred` and `pam_acct_mgmt`
+/// may both come).
+fn commit<P: PamIo>(io: &mut P) {
+    let Some(p) = io.take_pending() else { return };
+    let success = Success {
+        host: &p.host,
+        last_use: p.last_use.clone(),
+        remember: p.remember.clone(),
+    };
+    if let Err(e) = p.store.record_success(&p.user, &success) {
+        // Not recorded: the counters stay and the host is not remembered; nothing is weakened.
+        let ctx = Context {
+            phase: "setcred",
+            user: p.user.clone(),
+            service: p.last_use.service.clone(),
+            rhost: p.last_use.rhost.clone(),
+            ..Context::default()
+        };
+        let detail = e.to_string();
+        log::write(
+            &ctx,
+            &Event::Broken {
+                method: "none",
+                reason: Reason::Store(e.class()),
+                detail: Some(&detail),
+            },
+        );
+    }
+}
+
+/// Asks the question an enrolled user would get, for an account that will not pass this module
+/// on a code (unknown, not enrolled, throttled), so that the conversation does not tell them
+/// apart. With `forward_pass` the answer is handed on as the password, as for everybody.
+fn ask_anyway<P: PamIo>(io: &mut P, cfg: &Config) -> Result<(), PamResultCode> {
+    if cfg.forward_pass {
+        let answer = io.prompt(FORWARD_PROMPT, false)?;
+        let _ = io.set_authtok(&answer);
+    } else {
+        io.prompt(&cfg.prompt, cfg.echo_verification_code)?;
+    }
+    Ok(())
 }
 
 /// Configuration, user name and account: what both phases need first.
@@ -120,7 +171,7 @@ fn prepare<'a, P: PamIo, C: Clock>(
         Ok(None) => {
             // Ask anyway, so the prompt does not tell a stranger which accounts exist.
             if phase == Phase::Auth {
-                let _ = io.prompt(&cfg.prompt, cfg.echo_verification_code);
+                let _ = ask_anyway(io, &cfg);
             }
             log::write(
                 &ctx,
@@ -273,6 +324,11 @@ impl<C: Clock> Session<'_, C> {
                 return Outcome::NotEnrolled { nullok: true };
             }
             Plan::NotEnrolled { nullok: true } => {
+                // Asked like everybody (the answer does not matter), so that the conversation
+                // does not tell enrolled, unenrolled and unknown accounts apart.
+                if let Err(code) = ask_anyway(io, cfg) {
+                    return conversation_failed(ctx, code);
+                }
                 log::write(
                     ctx,
                     &Event::Ignored {
@@ -284,7 +340,7 @@ impl<C: Clock> Session<'_, C> {
             }
             Plan::NotEnrolled { nullok: false } => {
                 // Ask anyway, so the answer does not tell a stranger whether the user is enrolled.
-                let _ = io.prompt(&cfg.prompt, cfg.echo_verification_code);
+                let _ = ask_anyway(io, cfg);
                 log::write(
                     ctx,
                     &Event::Failure {
@@ -306,25 +362,31 @@ impl<C: Clock> Session<'_, C> {
                 );
                 return Outcome::Accepted(Method::Remembered);
             }
-            // Told at once, before asking; the count before judging decides for parallel logins.
-            Plan::Throttled(lockout) => return self.throttled_now(io, lockout),
+            // Asked like everybody, then told (the count before judging decides for parallel
+            // logins).
+            Plan::Throttled(lockout) => {
+                if let Err(code) = ask_anyway(io, cfg) {
+                    return conversation_failed(ctx, code);
+                }
+                return self.throttled_now(io, lockout);
+            }
             Plan::AskCode => match facts.enrollment {
                 Loaded::Present(file) => file,
                 _ => return Outcome::Unusable(Reason::Store("secret-file")),
             },
         };
         let password_tag = facts.password_tag;
-        // A first-pass guess that failed is not counted at once (the earlier password is often
-        // just a password); it is counted if the user then gives up at the prompt, so aborting
-        // connections cannot buy free guesses.
-        let mut uncounted_failure = false;
+        // The password of an earlier module, tried as password+code. A first pass that holds
+        // something shaped like a code is counted and logged like any answer; a plain password
+        // is not a guess at a code and is not counted.
         if cfg.pass_mode != PassMode::Prompt {
             let attempts = io
                 .authtok()
                 .map(|tok| split_combined(&tok, &file))
                 .unwrap_or_default();
             if !attempts.is_empty() || cfg.pass_mode == PassMode::UseFirstPass {
-                let count = cfg.pass_mode == PassMode::UseFirstPass;
+                let count = cfg.pass_mode == PassMode::UseFirstPass
+                    || attempts.iter().any(|a| code_shaped(&a.code, &file));
                 let out = self.check(io, &file, &attempts, count, &password_tag);
                 // try_first_pass: if the earlier password was not password+code, ask.
                 if cfg.pass_mode == PassMode::UseFirstPass
@@ -333,7 +395,6 @@ impl<C: Clock> Session<'_, C> {
                 {
                     return out;
                 }
-                uncounted_failure = true;
             }
         }
         let asked = if cfg.forward_pass {
@@ -350,35 +411,9 @@ impl<C: Clock> Session<'_, C> {
         };
         let attempts = match asked {
             Ok(attempts) => attempts,
-            Err(code) => {
-                if uncounted_failure {
-                    self.count_failure();
-                }
-                return conversation_failed(ctx, code);
-            }
+            Err(code) => return conversation_failed(ctx, code),
         };
         self.check(io, &file, &attempts, true, &password_tag)
-    }
-
-    /// Counts one failed attempt without checking anything (an abandoned prompt after an
-    /// uncounted first-pass guess).
-    fn count_failure(&self) {
-        let attempt = store::Attempt {
-            host: &self.host,
-            now: self.clock.now(),
-            throttle: &self.cfg.throttle,
-        };
-        if let Err(e) = self.store.record_failure(&self.info.name, &attempt) {
-            let detail = e.to_string();
-            log::write(
-                &self.ctx,
-                &Event::Broken {
-                    method: "none",
-                    reason: Reason::Store(e.class()),
-                    detail: Some(&detail),
-                },
-            );
-        }
     }
 
     /// The account phase: enrollment at first login, when the policy says so.
@@ -458,7 +493,11 @@ impl<C: Clock> Session<'_, C> {
                 throttle: &self.cfg.throttle,
             };
             match self.store.record_failure(&self.info.name, &attempt) {
-                Ok(Counted::Counted { .. }) => {}
+                Ok(Counted::Counted { clock_back, .. }) => {
+                    if let Some(seconds) = clock_back {
+                        log::write(ctx, &Event::ClockBack { seconds });
+                    }
+                }
                 Ok(Counted::Throttled(lockout)) => return self.throttled_now(io, lockout),
                 Err(e) => return unusable(ctx, &e),
             }
@@ -507,6 +546,7 @@ impl<C: Clock> Session<'_, C> {
             _ => (Method::Backup, String::new()),
         };
         let success = self.success(method, &verdict, now, password_tag);
+        let refund = count_failure.then_some(self.host.as_str());
         let spent = match &verdict {
             Verdict::Totp {
                 authenticator,
@@ -518,7 +558,8 @@ impl<C: Clock> Session<'_, C> {
                     enrollment_id: &file.enrollment_id,
                     authenticator,
                     step: *step,
-                    success: Some(success),
+                    refund,
+                    success: None,
                 },
             ),
             Verdict::Backup { index } => match &file.backup {
@@ -528,7 +569,8 @@ impl<C: Clock> Session<'_, C> {
                         enrollment_id: &file.enrollment_id,
                         set_id: &set.set_id,
                         index: *index,
-                        success: Some(success),
+                        refund,
+                        success: None,
                     },
                 ),
                 None => return refused(Reject::WrongCode),
@@ -558,6 +600,14 @@ impl<C: Clock> Session<'_, C> {
                 return Outcome::Unusable(Reason::StateWriteFailed);
             }
         };
+        // Counters, trust and remembered hosts wait for the whole stack's success.
+        io.set_pending(Pending {
+            store: self.store.clone(),
+            user: self.info.name.clone(),
+            host: self.host.clone(),
+            last_use: success.last_use,
+            remember: success.remember,
+        });
         if let Some(password) = &attempt.password {
             if io.set_authtok(password).is_err() {
                 log::write(
@@ -741,6 +791,7 @@ impl<C: Clock> Session<'_, C> {
                 enrollment_id: &file.enrollment_id,
                 authenticator: secret_file::DEFAULT_NAME,
                 step,
+                refund: None,
                 success: Some(success),
             },
         );
@@ -818,6 +869,19 @@ fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Answer> {
     out
 }
 
+/// Whether `code` could be a code of `file` (TOTP digits of a right length, or a backup code's
+/// shape).
+fn code_shaped(code: &[u8], file: &SecretFile) -> bool {
+    pam_totp_core::backup::normalize(code).is_some_and(|n| {
+        (n.bytes().all(|b| b.is_ascii_digit())
+            && file
+                .authenticators
+                .iter()
+                .any(|a| usize::from(a.digits) == n.len()))
+            || (file.backup.is_some() && pam_totp_core::backup::has_backup_shape(&n))
+    })
+}
+
 /// What a refused answer looked like, for the log: `backup` for an answer with the shape of a
 /// backup code (and not of a TOTP code), `totp` otherwise, `none` if it was no code at all.
 fn attempted_method(attempts: &[Answer], file: &SecretFile, reason: Reject) -> &'static str {
@@ -892,6 +956,7 @@ mod tests {
         dynamic: Option<Answerer>,
         env: Option<String>,
         account_line: bool,
+        pending: RefCell<Option<Pending>>,
     }
 
     impl FakePam {
@@ -908,6 +973,7 @@ mod tests {
                 dynamic: None,
                 env: None,
                 account_line: true,
+                pending: RefCell::default(),
             }
         }
     }
@@ -962,6 +1028,12 @@ mod tests {
         }
         fn account_phase_has_module(&self) -> bool {
             self.account_line
+        }
+        fn set_pending(&mut self, pending: Pending) {
+            *self.pending.borrow_mut() = Some(pending);
+        }
+        fn take_pending(&mut self) -> Option<Pending> {
+            self.pending.borrow_mut().take()
         }
     }
 
@@ -1111,11 +1183,13 @@ mod tests {
             let mut pam = FakePam::new(&w.user.name, &[b"000000"]);
             assert!(matches!(w.run(&mut pam, &[], NOW), Outcome::Rejected(_)));
         }
-        let mut pam = FakePam::new(&w.user.name, &[]);
+        // Asked like everybody, then told.
+        let mut pam = FakePam::new(&w.user.name, &[code(NOW).as_bytes()]);
         assert_eq!(
             w.run(&mut pam, &[], NOW + 1),
             Outcome::Rejected(Reason::Throttled)
         );
+        assert_eq!(pam.prompts.borrow().len(), 1);
         assert_eq!(
             pam.errors.borrow()[0],
             "Too many failed attempts; try again in 59 s."
@@ -1192,7 +1266,8 @@ mod tests {
     #[test]
     fn given_no_secret_then_nullok_decides() {
         let w = World::new("nullok", "");
-        let mut pam = FakePam::new(&w.user.name, &[]);
+        // Asked like an enrolled user; the answer does not matter.
+        let mut pam = FakePam::new(&w.user.name, &[b"anything"]);
         assert_eq!(
             w.run(&mut pam, &["nullok"], NOW),
             Outcome::NotEnrolled { nullok: true }
@@ -1277,6 +1352,14 @@ mod tests {
         let me = w.user.name.clone();
         let mut pam = FakePam::new(&me, &[code(NOW).as_bytes()]);
         assert_eq!(w.run(&mut pam, &[], NOW), Outcome::Accepted(Method::Totp));
+        // Not before the whole stack succeeded (pam_setcred).
+        let mut again = FakePam::new(&me, &[code(NOW + 30).as_bytes()]);
+        assert_eq!(
+            w.run(&mut again, &[], NOW + 30),
+            Outcome::Accepted(Method::Totp)
+        );
+        assert_eq!(setcred(&mut again), Outcome::NotApplicable);
+        assert!(again.pending.borrow().is_none(), "committed once");
         let mut pam = FakePam::new(&me, &[]);
         assert_eq!(
             w.run(&mut pam, &[], NOW + 60),
@@ -1295,7 +1378,7 @@ mod tests {
             Outcome::Accepted(Method::Totp),
             "never for local logins"
         );
-        let later = NOW + 3601;
+        let later = NOW + 30 + 3601;
         let mut pam = FakePam::new(&me, &[code(later).as_bytes()]);
         assert_eq!(
             w.run(&mut pam, &[], later),

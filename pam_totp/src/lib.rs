@@ -28,7 +28,6 @@ pub mod flow;
 mod log;
 pub mod outcome;
 pub mod pam_io;
-pub mod stack;
 
 use pam::constants::{PamFlag, PamResultCode};
 use pam::module::{PamHandle, PamHooks};
@@ -67,9 +66,15 @@ impl PamHooks for PamTotp {
         outcome::to_pam_code(&outcome)
     }
 
-    /// Nothing to establish: the second factor grants no credentials. PAM_SUCCESS, as the
-    /// peers do (the pam-bindings default would be PAM_IGNORE).
-    fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+    /// The second factor grants no credentials, so this returns PAM_SUCCESS, as the peers do
+    /// (the pam-bindings default would be PAM_IGNORE). libpam's application calls it once the
+    /// whole auth stack succeeded: only then does a code passed in this handle clear the
+    /// counters, trust the host and remember it.
+    fn sm_setcred(pamh: &mut PamHandle, _args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        if flags & pam::constants::PAM_DELETE_CRED == 0 {
+            let mut io = pam_io::RealPam::new(pamh, flags);
+            flow::setcred(&mut io);
+        }
         PamResultCode::PAM_SUCCESS
     }
 }

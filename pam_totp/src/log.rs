@@ -89,6 +89,9 @@ pub(crate) enum Event<'a> {
     Throttled { scope: &'static str, wait: u64 },
     /// The module could not start: `result=error reason=R EXTRA`.
     Error { reason: Reason, extra: String },
+    /// The clock is behind the latest time in the state (codes look replayed until it catches
+    /// up; waits are capped).
+    ClockBack { seconds: u64 },
     /// The effective configuration (`debug`).
     Debug(String),
 }
@@ -100,7 +103,7 @@ impl Event<'_> {
             | Event::Failure { .. }
             | Event::Ignored { .. }
             | Event::Exempt { .. } => Level::Notice,
-            Event::Throttled { .. } => Level::Warning,
+            Event::Throttled { .. } | Event::ClockBack { .. } => Level::Warning,
             Event::Broken { .. } | Event::Error { .. } => Level::Err,
             Event::Debug(_) => Level::Debug,
         }
@@ -154,6 +157,10 @@ impl std::fmt::Display for Event<'_> {
             Event::Error { reason, extra } => {
                 with_extra(format!("result=error reason={reason}"), extra)
             }
+            Event::ClockBack { seconds } => format!(
+                "result=warning reason=clock-went-back by={seconds}s (codes of the steps already \
+                 seen are refused until the clock catches up)"
+            ),
             Event::Debug(text) => format!("debug: {text}"),
         };
         f.write_str(&line)

@@ -115,7 +115,7 @@ impl Facts {
             _ => Loaded::from(store.state(&account.name)),
         };
         let password_tag = if config.policy.remember > 0 {
-            crate::store::password_tag(&account.name)
+            store.password_tag(&account.name)
         } else {
             String::new()
         };

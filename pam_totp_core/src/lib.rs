@@ -35,6 +35,7 @@ pub mod clock;
 pub mod config;
 pub mod decide;
 pub mod error;
+pub mod pamd;
 pub mod policy;
 pub mod qr;
 pub mod secret;

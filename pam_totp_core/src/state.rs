@@ -86,6 +86,17 @@ pub struct State {
     /// Hosts remembered after a successful code.
     #[serde(default)]
     pub remembered: Vec<Remembered>,
+    /// Hosts (throttle keys) from which the whole PAM stack last succeeded, and when: they are
+    /// not held up by failures from other hosts (see `throttle`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trusted: BTreeMap<String, u64>,
+    /// The latest time seen when the clock was last found to have gone back (logged once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clock_back_logged: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl State {
@@ -181,6 +192,20 @@ impl State {
         let user = std::mem::take(&mut self.user_failures).count;
         let hosts = std::mem::take(&mut self.host_failures).len();
         (user, hosts)
+    }
+
+    /// The latest time this state has seen (for noticing a clock that went back).
+    pub fn latest_time(&self) -> u64 {
+        let mut t = self.user_failures.last;
+        t = t.max(self.last_success.as_ref().map_or(0, |l| l.time));
+        t = t.max(
+            self.host_failures
+                .values()
+                .map(|f| f.last)
+                .max()
+                .unwrap_or(0),
+        );
+        t.max(self.trusted.values().copied().max().unwrap_or(0))
     }
 
     /// Whether nothing at all is recorded.

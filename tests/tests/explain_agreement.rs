@@ -117,12 +117,14 @@ fn corrupt(e: &Enrollment) {
     std::fs::write(&e.secret_file, "version = 1\nenrollment_id = [garbage\n").expect("write");
 }
 
-/// Logs in once from RHOST with a right code, so that the host is remembered.
+/// Logs in once from RHOST with a right code and pam_setcred (the whole stack succeeded), so that
+/// the host is remembered.
 fn remember_host(s: &Scenario, e: &Enrollment) {
     let code = e.code_for_step(e.settled_step(4));
     s.client()
         .rhost(RHOST)
         .answer(&code)
+        .setcred()
         .run()
         .assert_result("PAM_SUCCESS");
 }
@@ -145,7 +147,7 @@ fn given_the_same_facts_then_explain_and_the_module_agree() {
     agree("not enrolled", &s, &s.user.name, None, Expect::AuthErr);
     let s = Scenario::new("nullok = true\n", "");
     agree(
-        "no-prompt: not enrolled, nullok",
+        "not enrolled, nullok (asked like everybody)",
         &s,
         &s.user.name,
         None,
@@ -278,7 +280,7 @@ fn given_the_same_facts_then_explain_and_the_module_agree() {
             .assert_result("PAM_AUTH_ERR");
     }
     agree(
-        "no-prompt: throttled",
+        "throttled (asked like everybody, then told)",
         &s,
         &s.user.name,
         Some(RHOST),

@@ -275,6 +275,7 @@ fn carry_reuse(ctx: &Ctx, user: &UserInfo, file: &SecretFile, used: Option<&[u64
             enrollment_id: &file.enrollment_id,
             authenticator: secret_file::DEFAULT_NAME,
             step: max,
+            refund: None,
             success: None,
         },
     );

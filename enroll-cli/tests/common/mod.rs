@@ -364,9 +364,9 @@ impl Service {
         std::fs::write(
             format!("/etc/pam.d/{name}"),
             format!(
-                "auth required {} config={}\naccount required pam_permit.so\n",
-                module.display(),
-                conf.display()
+                "auth required {m} config={c}\naccount required {m} config={c}\naccount required pam_permit.so\n",
+                m = module.display(),
+                c = conf.display()
             ),
         )
         .unwrap();
@@ -377,14 +377,15 @@ impl Service {
         self.login_from("", user, answer)
     }
 
-    /// Authenticates with PAM_RHOST set to `rhost` (none when empty).
+    /// Authenticates, then runs the account phase as login programs do (the whole stack's
+    /// success is what remembers a host), with PAM_RHOST set to `rhost` (none when empty).
     pub fn login_from(&self, rhost: &str, user: &str, answer: &str) -> bool {
         let mut cmd = Command::new("pamtester");
         if !rhost.is_empty() {
             cmd.args(["-I", &format!("rhost={rhost}")]);
         }
         let mut child = cmd
-            .args([&self.0, user, "authenticate"])
+            .args([&self.0, user, "authenticate", "acct_mgmt"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

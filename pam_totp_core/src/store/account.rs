@@ -4,6 +4,7 @@
 use crate::error::StoreError;
 use nix::unistd::{Gid, Uid};
 use std::path::PathBuf;
+use zeroize::Zeroizing;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
@@ -56,22 +57,28 @@ impl UserInfo {
     }
 }
 
-/// A short fingerprint of the user's current password hash from `/etc/shadow`, so remembered
-/// hosts are forgotten when the password changes. Empty when there is no readable local entry
-/// (directory users, unprivileged callers): then a password change cannot be noticed.
-pub fn password_tag(user: &str) -> String {
-    use sha2::Digest;
-    let Ok(shadow) = std::fs::read_to_string("/etc/shadow") else {
-        return String::new();
-    };
-    let Some(hash) = shadow
-        .lines()
-        .find_map(|l| l.strip_prefix(user)?.strip_prefix(':')?.split(':').next())
-    else {
-        return String::new();
-    };
-    let digest = sha2::Sha256::digest(format!("pam-totp remember v1\0{hash}").as_bytes());
-    crate::secret::to_hex(&digest[..8])
+/// The password hash of `user` in `/etc/shadow`; `None` when there is no readable local entry
+/// (directory users, unprivileged callers). Only that entry is kept: the file is read line by
+/// line into a buffer that is wiped as it goes.
+pub fn shadow_hash(user: &str) -> Option<Zeroizing<String>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open("/etc/shadow").ok()?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Zeroizing::new(Vec::with_capacity(256));
+    let prefix = format!("{user}:");
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        if let Some(rest) = line.strip_prefix(prefix.as_bytes()) {
+            let hash = rest.split(|&b| b == b':' || b == b'\n').next()?;
+            return std::str::from_utf8(hash)
+                .ok()
+                .map(|h| Zeroizing::new(h.to_string()));
+        }
+    }
 }
 
 impl UserInfo {

@@ -32,6 +32,7 @@ fn totp<'a>(enrollment: &'a str, authenticator: &'a str, step: u64) -> TotpUse<'
         enrollment_id: enrollment,
         authenticator,
         step,
+        refund: None,
         success: Some(success("192.0.2.1")),
     }
 }
@@ -41,6 +42,7 @@ fn backup<'a>(enrollment: &'a str, set: &'a str, index: u32) -> BackupUse<'a> {
         enrollment_id: enrollment,
         set_id: set,
         index,
+        refund: None,
         success: Some(success("192.0.2.1")),
     }
 }
@@ -135,11 +137,19 @@ pub fn failures_are_counted_before_judging(store: &dyn Store, user: &str) {
     };
     assert_eq!(
         store.record_failure(user, &attempt("a", T0)).unwrap(),
-        Counted::Counted { host: 1, user: 1 }
+        Counted::Counted {
+            host: 1,
+            user: 1,
+            clock_back: None
+        }
     );
     assert_eq!(
         store.record_failure(user, &attempt("a", T0 + 1)).unwrap(),
-        Counted::Counted { host: 2, user: 2 }
+        Counted::Counted {
+            host: 2,
+            user: 2,
+            clock_back: None
+        }
     );
     assert_eq!(
         store.record_failure(user, &attempt("a", T0 + 2)).unwrap(),
@@ -148,13 +158,27 @@ pub fn failures_are_counted_before_judging(store: &dyn Store, user: &str) {
     assert_eq!(store.state(user).unwrap().unwrap().user_failures.count, 2);
     assert_eq!(
         store.record_failure(user, &attempt("b", T0 + 2)).unwrap(),
-        Counted::Counted { host: 1, user: 3 },
+        Counted::Counted {
+            host: 1,
+            user: 3,
+            clock_back: None
+        },
         "another host is not held up"
     );
+    // A right code takes its own attempt's count back, and nothing more.
+    let mut used = totp("e1", "phone", 7);
+    used.success = None;
+    used.refund = Some("b");
+    assert!(accepted(store.consume_totp(user, &used).unwrap()));
+    let state = store.state(user).unwrap().unwrap();
+    assert!(!state.host_failures.contains_key("b"));
+    assert_eq!(state.user_failures.count, 2);
+    // A success of the whole stack clears the counters and trusts the host.
     store.record_success(user, &success("a")).unwrap();
     let state = store.state(user).unwrap().unwrap();
     assert!(!state.host_failures.contains_key("a"));
     assert_eq!(state.user_failures.count, 0);
+    assert!(state.trusted.contains_key("a"));
 }
 
 /// Unlock, forget hosts and reset.

@@ -17,9 +17,12 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::Uid;
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 /// Most remote hosts remembered per user; the oldest are dropped beyond it.
 pub const MAX_REMEMBERED: usize = 64;
+/// How far behind the latest recorded time the clock may be before it is reported.
+const CLOCK_SLACK: u64 = 5;
 
 /// Secrets in files named by a template, state in one root-owned directory.
 #[derive(Debug, Clone)]
@@ -88,14 +91,14 @@ impl LocalFiles {
         }
     }
 
-    /// Makes sure the state directory exists, belongs to the effective user and is not writable
-    /// by group or others.
+    /// Makes sure the state directory exists, belongs to the effective user, is not writable by
+    /// group or others, and is readable by its owner only (tightened to 0700 if it was not).
     ///
     /// # Errors
     /// It cannot be created or fails the checks.
     pub fn check_state_dir(&self) -> Result<(), StoreError> {
         let dir = self.state_dir();
-        match nix::unistd::mkdir(dir, Mode::from_bits_truncate(0o755)) {
+        match nix::unistd::mkdir(dir, Mode::from_bits_truncate(0o700)) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(StoreError::io(dir, "creating the state directory", e)),
         }
@@ -121,10 +124,43 @@ impl LocalFiles {
             return Err(StoreError::TooOpen {
                 path: dir.into(),
                 mode: st.st_mode & 0o7777,
-                allowed: 0o755,
+                allowed: 0o700,
             });
         }
+        // Release 0.1 made it 0755: the state tells when and from where users log in, so only
+        // its owner may read it now.
+        if st.st_mode & 0o077 != 0 {
+            nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700))
+                .map_err(|e| StoreError::io(dir, "restricting the mode of", e))?;
+        }
         Ok(())
+    }
+
+    /// The key of [`Store::password_tag`]: 32 random bytes in `<state_dir>/.tag-key`, root's,
+    /// mode 0600, made on first use. Without it a fingerprint of `!`, `*` or an empty hash
+    /// could be computed by anyone who can read the state.
+    fn tag_key(&self) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        const NAME: &str = ".tag-key";
+        let path = self.state_dir().join(NAME);
+        let rules = ReadRules {
+            owner: Some(Uid::effective().as_raw()),
+            allowed_perm: 0o600,
+            max_size: 64,
+        };
+        if let Some(key) = fs::read_checked(&path, &rules)? {
+            return Ok(key);
+        }
+        self.check_state_dir()?;
+        let mut key = Zeroizing::new(vec![0u8; 32]);
+        crate::secret::random_fill(&mut key)
+            .map_err(|_| StoreError::io(&path, "randomising", Errno::EIO))?;
+        match fs::write_atomic(&path, &key, 0o600, Replace::No) {
+            Ok(()) => Ok(key),
+            // Another login made it first: use that one.
+            Err(StoreError::Exists(_)) => fs::read_checked(&path, &rules)?
+                .ok_or_else(|| StoreError::io(&path, "reading", Errno::ENOENT)),
+            Err(e) => Err(e),
+        }
     }
 
     fn update<T>(
@@ -142,7 +178,7 @@ impl LocalFiles {
 /// Records a success in `state`: clears the host's and the user's counters, notes the login,
 /// remembers the host if asked.
 pub(crate) fn apply_success(state: &mut State, success: &Success<'_>) {
-    throttle::record_success(state, success.host);
+    throttle::record_success(state, success.host, success.last_use.time);
     state.last_success = Some(success.last_use.clone());
     if let Some(r) = &success.remember {
         let now = success.last_use.time;
@@ -254,6 +290,13 @@ impl Store for LocalFiles {
             {
                 return Change::Keep(Counted::Throttled(lockout));
             }
+            let latest = state.latest_time();
+            let clock_back = (attempt.now.saturating_add(CLOCK_SLACK) < latest
+                && state.clock_back_logged != latest)
+                .then(|| {
+                    state.clock_back_logged = latest;
+                    latest - attempt.now
+                });
             throttle::record_failure(state, attempt.host, attempt.now);
             let host = state
                 .host_failures
@@ -262,6 +305,7 @@ impl Store for LocalFiles {
             Change::Commit(Counted::Counted {
                 host,
                 user: state.user_failures.count,
+                clock_back,
             })
         })
     }
@@ -270,6 +314,9 @@ impl Store for LocalFiles {
         self.update(user, Durability::Durable, |state| {
             if !state.spend_step(used.enrollment_id, used.authenticator, used.step) {
                 return Change::Keep(Consumed::AlreadyUsed);
+            }
+            if let Some(host) = used.refund {
+                throttle::refund(state, host);
             }
             if let Some(success) = &used.success {
                 apply_success(state, success);
@@ -282,6 +329,9 @@ impl Store for LocalFiles {
         self.update(user, Durability::Durable, |state| {
             if !state.spend_backup_code(used.enrollment_id, used.set_id, used.index) {
                 return Change::Keep(Consumed::AlreadyUsed);
+            }
+            if let Some(host) = used.refund {
+                throttle::refund(state, host);
             }
             if let Some(success) = &used.success {
                 apply_success(state, success);
@@ -329,6 +379,22 @@ impl Store for LocalFiles {
                 Change::Commit(done)
             }
         })
+    }
+
+    fn password_tag(&self, user: &str) -> String {
+        use hmac::{KeyInit, Mac};
+        let Some(hash) = super::shadow_hash(user) else {
+            return String::new();
+        };
+        let Ok(key) = self.tag_key() else {
+            return String::new();
+        };
+        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_slice()) else {
+            return String::new();
+        };
+        mac.update(b"pam-totp remember v2\0");
+        mac.update(hash.as_bytes());
+        crate::secret::to_hex(&mac.finalize().into_bytes()[..8])
     }
 
     fn forget_hosts(&self, user: &str) -> Result<usize, StoreError> {
@@ -416,6 +482,7 @@ mod tests {
                     enrollment_id: "e1",
                     authenticator: "default",
                     step: 5,
+                    refund: None,
                     success: None,
                 },
             )

@@ -42,7 +42,7 @@ mod privilege;
 mod template;
 mod versioned;
 
-pub use account::{UserInfo, password_tag};
+pub use account::{UserInfo, shadow_hash};
 pub use fs::{
     OwnedBytes, ReadRules, Replace, read_checked, read_checked_owner, remove, write_atomic,
 };
@@ -88,13 +88,19 @@ pub struct Attempt<'a> {
 /// What [`Store::record_failure`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counted {
-    /// Counted; the failures of the host and of the user so far.
-    Counted { host: u32, user: u32 },
+    /// Counted; the failures of the host and of the user so far, and how far the clock is
+    /// behind the latest time recorded, the first time that is noticed.
+    Counted {
+        host: u32,
+        user: u32,
+        clock_back: Option<u64>,
+    },
     /// The host or the user must wait: refused and not counted.
     Throttled(Lockout),
 }
 
-/// A success to record with the use of a code.
+/// A success of the whole PAM stack (not just of this module): only that clears counters,
+/// trusts the host and remembers it.
 #[derive(Debug, Clone)]
 pub struct Success<'a> {
     /// Throttle key of the host whose counter is cleared.
@@ -125,7 +131,10 @@ pub struct TotpUse<'a> {
     pub authenticator: &'a str,
     /// Its time step.
     pub step: u64,
-    /// The login to record with it (`None`: an administrator carrying over used steps).
+    /// The throttle key of the host whose counted attempt this was, to take the count back.
+    pub refund: Option<&'a str>,
+    /// A success of the whole stack to record with it (enrollment in the account phase);
+    /// `None` in the auth phase, where the rest of the stack may still fail.
     pub success: Option<Success<'a>>,
 }
 
@@ -138,7 +147,9 @@ pub struct BackupUse<'a> {
     pub set_id: &'a str,
     /// The code's index in the set.
     pub index: u32,
-    /// The login to record with it.
+    /// The throttle key of the host whose counted attempt this was, to take the count back.
+    pub refund: Option<&'a str>,
+    /// A success of the whole stack to record with it.
     pub success: Option<Success<'a>>,
 }
 
@@ -217,21 +228,21 @@ pub trait Store {
     fn record_failure(&self, user: &str, attempt: &Attempt<'_>) -> Result<Counted, StoreError>;
 
     /// Spends a TOTP step: refused if the authenticator's last accepted step is not older.
-    /// Records the success with it in the same durable write.
+    /// Takes back the attempt's count and records a given success in the same durable write.
     ///
     /// # Errors
     /// The state is unusable or cannot be written: the code must then be refused.
     fn consume_totp(&self, user: &str, used: &TotpUse<'_>) -> Result<Consumed, StoreError>;
 
-    /// Spends a backup code: refused if it was used already. Records the success with it in the
-    /// same durable write.
+    /// Spends a backup code: refused if it was used already. Takes back the attempt's count and
+    /// records a given success in the same durable write.
     ///
     /// # Errors
     /// As [`Store::consume_totp`].
     fn consume_backup(&self, user: &str, used: &BackupUse<'_>) -> Result<Consumed, StoreError>;
 
-    /// Records a success that spent no code (clears the host's counter, remembers a host).
-    /// Not made durable.
+    /// Records a success of the whole stack (clears the counters, trusts and maybe remembers
+    /// the host). Not made durable.
     ///
     /// # Errors
     /// The state is unusable or cannot be written.
@@ -249,6 +260,11 @@ pub trait Store {
     /// # Errors
     /// The state is unusable or cannot be written.
     fn unlock(&self, user: &str) -> Result<Unlocked, StoreError>;
+
+    /// A fingerprint of the current password of `user` (a keyed hash of its hash), kept with a
+    /// remembered host so that a password change forgets it; empty when the password cannot be
+    /// read (directory users, unprivileged callers).
+    fn password_tag(&self, user: &str) -> String;
 
     /// Forgets the remembered hosts of `user`; returns how many there were.
     ///

@@ -1,7 +1,8 @@
 //! A compare-and-set record per user, made of immutable files: no lock, nothing held between
 //! two operations, so a stopped process can delay nobody.
 //!
-//! Each user has a directory `<state_dir>/<key>/` holding records named `<generation>.state`.
+//! Each user has a directory `<state_dir>/<key>/` (mode 0700) holding records named
+//! `<generation>.state` (mode 0600).
 //! The record with the highest generation is the current one. A change reads it, computes the
 //! new state, and installs it as generation + 1 with `linkat` of a file written beforehand
 //! (an `O_TMPFILE`, or a uniquely named temporary file where that is not supported). `linkat`
@@ -433,7 +434,7 @@ impl Records {
             return Ok(fd);
         }
         let dir = self.user_dir(key);
-        match nix::unistd::mkdir(&dir, Mode::from_bits_truncate(0o755)) {
+        match nix::unistd::mkdir(&dir, Mode::from_bits_truncate(0o700)) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(StoreError::io(dir, "creating the state directory", e)),
         }
@@ -537,7 +538,7 @@ fn write_unnamed(
     data: &[u8],
     name: &str,
 ) -> Result<Option<File>, StoreError> {
-    let mode = Mode::from_bits_truncate(0o644);
+    let mode = Mode::from_bits_truncate(0o600);
     match nix::fcntl::openat(
         dirfd,
         ".",
@@ -584,7 +585,7 @@ fn write_unnamed(
 
 fn fill(fd: OwnedFd, dir: &Path, data: &[u8]) -> Result<File, StoreError> {
     // The umask may have narrowed the mode; set it exactly.
-    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o644))
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o600))
         .map_err(|e| StoreError::io(dir, "setting the mode of a file in", e))?;
     let mut file = File::from(fd);
     file.write_all(data)
