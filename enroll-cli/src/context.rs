@@ -182,12 +182,14 @@ pub fn host_name() -> String {
 /// Checks an issuer or account label for the app.
 ///
 /// # Errors
-/// Empty, too long, or containing `:` (the separator of the otpauth label).
+/// Empty, too long, containing `:` (the separator of the otpauth label), or a character the
+/// secret file refuses (control, bidirectional and invisible characters: see
+/// [`pam_totp_core::secret_file::is_printable`]).
 pub fn check_label(what: &str, text: &str) -> Result<()> {
     if text.is_empty()
         || text.len() > 64
         || text.contains(':')
-        || text.chars().any(char::is_control)
+        || !pam_totp_core::secret_file::printable(text)
     {
         return Err(Error::usage(
             format!("the {what} must be 1 to 64 printable characters without `:`"),

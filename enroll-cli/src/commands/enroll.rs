@@ -159,8 +159,8 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
     println!();
     println!(
         "Enrolled: {} (secret file {}).",
-        user.name,
-        written.display()
+        output::safe(&user.name),
+        output::safe(&written.to_string_lossy())
     );
     if codes.0.is_empty() {
         println!("No backup codes were made; make some with `pam-totp backup-codes --regenerate`.");
@@ -231,7 +231,7 @@ fn add(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo, name: &str) -> Result<()> 
     println!();
     println!(
         "Added `{name}` to {}'s enrollment ({} authenticators now; the backup codes are unchanged).",
-        user.name,
+        output::safe(&user.name),
         file.authenticators.len()
     );
     Ok(())
@@ -257,12 +257,15 @@ pub fn show_new_key(
         if auth.name == secret_file::DEFAULT_NAME {
             "a new key".to_string()
         } else {
-            format!("device `{}`", auth.name)
+            format!("device `{}`", output::safe(&auth.name))
         },
-        user.name
+        output::safe(&user.name)
     );
     show_key(auth, style)?;
-    println!("The key will be saved in {}.", path.display());
+    println!(
+        "The key will be saved in {}.",
+        output::safe(&path.to_string_lossy())
+    );
     Ok(())
 }
 
@@ -285,8 +288,8 @@ pub fn show_key(auth: &Authenticator, style: QrStyle) -> Result<()> {
         "Or type the key in by hand:  {}",
         qr::grouped_key(&key).as_str()
     );
-    println!("  Issuer:  {}", auth.issuer);
-    println!("  Account: {}", auth.label);
+    println!("  Issuer:  {}", output::safe(&auth.issuer));
+    println!("  Account: {}", output::safe(&auth.label));
     println!(
         "  Type: time-based, {}, {} digits, every {} s",
         auth.algorithm.as_str(),

@@ -6,6 +6,7 @@ use crate::commands::audit;
 use crate::commands::status::lockouts;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
+use crate::output;
 use pam_totp_core::store::Backend;
 
 /// Runs `unlock`.
@@ -23,7 +24,7 @@ pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
     {
         println!(
             "{} has no state file: there is no lockout to clear.",
-            user.name
+            output::safe(&user.name)
         );
         audit::log("unlock", &user.name, "cleared=0");
         return Ok(());
@@ -44,11 +45,14 @@ pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
         &format!("lockouts={active} failures={failures}"),
     );
     if active == 0 && failures == 0 {
-        println!("{} was not locked out; nothing to clear.", user.name);
+        println!(
+            "{} was not locked out; nothing to clear.",
+            output::safe(&user.name)
+        );
     } else {
         println!(
             "Unlocked {}: cleared {active} lockout{} and {failures} counted failure{}.",
-            user.name,
+            output::safe(&user.name),
             if active == 1 { "" } else { "s" },
             if failures == 1 { "" } else { "s" }
         );
