@@ -148,6 +148,22 @@ impl Ctx {
     }
 }
 
+/// Keeps the keys this process is about to hold out of core dumps and away from debuggers of
+/// the same user: `PR_SET_DUMPABLE` 0 (no core dump, even through a `core_pattern` pipe, and no
+/// `ptrace` or `/proc/<pid>/mem` for anyone without `CAP_SYS_PTRACE`) and `RLIMIT_CORE` 0 (no
+/// core file, also should something make the process dumpable again). Called first by every
+/// command: `enroll`, `qr`, `import-google-authenticator` and `backup-codes` show keys or codes,
+/// and nearly all others load a key with the secret file they read.
+///
+/// # Errors
+/// Either call failed: the command does not go on to handle a key unprotected.
+pub fn protect_key_memory() -> Result<()> {
+    use nix::sys::resource::{Resource, setrlimit};
+    setrlimit(Resource::RLIMIT_CORE, 0, 0)
+        .and_then(|()| nix::sys::prctl::set_dumpable(false))
+        .map_err(|e| Error::Io(std::io::Error::from(e)))
+}
+
 /// Looks a user up by name.
 ///
 /// # Errors

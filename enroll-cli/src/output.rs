@@ -34,6 +34,20 @@ pub fn safe(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Prints `text`, which holds a key or backup codes, straight to stdout: whatever stdout has
+/// buffered is flushed first, so the newline-terminated text goes past its line buffer (which
+/// is reused and never wiped) to the file descriptor. Only up to the last newline: text after
+/// it would be buffered, so callers end what they print with one.
+///
+/// # Errors
+/// Writing to stdout failed.
+pub fn print_secret(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.flush()?;
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
 /// Prints `value` as pretty JSON on stdout, followed by a newline. JSON strings may hold
 /// user-controlled text; serde_json escapes C0 controls only, so every other character that is
 /// not [printable](is_printable) (DEL, C1, bidirectional overrides) is written as a `\uNNNN`
@@ -58,9 +72,7 @@ pub fn print_json<T: Serialize>(value: &T) -> std::io::Result<()> {
         }
     }
     text.push('\n');
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()
+    print_secret(&text)
 }
 
 /// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.

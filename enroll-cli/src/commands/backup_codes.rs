@@ -74,6 +74,5 @@ pub fn run(ctx: &Ctx, args: &BackupCodesArgs) -> Result<()> {
         "New backup codes for {}; the previous ones no longer work.",
         output::safe(&user.name)
     );
-    print_backup_codes(&codes);
-    Ok(())
+    print_backup_codes(&codes)
 }
