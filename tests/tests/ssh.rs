@@ -661,6 +661,12 @@ fn given_enroll_at_login_then_the_real_ssh_client_shows_a_qr_code_a_phone_can_sc
             "the terminal shows an escape as text ({escaped}):\n{shown}"
         );
     }
+    // Nothing at all was escaped by the client (it writes `\ooo` for what it will not print).
+    let octal = shown
+        .as_bytes()
+        .windows(4)
+        .any(|w| w[0] == b'\\' && w[1..].iter().all(|b| (b'0'..=b'7').contains(b)));
+    assert!(!octal, "ssh escaped part of the prompt:\n{shown}");
     let stray: Vec<char> = shown
         .chars()
         .filter(|&c| c.is_control() && c != '\n' && c != '\r')
