@@ -577,6 +577,17 @@ fn given_shipped_password_example_then_password_and_code_required() {
     assert_refused(&password_method, "the password method");
 }
 
+/// The PAM service of the enrollment-at-login tests: pam_totp's auth line (which defers for an
+/// unenrolled user), then its account line, where the enrollment happens.
+fn enroll_at_login_service(config: &TotpConfig) -> String {
+    pam_service(&format!(
+        "{}\nauth required pam_permit.so\naccount required {} {}",
+        totp_line(config, ""),
+        module_path().display(),
+        config.arg()
+    ))
+}
+
 /// Enrollment at first login over SSH: after the public key, the keyboard-interactive step runs
 /// the auth phase (which defers) and then the account phase, which shows the QR code and key,
 /// asks for a first code, saves the secret and shows the backup codes before a last prompt.
@@ -588,13 +599,11 @@ fn given_enroll_at_login_then_user_enrolls_inside_the_ssh_login() {
     }
     let user = TestUser::create();
     let config = TotpConfig::new("enroll_at_login = true");
-    let auth = format!(
-        "{}\nauth required pam_permit.so\naccount required {} {}",
-        totp_line(&config, ""),
-        module_path().display(),
-        config.arg()
+    let sshd = Sshd::start(
+        &enroll_at_login_service(&config),
+        PUBLICKEY_AND_CODE,
+        &[&user],
     );
-    let sshd = Sshd::start(&pam_service(&auth), PUBLICKEY_AND_CODE, &[&user]);
     let secret = user.home.join(".config/pam-totp/secret.toml");
     let first = Login::with_key(&user)
         .answer("@code-from-key")
@@ -641,13 +650,11 @@ fn given_enroll_at_login_then_the_real_ssh_client_shows_a_qr_code_a_phone_can_sc
     }
     let user = TestUser::create();
     let config = TotpConfig::new("enroll_at_login = true");
-    let auth = format!(
-        "{}\nauth required pam_permit.so\naccount required {} {}",
-        totp_line(&config, ""),
-        module_path().display(),
-        config.arg()
+    let sshd = Sshd::start(
+        &enroll_at_login_service(&config),
+        PUBLICKEY_AND_CODE,
+        &[&user],
     );
-    let sshd = Sshd::start(&pam_service(&auth), PUBLICKEY_AND_CODE, &[&user]);
     let mut ssh = RealSsh::login(&sshd, &user, "id -un");
     let shown = ssh.wait_for("Code shown by the app: ", &sshd);
     let raw = ssh.transcript();
