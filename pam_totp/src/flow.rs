@@ -650,7 +650,7 @@ impl<C: Clock> Session<'_, C> {
         io.info("Two-factor authentication is required for this account. Set it up now:");
         const SCAN: &str = "Scan this QR code with your authenticator app (Google Authenticator, \
             Authy, 1Password, ...). It is drawn for a dark terminal background; on a light one it \
-            shows inverted, which most phone cameras still read:\n";
+            shows inverted: if the app cannot read it, enter the key shown below.\n";
         let mut text = Zeroizing::new(String::with_capacity(SCAN.len() + picture.len()));
         text.push_str(SCAN);
         text.push_str(&picture);
