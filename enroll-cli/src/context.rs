@@ -124,6 +124,22 @@ impl Ctx {
     }
 }
 
+/// Keeps the keys this process is about to hold out of core dumps and away from debuggers of
+/// the same user: `PR_SET_DUMPABLE` 0 (no core dump, even through a `core_pattern` pipe, and no
+/// `ptrace` or `/proc/<pid>/mem` for anyone without `CAP_SYS_PTRACE`) and `RLIMIT_CORE` 0 (no
+/// core file, also should something make the process dumpable again). Called first by every
+/// command: `enroll`, `qr`, `import-google-authenticator` and `backup-codes` show keys or codes,
+/// and nearly all others load a key with the secret file they read.
+///
+/// # Errors
+/// Either call failed: the command does not go on to handle a key unprotected.
+pub fn protect_key_memory() -> Result<()> {
+    use nix::sys::resource::{Resource, setrlimit};
+    setrlimit(Resource::RLIMIT_CORE, 0, 0)
+        .and_then(|()| nix::sys::prctl::set_dumpable(false))
+        .map_err(|e| Error::Io(std::io::Error::from(e)))
+}
+
 /// Looks a user up by name.
 ///
 /// # Errors
@@ -158,12 +174,14 @@ pub fn host_name() -> String {
 /// Checks an issuer or account label for the app.
 ///
 /// # Errors
-/// Empty, too long, or containing `:` (the separator of the otpauth label).
+/// Empty, too long, containing `:` (the separator of the otpauth label), or a character the
+/// secret file refuses (control, bidirectional and invisible characters: see
+/// [`pam_totp_core::secret_file::is_printable`]).
 pub fn check_label(what: &str, text: &str) -> Result<()> {
     if text.is_empty()
         || text.len() > 64
         || text.contains(':')
-        || text.chars().any(char::is_control)
+        || !pam_totp_core::secret_file::printable(text)
     {
         return Err(Error::usage(
             format!("the {what} must be 1 to 64 printable characters without `:`"),

@@ -713,8 +713,8 @@ impl<C: Clock> Session<'_, C> {
                 digits: 6,
                 period: 30,
                 added: now,
-                issuer: issuer.replace(':', "-"),
-                label: self.info.name.replace(':', "-"),
+                issuer: secret_file::label_from(&issuer),
+                label: secret_file::label_from(&self.info.name),
             }],
             backup: Some(backup),
             forget_hosts_before: 0,
@@ -722,12 +722,17 @@ impl<C: Clock> Session<'_, C> {
         let a = &file.authenticators[0];
         let uri = a.otpauth_uri();
         let key = a.secret.to_base32();
-        let picture = qr::half_blocks(&uri, true).unwrap_or_default();
+        // No control characters through the conversation (OpenSSH's client shows escapes as
+        // text): the light modules are the blocks, right on dark terminals (docs/ssh.md).
+        let picture = qr::half_blocks(&uri, qr::Ink::LightBlocks).unwrap_or_default();
         io.info("Two-factor authentication is required for this account. Set it up now:");
-        io.info(&Zeroizing::new(format!(
-            "Scan this QR code with your authenticator app (Google Authenticator, Authy, 1Password, ...):\n{}",
-            picture.as_str()
-        )));
+        const SCAN: &str = "Scan this QR code with your authenticator app (Google Authenticator, \
+            Authy, 1Password, ...). It is drawn for a dark terminal background; on a light one it \
+            shows inverted: if the app cannot read it, enter the key shown below.\n";
+        let mut text = Zeroizing::new(String::with_capacity(SCAN.len() + picture.len()));
+        text.push_str(SCAN);
+        text.push_str(&picture);
+        io.info(&text);
         io.info(&Zeroizing::new(format!(
             "Or enter this key by hand: {}\nAccount: {}:{} (time-based, SHA1, 6 digits, 30 s)",
             qr::grouped_key(&key).as_str(),

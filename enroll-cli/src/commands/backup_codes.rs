@@ -45,7 +45,10 @@ pub fn run(ctx: &Ctx, args: &BackupCodesArgs) -> Result<()> {
             })
             .map_err(Error::Io);
         }
-        println!("{left} of {total} backup codes left for {}.", user.name);
+        println!(
+            "{left} of {total} backup codes left for {}.",
+            output::safe(&user.name)
+        );
         println!(
             "Make a new set with `pam-totp backup-codes --regenerate` (the old codes then stop working)."
         );
@@ -68,8 +71,7 @@ pub fn run(ctx: &Ctx, args: &BackupCodesArgs) -> Result<()> {
     }
     println!(
         "New backup codes for {}; the previous ones no longer work.",
-        user.name
+        output::safe(&user.name)
     );
-    print_backup_codes(&codes);
-    Ok(())
+    print_backup_codes(&codes)
 }

@@ -6,6 +6,7 @@ use crate::commands::audit;
 use crate::commands::prompt;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::output;
 use pam_totp_core::store::Store;
 
 /// Runs `disable`.
@@ -25,7 +26,8 @@ pub fn run(ctx: &Ctx, args: &DisableArgs) -> Result<()> {
     if !args.yes {
         eprintln!(
             "This removes the enrollment of {} ({}): the key and all backup codes stop working.",
-            user.name, path
+            output::safe(&user.name),
+            output::safe(&path.to_string())
         );
         let answer = prompt("Type `yes` to remove it: ")?.ok_or(Error::Eof("confirmation"))?;
         if answer.trim() != "yes" {
@@ -34,12 +36,12 @@ pub fn run(ctx: &Ctx, args: &DisableArgs) -> Result<()> {
     }
     let removed = ctx.store.remove_enrollment(&user).map_err(Error::Store)?;
     audit::log("disable", &user.name, &format!("secret_removed={removed}"));
-    println!("Removed the enrollment of {}.", user.name);
+    println!("Removed the enrollment of {}.", output::safe(&user.name));
     if !ctx.config.nullok {
         println!(
             "Logins that require pam_totp will now fail for {} until they enroll again \
              (`pam-totp enroll`).",
-            user.name
+            output::safe(&user.name)
         );
     }
     Ok(())

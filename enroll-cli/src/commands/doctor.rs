@@ -6,6 +6,7 @@
 
 use crate::cli::DoctorArgs;
 use crate::error::{Error, Result};
+use crate::output;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -859,9 +860,10 @@ pub fn run(config: Option<&Path>, args: &DoctorArgs) -> Result<()> {
             Level::Warning => "warning",
             Level::Error => "ERROR",
         };
-        println!("[{tag}] {}: {}", f.check, f.what);
+        // Findings quote paths and lines of files: printed through the one escaping function.
+        println!("[{tag}] {}: {}", f.check, output::safe(&f.what));
         if !f.fix.is_empty() {
-            println!("        fix: {}", f.fix);
+            println!("        fix: {}", output::safe(&f.fix));
         }
     }
     let errors = all.iter().filter(|f| f.level == Level::Error).count();

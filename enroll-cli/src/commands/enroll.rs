@@ -15,6 +15,7 @@ use pam_totp_core::state::State;
 use pam_totp_core::store::{Location, Replace, Store, UserInfo};
 use pam_totp_core::verify::{self, Verdict};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 /// How many codes the user may type before the enrollment is abandoned.
 const TRIES: u32 = 3;
@@ -156,11 +157,15 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
         .map_err(Error::Io);
     }
     println!();
-    println!("Enrolled: {} (secret file {}).", user.name, written);
+    println!(
+        "Enrolled: {} (secret file {}).",
+        output::safe(&user.name),
+        output::safe(&written.to_string())
+    );
     if codes.0.is_empty() {
         println!("No backup codes were made; make some with `pam-totp backup-codes --regenerate`.");
     } else {
-        print_backup_codes(&codes);
+        print_backup_codes(&codes)?;
     }
     Ok(())
 }
@@ -226,7 +231,7 @@ fn add(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo, name: &str) -> Result<()> 
     println!();
     println!(
         "Added `{name}` to {}'s enrollment ({} authenticators now; the backup codes are unchanged).",
-        user.name,
+        output::safe(&user.name),
         file.authenticators.len()
     );
     Ok(())
@@ -252,12 +257,15 @@ pub fn show_new_key(
         if auth.name == secret_file::DEFAULT_NAME {
             "a new key".to_string()
         } else {
-            format!("device `{}`", auth.name)
+            format!("device `{}`", output::safe(&auth.name))
         },
-        user.name
+        output::safe(&user.name)
     );
     show_key(auth, style)?;
-    println!("The key will be saved in {}.", path);
+    println!(
+        "The key will be saved in {}.",
+        output::safe(&path.to_string())
+    );
     Ok(())
 }
 
@@ -273,15 +281,17 @@ pub fn show_key(auth: &Authenticator, style: QrStyle) -> Result<()> {
             "Use a shorter --issuer or --label, or --qr=none and type the key in by hand.",
         )
     })?;
-    print!("{}", drawn.as_str());
+    output::print_secret(&drawn).map_err(Error::Io)?;
     let key = auth.secret.to_base32();
-    println!();
-    println!(
-        "Or type the key in by hand:  {}",
-        qr::grouped_key(&key).as_str()
-    );
-    println!("  Issuer:  {}", auth.issuer);
-    println!("  Account: {}", auth.label);
+    let grouped = qr::grouped_key(&key);
+    const BY_HAND: &str = "\nOr type the key in by hand:  ";
+    let mut line = Zeroizing::new(String::with_capacity(BY_HAND.len() + grouped.len() + 1));
+    line.push_str(BY_HAND);
+    line.push_str(&grouped);
+    line.push('\n');
+    output::print_secret(&line).map_err(Error::Io)?;
+    println!("  Issuer:  {}", output::safe(&auth.issuer));
+    println!("  Account: {}", output::safe(&auth.label));
     println!(
         "  Type: time-based, {}, {} digits, every {} s",
         auth.algorithm.as_str(),
@@ -363,16 +373,27 @@ fn tries_left(left: u32) -> String {
 }
 
 /// Prints new backup codes with the warning to keep them.
-pub fn print_backup_codes(codes: &NewCodes) {
+///
+/// # Errors
+/// Writing to stdout failed.
+pub fn print_backup_codes(codes: &NewCodes) -> Result<()> {
     println!();
     println!("Backup codes (each works once, instead of a code from the app):");
+    // The codes are secrets: one buffer, sized once, zeroized, past stdout's line buffer.
+    let size: usize = codes.0.iter().map(|c| c.len() + 5).sum();
+    let mut text = Zeroizing::new(String::with_capacity(size + codes.0.len() + 1));
     for pair in codes.0.chunks(2) {
-        let line: Vec<&str> = pair.iter().map(|c| c.as_str()).collect();
-        println!("    {}", line.join("    "));
+        for code in pair {
+            text.push_str("    ");
+            text.push_str(code.as_str());
+        }
+        text.push('\n');
     }
-    println!();
+    text.push('\n');
+    output::print_secret(&text).map_err(Error::Io)?;
     println!(
         "Store these codes somewhere safe now (a password manager, or on paper). They are not \
          shown again: only their hashes are kept. Without them, losing the phone locks you out."
     );
+    Ok(())
 }

@@ -472,16 +472,21 @@ pub fn run(config_path: Option<&Path>, args: &ExplainArgs) -> Result<()> {
     }
     println!(
         "Login of {} to {} {} (explained, not authenticated):",
-        facts.user_name,
-        facts.service,
+        output::safe(&facts.user_name),
+        output::safe(&facts.service),
         if facts.rhost.is_empty() {
             "locally".to_string()
         } else {
-            format!("from {}", facts.rhost)
+            format!("from {}", output::safe(&facts.rhost))
         }
     );
     for (rule, result, detail) in &report {
-        println!("  {:<9} {:<14} {detail}", format!("[{result}]"), rule);
+        println!(
+            "  {:<9} {:<14} {}",
+            format!("[{result}]"),
+            rule,
+            output::safe(detail)
+        );
     }
     println!(
         "Decision: pam_totp {} -> {}.",

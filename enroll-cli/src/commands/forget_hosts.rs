@@ -32,8 +32,9 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
         // Root can still clear the state, which is what the module reads first.
         Err(e) if root => {
             eprintln!(
-                "Note: the secret file cannot be used ({e}); it was left as it is and only the \
-                 state is cleared."
+                "Note: the secret file cannot be used ({}); it was left as it is and only the \
+                 state is cleared.",
+                output::safe(&e.to_string())
             );
             None
         }
@@ -73,7 +74,7 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
     if remembered == 0 {
         println!(
             "{} had no remembered host; any host remembered before {} will not skip the code.",
-            user.name,
+            output::safe(&user.name),
             output::date(ctx.now)
         );
     } else {
@@ -81,15 +82,15 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
             "Forgot {remembered} remembered host{} of {}: the next login from any host asks for a \
              code again.",
             if remembered == 1 { "" } else { "s" },
-            user.name
+            output::safe(&user.name)
         );
     }
     if let Some(n) = cleared.filter(|n| *n > 0) {
         println!(
             "Cleared {n} entr{} from the state of {} in {}.",
             if n == 1 { "y" } else { "ies" },
-            user.name,
-            ctx.store.state_dir().display()
+            output::safe(&user.name),
+            output::safe(&ctx.store.state_dir().to_string_lossy())
         );
     }
     if ctx.config.policy.remember == 0 {

@@ -6,6 +6,7 @@
 use crate::cli::ImportArgs;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
+use crate::output;
 use pam_totp_core::backup::{self, BackupSet};
 use pam_totp_core::secret::{self, TotpSecret};
 use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
@@ -185,12 +186,12 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     let carried = carry_reuse(ctx, &user, &file, ga.disallow_reuse.as_deref());
     println!(
         "Imported {} for {} into {} ({} scratch code{} as backup codes; {} left unchanged).",
-        source.display(),
-        user.name,
-        written,
+        output::safe(&source.to_string_lossy()),
+        output::safe(&user.name),
+        output::safe(&written.to_string()),
         ga.scratch.len(),
         if ga.scratch.len() == 1 { "" } else { "s" },
-        source.display()
+        output::safe(&source.to_string_lossy())
     );
     if let Some(w) = ga.window_size {
         let steps = w.saturating_sub(1) / 2;

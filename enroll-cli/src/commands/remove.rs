@@ -5,6 +5,7 @@ use crate::cli::RemoveArgs;
 use crate::commands::audit;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::output;
 use pam_totp_core::store::{Replace, Store};
 
 /// Runs `remove`.
@@ -46,7 +47,7 @@ pub fn run(ctx: &Ctx, args: &RemoveArgs) -> Result<()> {
     );
     println!(
         "Removed `{}`: its codes no longer work. Remaining: {}.",
-        args.name,
+        output::safe(&args.name),
         file.authenticators
             .iter()
             .map(|a| a.name.as_str())

@@ -5,6 +5,7 @@ use crate::cli::AdminUserArgs;
 use crate::commands::audit;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
+use crate::output;
 use pam_totp_core::store::Store;
 
 /// Runs `reset`.
@@ -25,13 +26,13 @@ pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
     match (secret_removed, state_removed) {
         (false, false) => println!(
             "{} had no enrollment and no state; nothing was removed.",
-            user.name
+            output::safe(&user.name)
         ),
         _ => println!(
             "Reset {}: {}{}. They can enroll again with `pam-totp enroll`{}.",
-            user.name,
+            output::safe(&user.name),
             if secret_removed {
-                format!("removed {path}")
+                format!("removed {}", output::safe(&path.to_string()))
             } else {
                 "no secret file".to_string()
             },

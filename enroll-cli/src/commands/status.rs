@@ -206,9 +206,15 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
     if args.json {
         return output::print_json(&s).map_err(Error::Io);
     }
-    println!("User:           {}", s.user);
+    // Names, paths and the state's strings are user-controlled: each goes through
+    // `output::safe`.
+    let path = &s.secret_file;
+    println!("User:           {}", output::safe(&s.user));
     if !s.enrolled {
-        println!("Enrolled:       no (no secret file at {})", s.secret_file);
+        println!(
+            "Enrolled:       no (no secret file at {})",
+            output::safe(&path)
+        );
         println!(
             "                {}",
             if ctx.config.nullok {
@@ -221,7 +227,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         println!(
             "Enrolled:       yes, since {} ({})",
             output::date(s.since.unwrap_or(0)),
-            s.secret_file
+            output::safe(&path)
         );
         for (i, a) in s.authenticators.iter().enumerate() {
             println!(
@@ -231,7 +237,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
                 } else {
                     "                "
                 },
-                a.name,
+                output::safe(&a.name),
                 a.algorithm,
                 a.digits,
                 a.period,
@@ -265,13 +271,13 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         Some(l) => println!(
             "Last success:   {} via {}{} ({})",
             output::date(l.time),
-            l.service,
+            output::safe(&l.service),
             if l.rhost.is_empty() {
                 " (local)".to_string()
             } else {
-                format!(" from {}", l.rhost)
+                format!(" from {}", output::safe(&l.rhost))
             },
-            l.method
+            output::safe(&l.method)
         ),
         None => println!("Last success:   never recorded"),
     }
@@ -296,11 +302,11 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
                 if l.scope == "user" {
                     "all hosts".to_string()
                 } else {
-                    format!("host {}", l.scope)
+                    format!("host {}", output::safe(&l.scope))
                 },
                 output::date(l.until),
                 output::duration(l.seconds),
-                s.user
+                output::safe(&s.user)
             );
         }
     }
@@ -365,13 +371,13 @@ fn all(ctx: &Ctx, json: bool) -> Result<()> {
     );
     for r in &rows {
         let lock = if let Some(e) = &r.error {
-            format!("error: {e}")
+            format!("error: {}", output::safe(e))
         } else if r.lockouts.is_empty() {
             "-".to_string()
         } else {
             r.lockouts
                 .iter()
-                .map(|l| format!("{} {}", l.scope, output::duration(l.seconds)))
+                .map(|l| format!("{} {}", output::safe(&l.scope), output::duration(l.seconds)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -380,11 +386,11 @@ fn all(ctx: &Ctx, json: bool) -> Result<()> {
                 output::date(l.time).trim_end_matches(" UTC").to_string(),
                 format!(
                     "{} {}",
-                    l.service,
+                    output::safe(&l.service),
                     if l.rhost.is_empty() {
-                        "local"
+                        "local".into()
                     } else {
-                        &l.rhost
+                        output::safe(&l.rhost)
                     }
                 ),
             ),
@@ -400,7 +406,7 @@ fn all(ctx: &Ctx, json: bool) -> Result<()> {
         };
         println!(
             "{:<20} {:>6} {:<24} {:<30} {remembered:<26} {lock}",
-            r.user,
+            output::safe(&r.user),
             if r.enrolled {
                 format!("{}/{}", r.backup_codes_left, r.backup_codes_total)
             } else {

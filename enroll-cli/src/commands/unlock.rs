@@ -6,6 +6,7 @@ use crate::commands::audit;
 use crate::commands::status::lockouts;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
+use crate::output;
 use pam_totp_core::store::Store;
 
 /// Runs `unlock`.
@@ -18,7 +19,7 @@ pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
     let Some(state) = ctx.store.state(&user.name).map_err(Error::State)? else {
         println!(
             "{} has no state file: there is no lockout to clear.",
-            user.name
+            output::safe(&user.name)
         );
         audit::log("unlock", &user.name, "cleared=0");
         return Ok(());
@@ -35,11 +36,14 @@ pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
         &format!("lockouts={active} failures={failures}"),
     );
     if active == 0 && failures == 0 {
-        println!("{} was not locked out; nothing to clear.", user.name);
+        println!(
+            "{} was not locked out; nothing to clear.",
+            output::safe(&user.name)
+        );
     } else {
         println!(
             "Unlocked {}: cleared {active} lockout{} and {failures} counted failure{}.",
-            user.name,
+            output::safe(&user.name),
             if active == 1 { "" } else { "s" },
             if failures == 1 { "" } else { "s" }
         );
