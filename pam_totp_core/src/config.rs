@@ -23,6 +23,16 @@ pub const DEFAULT_PROMPT: &str = "Verification code: ";
 const MAX_CONFIG_SIZE: u64 = 64 * 1024;
 /// Largest `window` accepted: 10 steps either side is five minutes at 30 s.
 pub const MAX_WINDOW: u32 = 10;
+/// Default `hotp_window`: counters tried after the last accepted one (pam_oath and
+/// google-authenticator look about as far ahead).
+pub const DEFAULT_HOTP_WINDOW: u32 = 10;
+/// Largest `hotp_window`: every counter tried is one more chance for a guess.
+pub const MAX_HOTP_WINDOW: u32 = 100;
+/// Default `hotp_resync_window`: how far ahead a token may have run (button presses without a
+/// login) and still be caught up with two consecutive codes (RFC 4226 section 7.4).
+pub const DEFAULT_HOTP_RESYNC_WINDOW: u32 = 200;
+/// Largest `hotp_resync_window`.
+pub const MAX_HOTP_RESYNC_WINDOW: u32 = 1000;
 
 /// What the configuration file or the arguments said, before validation.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -34,6 +44,8 @@ pub struct RawConfig {
     nullok: Option<bool>,
     debug: Option<bool>,
     window: Option<i64>,
+    hotp_window: Option<i64>,
+    hotp_resync_window: Option<i64>,
     try_first_pass: Option<bool>,
     use_first_pass: Option<bool>,
     forward_pass: Option<bool>,
@@ -93,6 +105,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("nullok", Kind::Bool),
     ("debug", Kind::Bool),
     ("window", Kind::Int),
+    ("hotp_window", Kind::Int),
+    ("hotp_resync_window", Kind::Int),
     ("try_first_pass", Kind::Bool),
     ("use_first_pass", Kind::Bool),
     ("forward_pass", Kind::Bool),
@@ -146,6 +160,11 @@ pub struct Config {
     pub debug: bool,
     /// Steps accepted either side of now.
     pub window: u32,
+    /// HOTP counters accepted after the last accepted one (look-ahead).
+    pub hotp_window: u32,
+    /// How far ahead of the expected counter a code is accepted together with the code that
+    /// follows it (RFC 4226 section 7.4 resynchronisation); not above `hotp_window` turns it off.
+    pub hotp_resync_window: u32,
     /// Where the answer comes from.
     pub pass_mode: PassMode,
     /// Ask for password and code in one prompt and hand the password on as PAM_AUTHTOK.
@@ -176,6 +195,8 @@ impl Default for Config {
             nullok: false,
             debug: false,
             window: 1,
+            hotp_window: DEFAULT_HOTP_WINDOW,
+            hotp_resync_window: DEFAULT_HOTP_RESYNC_WINDOW,
             pass_mode: PassMode::Prompt,
             forward_pass: false,
             prompt: DEFAULT_PROMPT.into(),
@@ -429,6 +450,20 @@ impl RawConfig {
             }
         };
         let window = int("window", self.window, 0, i64::from(MAX_WINDOW), 1)? as u32;
+        let hotp_window = int(
+            "hotp_window",
+            self.hotp_window,
+            1,
+            i64::from(MAX_HOTP_WINDOW),
+            i64::from(DEFAULT_HOTP_WINDOW),
+        )? as u32;
+        let hotp_resync_window = int(
+            "hotp_resync_window",
+            self.hotp_resync_window,
+            0,
+            i64::from(MAX_HOTP_RESYNC_WINDOW),
+            i64::from(DEFAULT_HOTP_RESYNC_WINDOW),
+        )? as u32;
         let allowed_perm = match self.allowed_perm {
             None => d.allowed_perm,
             Some(p) => {
@@ -523,6 +558,8 @@ impl RawConfig {
             nullok,
             debug: self.debug.unwrap_or(false),
             window,
+            hotp_window,
+            hotp_resync_window,
             pass_mode,
             forward_pass: self.forward_pass.unwrap_or(false),
             prompt,
@@ -709,10 +746,19 @@ impl Config {
         }
     }
 
+    /// The TOTP and HOTP windows, for [`crate::verify::verify`].
+    pub fn windows(&self) -> crate::verify::Windows {
+        crate::verify::Windows {
+            totp: self.window,
+            hotp: self.hotp_window,
+            hotp_resync: self.hotp_resync_window,
+        }
+    }
+
     /// One line describing the effective settings, for `debug` (no secrets in it).
     pub fn describe(&self) -> String {
         format!(
-            "config={} secret={} state_dir={} user={} nullok={} window={} pass_mode={:?} forward_pass={} \
+            "config={} secret={} state_dir={} user={} nullok={} window={} hotp_window={}+{} pass_mode={:?} forward_pass={} \
              allowed_perm={:04o} strict_owner={} throttle={}:{}/{}s..{}s user_attempts={}",
             self.source
                 .as_deref()
@@ -723,6 +769,8 @@ impl Config {
             self.user.as_deref().unwrap_or("(the user)"),
             self.nullok,
             self.window,
+            self.hotp_window,
+            self.hotp_resync_window,
             self.pass_mode,
             self.forward_pass,
             self.allowed_perm,
@@ -782,6 +830,30 @@ mod tests {
         assert_eq!(c.allowed_perm, 0o600);
         assert_eq!(c.pass_mode, PassMode::Prompt);
         assert!(c.throttle.enabled);
+        assert_eq!((c.hotp_window, c.hotp_resync_window), (10, 200));
+    }
+
+    #[test]
+    fn hotp_windows_are_capped() {
+        let c = parse_file("hotp_window = 20\nhotp_resync_window = 0\n")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!((c.hotp_window, c.hotp_resync_window), (20, 0));
+        for bad in [
+            "hotp_window = 0",
+            "hotp_window = 101",
+            "hotp_resync_window = 1001",
+        ] {
+            let raw = parse_file(&format!("{bad}\n")).unwrap();
+            let key = bad.split(' ').next().unwrap();
+            assert_eq!(
+                raw.validate().unwrap_err().key.as_deref(),
+                Some(key),
+                "{bad}"
+            );
+        }
+        assert_eq!(from_args(&["hotp_window=5"]).unwrap().hotp_window, 5);
     }
 
     #[test]

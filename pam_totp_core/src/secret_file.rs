@@ -56,7 +56,38 @@ impl Algorithm {
     }
 }
 
-/// One registered device (a phone, a tablet) with its own key and parameters.
+/// Largest HOTP counter accepted (TOML integers are signed; far more presses than any token
+/// lives for).
+pub const MAX_COUNTER: u64 = 1 << 60;
+/// Length of a YubiKey token identifier in front of its OATH-HOTP codes.
+pub const TOKEN_ID_LEN: usize = 12;
+
+/// What makes an authenticator counter-based (HOTP, RFC 4226): a key fob or a YubiKey OATH-HOTP
+/// slot rather than an app on a phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hotp {
+    /// The counter of the next code at enrollment (or import): where the count starts. Logins
+    /// move it on in the state, never in this file (see `docs/FILEFORMAT.md`).
+    pub counter: u64,
+    /// The YubiKey token identifier bound at enrollment (12 modhex characters, or 4 modhex and
+    /// 8 digits: the OATH token identifier), lower case; empty if none. When set, a code is
+    /// accepted only with this identifier in front of it, so another key's output is refused.
+    pub token_id: String,
+}
+
+/// Whether `id` is a token identifier as a YubiKey prints it in front of an OATH-HOTP code: 12
+/// modhex characters (`cbdefghijklnrtuv`), of which the last 8 may instead be decimal digits
+/// (the OATH token identifier's numeric unit id).
+pub fn valid_token_id(id: &str) -> bool {
+    let modhex = |b: u8| b"cbdefghijklnrtuv".contains(&b.to_ascii_lowercase());
+    let b = id.as_bytes();
+    b.len() == TOKEN_ID_LEN
+        && b[..4].iter().all(|&c| modhex(c))
+        && (b[4..].iter().all(|&c| modhex(c)) || b[4..].iter().all(u8::is_ascii_digit))
+}
+
+/// One registered device (a phone, a tablet, a hardware token) with its own key and
+/// parameters.
 #[derive(Debug)]
 pub struct Authenticator {
     /// Unique within the file: letters, digits, `.`, `_`, `-`; at most 32 characters.
@@ -67,7 +98,7 @@ pub struct Authenticator {
     pub algorithm: Algorithm,
     /// 6 or 8.
     pub digits: u8,
-    /// Step length in seconds (1..=300, normally 30).
+    /// Step length in seconds (1..=300, normally 30). Unused for HOTP (kept at 30, not written).
     pub period: u64,
     /// Unix time the authenticator was added.
     pub added: u64,
@@ -75,11 +106,18 @@ pub struct Authenticator {
     pub issuer: String,
     /// Account label shown by the app.
     pub label: String,
+    /// `Some` for a counter-based (HOTP) authenticator, `None` for TOTP.
+    pub hotp: Option<Hotp>,
 }
 
 impl Authenticator {
-    /// The otpauth Key URI (`otpauth://totp/ISSUER:LABEL?secret=...`). It contains the key: treat
-    /// it as a secret.
+    /// `totp` or `hotp`, as in the file.
+    pub fn kind(&self) -> &'static str {
+        if self.hotp.is_some() { "hotp" } else { "totp" }
+    }
+
+    /// The otpauth Key URI (`otpauth://totp/ISSUER:LABEL?secret=...`, or
+    /// `otpauth://hotp/...&counter=N`). It contains the key: treat it as a secret.
     pub fn otpauth_uri(&self) -> Zeroizing<String> {
         let issuer = uri_escape(&self.issuer);
         let label = uri_escape(&self.label);
@@ -88,12 +126,16 @@ impl Authenticator {
         } else {
             format!("{issuer}:{label}")
         };
+        let tail = match &self.hotp {
+            Some(h) => format!("counter={}", h.counter),
+            None => format!("period={}", self.period),
+        };
         let mut uri = format!(
-            "otpauth://totp/{path}?secret={}&algorithm={}&digits={}&period={}",
+            "otpauth://{}/{path}?secret={}&algorithm={}&digits={}&{tail}",
+            self.kind(),
             self.secret.to_base32().as_str(),
             self.algorithm.as_str(),
             self.digits,
-            self.period
         );
         if !issuer.is_empty() {
             uri.push_str("&issuer=");
@@ -153,15 +195,30 @@ fn is_zero(n: &u64) -> bool {
 #[serde(deny_unknown_fields)]
 struct RawAuthenticator {
     name: String,
+    #[serde(default = "totp_kind", skip_serializing_if = "is_totp")]
+    kind: String,
     secret: Zeroizing<String>,
     algorithm: String,
     digits: u8,
-    period: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    period: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    counter: Option<u64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    token_id: String,
     added: u64,
     #[serde(default)]
     issuer: String,
     #[serde(default)]
     label: String,
+}
+
+fn totp_kind() -> String {
+    "totp".into()
+}
+
+fn is_totp(kind: &str) -> bool {
+    kind == "totp"
 }
 
 #[derive(Deserialize, Serialize)]
@@ -298,12 +355,58 @@ impl SecretFile {
             if a.digits != 6 && a.digits != 8 {
                 return Err(ParseError::key("authenticator.digits", "must be 6 or 8"));
             }
-            if !(1..=300).contains(&a.period) {
-                return Err(ParseError::key(
-                    "authenticator.period",
-                    "must be 1 to 300 seconds",
-                ));
-            }
+            let (period, hotp) = match a.kind.as_str() {
+                "totp" => {
+                    if a.counter.is_some() || !a.token_id.is_empty() {
+                        return Err(ParseError::key(
+                            "authenticator.counter",
+                            "counter and token_id are for kind = \"hotp\" only",
+                        ));
+                    }
+                    match a.period {
+                        Some(p) if (1..=300).contains(&p) => (p, None),
+                        Some(_) => {
+                            return Err(ParseError::key(
+                                "authenticator.period",
+                                "must be 1 to 300 seconds",
+                            ));
+                        }
+                        None => return Err(ParseError::key("authenticator.period", "missing")),
+                    }
+                }
+                "hotp" => {
+                    if a.period.is_some() {
+                        return Err(ParseError::key(
+                            "authenticator.period",
+                            "is for kind = \"totp\" only",
+                        ));
+                    }
+                    let counter = a
+                        .counter
+                        .ok_or_else(|| ParseError::key("authenticator.counter", "missing"))?;
+                    if counter > MAX_COUNTER {
+                        return Err(ParseError::key(
+                            "authenticator.counter",
+                            format!("must be at most {MAX_COUNTER}"),
+                        ));
+                    }
+                    if !a.token_id.is_empty() && !valid_token_id(&a.token_id) {
+                        return Err(ParseError::key(
+                            "authenticator.token_id",
+                            "must be 12 modhex characters (cbdefghijklnrtuv), or 4 modhex \
+                             characters and 8 digits",
+                        ));
+                    }
+                    let token_id = a.token_id.to_ascii_lowercase();
+                    (30, Some(Hotp { counter, token_id }))
+                }
+                _ => {
+                    return Err(ParseError::key(
+                        "authenticator.kind",
+                        "must be \"totp\" or \"hotp\"",
+                    ));
+                }
+            };
             for (key, text) in [
                 ("authenticator.issuer", &a.issuer),
                 ("authenticator.label", &a.label),
@@ -324,10 +427,11 @@ impl SecretFile {
                 secret,
                 algorithm,
                 digits: a.digits,
-                period: a.period,
+                period,
                 added: a.added,
                 issuer: a.issuer,
                 label: a.label,
+                hotp,
             });
         }
         let backup = raw.backup.map(parse_backup).transpose()?;
@@ -354,10 +458,17 @@ impl SecretFile {
                 .iter()
                 .map(|a| RawAuthenticator {
                     name: a.name.clone(),
+                    kind: a.kind().to_string(),
                     secret: a.secret.to_base32(),
                     algorithm: a.algorithm.as_str().to_string(),
                     digits: a.digits,
-                    period: a.period,
+                    period: a.hotp.is_none().then_some(a.period),
+                    counter: a.hotp.as_ref().map(|h| h.counter),
+                    token_id: a
+                        .hotp
+                        .as_ref()
+                        .map(|h| h.token_id.clone())
+                        .unwrap_or_default(),
                     added: a.added,
                     issuer: a.issuer.clone(),
                     label: a.label.clone(),
@@ -451,6 +562,7 @@ mod tests {
                 added: 1_700_000_000,
                 issuer: "host.example".into(),
                 label: "alice".into(),
+                hotp: None,
             }],
             backup: Some(BackupSet::generate_with(3, 1_700_000_000, 1000).unwrap().0),
             forget_hosts_before: 0,
@@ -479,6 +591,49 @@ mod tests {
             uri.as_str(),
             "otpauth://totp/host.example:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=SHA1&digits=6&period=30&issuer=host.example"
         );
+    }
+
+    #[test]
+    fn hotp_round_trip_and_checks() {
+        let mut f = sample();
+        f.authenticators[0].hotp = Some(Hotp {
+            counter: 7,
+            token_id: "cccjgjgkhcbb".into(),
+        });
+        let text = f.to_toml().unwrap();
+        assert!(text.contains("kind = \"hotp\"") && text.contains("counter = 7"));
+        assert!(!text.contains("period"));
+        let back = SecretFile::parse(text.as_bytes()).unwrap();
+        assert_eq!(back.authenticators[0].hotp, f.authenticators[0].hotp);
+        assert_eq!(back.to_toml().unwrap().as_str(), text.as_str());
+        assert!(
+            back.authenticators[0]
+                .otpauth_uri()
+                .starts_with("otpauth://hotp/host.example:alice?")
+        );
+        assert!(back.authenticators[0].otpauth_uri().contains("&counter=7"));
+        for (from, to, key) in [
+            (
+                "counter = 7",
+                "counter = 7\nperiod = 30",
+                "authenticator.period",
+            ),
+            ("counter = 7\n", "", "authenticator.counter"),
+            ("cccjgjgkhcbb", "cccjgjgkhcba", "authenticator.token_id"),
+            ("kind = \"hotp\"", "kind = \"motp\"", "authenticator.kind"),
+        ] {
+            let bad = text.replace(from, to);
+            assert_eq!(parse_err(&bad).key.as_deref(), Some(key), "{to}");
+        }
+        let totp = sample().to_toml().unwrap();
+        assert!(!totp.contains("kind"), "TOTP files stay as they were");
+        let bad = totp.replace("period = 30", "period = 30\ncounter = 1");
+        assert_eq!(
+            parse_err(&bad).key.as_deref(),
+            Some("authenticator.counter")
+        );
+        assert!(valid_token_id("vvcccccccccb") && valid_token_id("cccb12345678"));
+        assert!(!valid_token_id("cccb1234567a") && !valid_token_id("ccc"));
     }
 
     fn parse_err(text: &str) -> ParseError {

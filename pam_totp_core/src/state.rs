@@ -68,6 +68,10 @@ pub struct State {
     /// Last accepted time step per authenticator name (RFC 6238 section 5.2).
     #[serde(default)]
     pub last_step: BTreeMap<String, u64>,
+    /// Counter of the next code expected per HOTP authenticator name: one past the last
+    /// accepted counter. Absent: the counter in the secret file (the starting point) applies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hotp_next: BTreeMap<String, u64>,
     /// The backup set whose used codes are listed below.
     #[serde(default)]
     pub backup_set: String,
@@ -141,6 +145,7 @@ impl State {
         if self.enrollment_id != enrollment_id {
             self.enrollment_id = enrollment_id.to_string();
             self.last_step.clear();
+            self.hotp_next.clear();
             self.backup_set.clear();
             self.backup_used.clear();
         }
@@ -168,6 +173,41 @@ impl State {
         }
         self.rebind(enrollment_id);
         self.last_step.insert(authenticator.to_string(), step);
+        true
+    }
+
+    /// The counter of the next code `authenticator` of enrollment `enrollment_id` may give,
+    /// given the counter its secret file starts from: whichever is further on.
+    pub fn hotp_next(&self, enrollment_id: &str, authenticator: &str, start: u64) -> u64 {
+        if self.enrollment_id != enrollment_id {
+            return start;
+        }
+        self.hotp_next
+            .get(authenticator)
+            .map_or(start, |&n| n.max(start))
+    }
+
+    /// Spends the HOTP codes of `authenticator` of enrollment `enrollment_id` below
+    /// `counter_after`: the next code expected is then `counter_after`. `false` (and nothing
+    /// changed) if the counter has already moved that far, i.e. the matched code or a later
+    /// one was accepted already.
+    pub fn spend_hotp(
+        &mut self,
+        enrollment_id: &str,
+        authenticator: &str,
+        counter_after: u64,
+    ) -> bool {
+        if self.enrollment_id == enrollment_id
+            && self
+                .hotp_next
+                .get(authenticator)
+                .is_some_and(|&n| n >= counter_after)
+        {
+            return false;
+        }
+        self.rebind(enrollment_id);
+        self.hotp_next
+            .insert(authenticator.to_string(), counter_after);
         true
     }
 
@@ -249,6 +289,27 @@ mod tests {
             1,
             "throttling survives re-enrollment"
         );
+    }
+
+    #[test]
+    fn hotp_counter_moves_forward_only() {
+        let mut s = State::new();
+        assert_eq!(s.hotp_next("e1", "fob", 5), 5);
+        assert!(s.spend_hotp("e1", "fob", 8));
+        assert_eq!(s.hotp_next("e1", "fob", 5), 8);
+        assert_eq!(
+            s.hotp_next("e1", "fob", 20),
+            20,
+            "a re-import further on wins"
+        );
+        assert!(!s.spend_hotp("e1", "fob", 8), "the same code again");
+        assert!(!s.spend_hotp("e1", "fob", 6), "an older code");
+        assert!(s.spend_hotp("e1", "fob", 9));
+        let back = State::parse(s.to_toml().unwrap().as_bytes()).unwrap();
+        assert_eq!(back.hotp_next.get("fob"), Some(&9));
+        assert_eq!(s.hotp_next("e2", "fob", 0), 0, "another enrollment");
+        assert!(s.spend_hotp("e2", "fob", 1));
+        assert_eq!(s.hotp_next.len(), 1);
     }
 
     #[test]

@@ -1,10 +1,34 @@
-//! Decides whether an answer is a fresh TOTP code from one of the user's authenticators or an
-//! unused backup code. Pure: no files, no clock of its own. A wrong code is a [`Verdict`], not an
-//! error.
+//! Decides whether an answer is a fresh TOTP code, a fresh HOTP code (RFC 4226) from one of the
+//! user's authenticators, or an unused backup code. Pure: no files, no clock of its own. A wrong
+//! code is a [`Verdict`], not an error.
 
 use crate::backup;
-use crate::secret_file::{Authenticator, SecretFile};
+use crate::config::{DEFAULT_HOTP_RESYNC_WINDOW, DEFAULT_HOTP_WINDOW};
+use crate::secret_file::{Authenticator, Hotp, SecretFile, TOKEN_ID_LEN, valid_token_id};
 use crate::state::State;
+
+/// How far from the expected time step or counter a code is looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    /// TOTP: steps accepted either side of now (`window`).
+    pub totp: u32,
+    /// HOTP: counters accepted from the expected one on (`hotp_window`).
+    pub hotp: u32,
+    /// HOTP: a code up to this many counters ahead of the expected one is accepted together
+    /// with the code that follows it (`hotp_resync_window`); not above `hotp` means never.
+    pub hotp_resync: u32,
+}
+
+impl Windows {
+    /// A TOTP window of `window` steps and the default HOTP windows.
+    pub fn totp(window: u32) -> Windows {
+        Windows {
+            totp: window,
+            hotp: DEFAULT_HOTP_WINDOW,
+            hotp_resync: DEFAULT_HOTP_RESYNC_WINDOW,
+        }
+    }
+}
 
 /// Why an answer was refused. Logged as the reason class; never contains the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +66,25 @@ pub enum Verdict {
         step: u64,
         /// Matched step minus the current step (clock drift of the device, in steps).
         offset: i64,
+    },
+    /// A fresh HOTP code of authenticator `authenticator` with counter `counter` (after a
+    /// resynchronisation: the second of the two codes).
+    Hotp {
+        /// Name of the matching authenticator.
+        authenticator: String,
+        /// The (last) matched counter; the next code expected is `counter + 1`.
+        counter: u64,
+        /// How far the counter was ahead of the expected one (button presses without a login).
+        offset: u64,
+    },
+    /// An HOTP code beyond the look-ahead window but within the resynchronisation window: not
+    /// accepted on its own. The code with counter `counter + 1` must follow (see
+    /// [`verify_resync`]).
+    HotpResync {
+        /// Name of the matching authenticator.
+        authenticator: String,
+        /// The matched counter.
+        counter: u64,
     },
     /// Unused backup code number `index`.
     Backup {
@@ -81,26 +124,140 @@ fn totp_matches(a: &Authenticator, code: &str, now: u64, window: u32) -> Vec<u64
     found
 }
 
+/// The HOTP code of `a` at `counter`, as a TOTP generator with one-second steps (RFC 6238 is
+/// RFC 4226 with counter = time / step), whose comparison is constant-time. Holds the key:
+/// zeroized on drop.
+fn hotp_generator(a: &Authenticator) -> totp_rs::Totp {
+    totp_rs::Builder::new()
+        .with_algorithm(a.algorithm.to_totp_rs())
+        .with_digits(a.digits)
+        .with_step_duration(1)
+        .with_secret(a.secret.expose().to_vec())
+        .with_skew(0)
+        .build_noncompliant()
+}
+
+/// The code part of `norm` if it can be a code of HOTP authenticator `a`: its digits alone, or,
+/// from a YubiKey, behind a token identifier. When `a` has an identifier bound, only answers
+/// with that identifier in front fit (another key's output does not).
+pub fn hotp_code<'n>(a: &Authenticator, hotp: &Hotp, norm: &'n str) -> Option<&'n str> {
+    let digits = usize::from(a.digits);
+    let (id, code) = norm.split_at_checked(norm.len().checked_sub(digits)?)?;
+    if !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match id.len() {
+        0 if hotp.token_id.is_empty() => Some(code),
+        TOKEN_ID_LEN if valid_token_id(id) && (hotp.token_id.is_empty() || hotp.token_id == id) => {
+            Some(code)
+        }
+        _ => None,
+    }
+}
+
+/// The token identifier in front of `norm` if it is a YubiKey-style prefixed code of `digits`
+/// digits (for learning the identifier at enrollment).
+pub fn token_id_of(norm: &str, digits: u8) -> Option<&str> {
+    let digits = usize::from(digits);
+    if norm.len() != TOKEN_ID_LEN + digits {
+        return None;
+    }
+    let (id, code) = norm.split_at(TOKEN_ID_LEN);
+    (valid_token_id(id) && code.bytes().all(|b| b.is_ascii_digit())).then_some(id)
+}
+
+/// What one HOTP authenticator makes of a code.
+enum HotpMatch {
+    Fresh { counter: u64, offset: u64 },
+    Resync(u64),
+    Replayed,
+    Nothing,
+}
+
+/// Looks for `code` among the counters of `a`: fresh within the look-ahead window, ahead within
+/// the resynchronisation window, or already used (up to the look-ahead window back).
+fn hotp_match(a: &Authenticator, next: u64, code: &str, windows: Windows) -> HotpMatch {
+    let hotp = hotp_generator(a);
+    let fresh = next..next.saturating_add(u64::from(windows.hotp));
+    for counter in fresh.clone() {
+        if hotp.check(code, counter).is_some() {
+            return HotpMatch::Fresh {
+                counter,
+                offset: counter - next,
+            };
+        }
+    }
+    for counter in fresh.end..next.saturating_add(u64::from(windows.hotp_resync)) {
+        if hotp.check(code, counter).is_some() {
+            return HotpMatch::Resync(counter);
+        }
+    }
+    for counter in next.saturating_sub(u64::from(windows.hotp))..next {
+        if hotp.check(code, counter).is_some() {
+            return HotpMatch::Replayed;
+        }
+    }
+    HotpMatch::Nothing
+}
+
 /// Checks `answer` (the raw bytes the user typed) at Unix time `now`.
 ///
-/// A TOTP code is tried against every authenticator whose digit count matches; it is accepted
-/// if it matches a step within `window` steps of now that is newer than the last step accepted
-/// for that authenticator. Otherwise, if the answer has the shape of a backup code, it is hashed
-/// once and compared with every unused code.
-pub fn verify(answer: &[u8], file: &SecretFile, state: &State, now: u64, window: u32) -> Verdict {
+/// A TOTP code is tried against every TOTP authenticator whose digit count matches; it is
+/// accepted if it matches a step within `windows.totp` steps of now that is newer than the last
+/// step accepted for that authenticator. An HOTP code (perhaps behind a YubiKey token
+/// identifier) is accepted if it matches one of the `windows.hotp` counters from the expected
+/// one on; one further ahead (within `windows.hotp_resync`) gives [`Verdict::HotpResync`].
+/// Otherwise, if the answer has the shape of a backup code, it is hashed once and compared with
+/// every unused code.
+pub fn verify(
+    answer: &[u8],
+    file: &SecretFile,
+    state: &State,
+    now: u64,
+    windows: Windows,
+) -> Verdict {
     let Some(norm) = backup::normalize(answer) else {
         return Verdict::Rejected(Reject::Malformed);
     };
     if norm.is_empty() {
         return Verdict::Rejected(Reject::Malformed);
     }
+    let window = windows.totp;
     let mut replayed = false;
     let mut totp_shaped = false;
+    let mut resync = None;
+    for a in &file.authenticators {
+        let Some(hotp) = &a.hotp else { continue };
+        // Shaped like this token's output (another key's identifier is a wrong code).
+        totp_shaped |= token_id_of(&norm, a.digits).is_some()
+            || (norm.len() == usize::from(a.digits) && norm.bytes().all(|b| b.is_ascii_digit()));
+        let Some(code) = hotp_code(a, hotp, &norm) else {
+            continue;
+        };
+        let next = state.hotp_next(&file.enrollment_id, &a.name, hotp.counter);
+        match hotp_match(a, next, code, windows) {
+            HotpMatch::Fresh { counter, offset } => {
+                return Verdict::Hotp {
+                    authenticator: a.name.clone(),
+                    counter,
+                    offset,
+                };
+            }
+            HotpMatch::Resync(counter) => {
+                resync.get_or_insert(Verdict::HotpResync {
+                    authenticator: a.name.clone(),
+                    counter,
+                });
+            }
+            HotpMatch::Replayed => replayed = true,
+            HotpMatch::Nothing => {}
+        }
+    }
     if norm.bytes().all(|b| b.is_ascii_digit()) {
         for a in file
             .authenticators
             .iter()
-            .filter(|a| usize::from(a.digits) == norm.len())
+            .filter(|a| a.hotp.is_none() && usize::from(a.digits) == norm.len())
         {
             totp_shaped = true;
             let last = state.last_step.get(&a.name).copied();
@@ -122,6 +279,9 @@ pub fn verify(answer: &[u8], file: &SecretFile, state: &State, now: u64, window:
                 None => {}
             }
         }
+    }
+    if let Some(resync) = resync {
+        return resync;
     }
     if replayed {
         return Verdict::Rejected(Reject::Replayed);
@@ -145,7 +305,42 @@ pub fn verify(answer: &[u8], file: &SecretFile, state: &State, now: u64, window:
     }
 }
 
-/// Records an accepted verdict in the state: the step for replay protection, or the used code.
+/// Checks the second code of a resynchronisation: after [`Verdict::HotpResync`] for `counter`,
+/// `answer` must be the code of `authenticator` with counter `counter + 1`. Gives
+/// [`Verdict::Hotp`] for that counter, or [`Reject::WrongCode`].
+pub fn verify_resync(
+    answer: &[u8],
+    file: &SecretFile,
+    state: &State,
+    authenticator: &str,
+    counter: u64,
+) -> Verdict {
+    let Some(norm) = backup::normalize(answer) else {
+        return Verdict::Rejected(Reject::Malformed);
+    };
+    let Some((a, hotp)) = file
+        .authenticator(authenticator)
+        .and_then(|a| Some((a, a.hotp.as_ref()?)))
+    else {
+        return Verdict::Rejected(Reject::WrongCode);
+    };
+    let Some(code) = hotp_code(a, hotp, &norm) else {
+        return Verdict::Rejected(Reject::WrongCode);
+    };
+    let second = counter.saturating_add(1);
+    if hotp_generator(a).check(code, second).is_none() {
+        return Verdict::Rejected(Reject::WrongCode);
+    }
+    let next = state.hotp_next(&file.enrollment_id, &a.name, hotp.counter);
+    Verdict::Hotp {
+        authenticator: a.name.clone(),
+        counter: second,
+        offset: second.saturating_sub(next),
+    }
+}
+
+/// Records an accepted verdict in the state: the step for replay protection, the moved
+/// counter, or the used code.
 pub fn consume(verdict: &Verdict, file: &SecretFile, state: &mut State) {
     state.rebind(&file.enrollment_id);
     match verdict {
@@ -156,12 +351,23 @@ pub fn consume(verdict: &Verdict, file: &SecretFile, state: &mut State) {
         } => {
             state.last_step.insert(authenticator.clone(), *step);
         }
+        Verdict::Hotp {
+            authenticator,
+            counter,
+            ..
+        } => {
+            state.spend_hotp(
+                &file.enrollment_id,
+                authenticator,
+                counter.saturating_add(1),
+            );
+        }
         Verdict::Backup { index } => {
             if let Some(set) = &file.backup {
                 state.consume_backup_code(&set.set_id, *index);
             }
         }
-        Verdict::Rejected(_) => {}
+        Verdict::HotpResync { .. } | Verdict::Rejected(_) => {}
     }
 }
 
@@ -188,6 +394,7 @@ mod tests {
     use crate::backup::BackupSet;
     use crate::secret::TotpSecret;
     use crate::secret_file::Algorithm;
+    use crate::secret_file::Hotp;
 
     /// RFC 6238 Appendix B seeds.
     const SEED20: &[u8] = b"12345678901234567890";
@@ -204,6 +411,7 @@ mod tests {
             added: 0,
             issuer: String::new(),
             label: String::new(),
+            hotp: None,
         }
     }
 
@@ -244,7 +452,7 @@ mod tests {
                 (Algorithm::Sha512, SEED64, sha512),
             ] {
                 let f = file(vec![auth("default", seed, alg, 8)]);
-                let v = verify(want.as_bytes(), &f, &State::new(), t, 0);
+                let v = verify(want.as_bytes(), &f, &State::new(), t, Windows::totp(0));
                 assert!(
                     matches!(v, Verdict::Totp { offset: 0, .. }),
                     "{alg:?} at {t}: {v:?}"
@@ -269,7 +477,7 @@ mod tests {
             (0, 0, true),
         ] {
             let code = code_at(a, (now as i64 + dt) as u64);
-            let v = verify(code.as_bytes(), &f, &st, now, window);
+            let v = verify(code.as_bytes(), &f, &st, now, Windows::totp(window));
             assert_eq!(
                 matches!(v, Verdict::Totp { .. }),
                 ok,
@@ -278,7 +486,7 @@ mod tests {
         }
         let old = code_at(a, now - 300);
         assert_eq!(
-            verify(old.as_bytes(), &f, &st, now, 1),
+            verify(old.as_bytes(), &f, &st, now, Windows::totp(1)),
             Verdict::Rejected(Reject::WrongCode)
         );
     }
@@ -289,23 +497,23 @@ mod tests {
         let now = 1_800_000_000;
         let code = code_at(&f.authenticators[0], now);
         let mut st = State::new();
-        let v = verify(code.as_bytes(), &f, &st, now, 1);
+        let v = verify(code.as_bytes(), &f, &st, now, Windows::totp(1));
         assert!(matches!(v, Verdict::Totp { .. }));
         consume(&v, &f, &mut st);
         assert_eq!(
-            verify(code.as_bytes(), &f, &st, now + 5, 1),
+            verify(code.as_bytes(), &f, &st, now + 5, Windows::totp(1)),
             Verdict::Rejected(Reject::Replayed)
         );
         // An older step than the last accepted one is refused too.
         let prev = code_at(&f.authenticators[0], now - 30);
         assert_eq!(
-            verify(prev.as_bytes(), &f, &st, now, 1),
+            verify(prev.as_bytes(), &f, &st, now, Windows::totp(1)),
             Verdict::Rejected(Reject::Replayed)
         );
         // The next step is fine.
         let next = code_at(&f.authenticators[0], now + 30);
         assert!(matches!(
-            verify(next.as_bytes(), &f, &st, now + 30, 1),
+            verify(next.as_bytes(), &f, &st, now + 30, Windows::totp(1)),
             Verdict::Totp { .. }
         ));
     }
@@ -319,11 +527,11 @@ mod tests {
         let now = 1_800_000_000;
         let mut st = State::new();
         let c1 = code_at(&f.authenticators[0], now);
-        let v = verify(c1.as_bytes(), &f, &st, now, 1);
+        let v = verify(c1.as_bytes(), &f, &st, now, Windows::totp(1));
         assert!(matches!(&v, Verdict::Totp { authenticator, .. } if authenticator == "phone"));
         consume(&v, &f, &mut st);
         let c2 = code_at(&f.authenticators[1], now);
-        let v = verify(c2.as_bytes(), &f, &st, now, 1);
+        let v = verify(c2.as_bytes(), &f, &st, now, Windows::totp(1));
         assert!(matches!(&v, Verdict::Totp { authenticator, .. } if authenticator == "tablet"));
     }
 
@@ -335,7 +543,7 @@ mod tests {
         let mut st = State::new();
         assert_eq!(backup_codes_left(&f, &st), 3);
         let typed = codes.0[1].to_uppercase().replace('-', " ");
-        let v = verify(typed.as_bytes(), &f, &st, 1_800_000_000, 1);
+        let v = verify(typed.as_bytes(), &f, &st, 1_800_000_000, Windows::totp(1));
         assert_eq!(v, Verdict::Backup { index: 1 });
         consume(&v, &f, &mut st);
         assert_eq!(backup_codes_left(&f, &st), 2);
@@ -344,13 +552,185 @@ mod tests {
         odd.backup_used = vec![1, 1, 1, 1, 99];
         assert_eq!(backup_codes_left(&f, &odd), 2);
         assert_eq!(
-            verify(codes.0[1].as_bytes(), &f, &st, 1_800_000_000, 1),
+            verify(
+                codes.0[1].as_bytes(),
+                &f,
+                &st,
+                1_800_000_000,
+                Windows::totp(1)
+            ),
             Verdict::Rejected(Reject::BackupUsed)
         );
         assert_eq!(
-            verify(b"abcde-fghjk", &f, &st, 1_800_000_000, 1),
+            verify(b"abcde-fghjk", &f, &st, 1_800_000_000, Windows::totp(1)),
             Verdict::Rejected(Reject::WrongCode)
         );
+    }
+
+    /// RFC 4226 Appendix D: HOTP-SHA1, six digits, counters 0 to 9.
+    const RFC4226: [&str; 10] = [
+        "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871",
+        "520489",
+    ];
+
+    fn hotp_file(counter: u64, token_id: &str) -> SecretFile {
+        let mut a = auth("fob", SEED20, Algorithm::Sha1, 6);
+        a.hotp = Some(Hotp {
+            counter,
+            token_id: token_id.into(),
+        });
+        file(vec![
+            auth("phone", b"abcdefghijabcdefghij", Algorithm::Sha1, 6),
+            a,
+        ])
+    }
+
+    fn hotp_windows(hotp: u32, hotp_resync: u32) -> Windows {
+        Windows {
+            totp: 1,
+            hotp,
+            hotp_resync,
+        }
+    }
+
+    #[test]
+    fn rfc4226_appendix_d_vectors_each_once() {
+        let f = hotp_file(0, "");
+        let mut st = State::new();
+        for (counter, code) in RFC4226.iter().enumerate() {
+            let v = verify(code.as_bytes(), &f, &st, NOW_ANY, hotp_windows(1, 0));
+            assert_eq!(
+                v,
+                Verdict::Hotp {
+                    authenticator: "fob".into(),
+                    counter: counter as u64,
+                    offset: 0
+                }
+            );
+            consume(&v, &f, &mut st);
+            assert_eq!(
+                verify(code.as_bytes(), &f, &st, NOW_ANY, hotp_windows(1, 0)),
+                Verdict::Rejected(Reject::Replayed),
+                "counter {counter} again"
+            );
+        }
+    }
+
+    const NOW_ANY: u64 = 1_800_000_000;
+
+    #[test]
+    fn hotp_look_ahead_and_resync_windows() {
+        let f = hotp_file(0, "");
+        let st = State::new();
+        // Within the look-ahead window: accepted, the skipped counters with it.
+        assert!(matches!(
+            verify(RFC4226[4].as_bytes(), &f, &st, NOW_ANY, hotp_windows(5, 0)),
+            Verdict::Hotp {
+                counter: 4,
+                offset: 4,
+                ..
+            }
+        ));
+        // Beyond it: refused on its own, or a resynchronisation that wants the next code.
+        assert_eq!(
+            verify(RFC4226[5].as_bytes(), &f, &st, NOW_ANY, hotp_windows(5, 0)),
+            Verdict::Rejected(Reject::WrongCode)
+        );
+        let v = verify(RFC4226[5].as_bytes(), &f, &st, NOW_ANY, hotp_windows(5, 8));
+        assert_eq!(
+            v,
+            Verdict::HotpResync {
+                authenticator: "fob".into(),
+                counter: 5
+            }
+        );
+        assert_eq!(
+            verify(RFC4226[8].as_bytes(), &f, &st, NOW_ANY, hotp_windows(5, 8)),
+            Verdict::Rejected(Reject::WrongCode),
+            "beyond the resync window"
+        );
+        let mut st2 = st.clone();
+        consume(&v, &f, &mut st2);
+        assert!(
+            st2.hotp_next.is_empty(),
+            "a resync hit alone spends nothing"
+        );
+        assert_eq!(
+            verify_resync(RFC4226[7].as_bytes(), &f, &st, "fob", 5),
+            Verdict::Rejected(Reject::WrongCode),
+            "not the code that follows"
+        );
+        let second = verify_resync(RFC4226[6].as_bytes(), &f, &st, "fob", 5);
+        assert_eq!(
+            second,
+            Verdict::Hotp {
+                authenticator: "fob".into(),
+                counter: 6,
+                offset: 6
+            }
+        );
+        let mut st = st;
+        consume(&second, &f, &mut st);
+        assert_eq!(st.hotp_next("e", "fob", 0), 7);
+        assert!(matches!(
+            verify(RFC4226[7].as_bytes(), &f, &st, NOW_ANY, hotp_windows(1, 0)),
+            Verdict::Hotp { counter: 7, .. }
+        ));
+        // The file's counter is the starting point.
+        let f3 = hotp_file(3, "");
+        assert_eq!(
+            verify(
+                RFC4226[2].as_bytes(),
+                &f3,
+                &State::new(),
+                NOW_ANY,
+                hotp_windows(5, 0)
+            ),
+            Verdict::Rejected(Reject::Replayed)
+        );
+    }
+
+    #[test]
+    fn yubikey_token_id_prefix() {
+        let id = "cccjgjgkhcbb";
+        let prefixed = format!("{id}{}", RFC4226[0]);
+        let other = format!("vvvvvvcurikv{}", RFC4226[0]);
+        let st = State::new();
+        let w = hotp_windows(3, 0);
+        let unbound = hotp_file(0, "");
+        assert!(matches!(
+            verify(prefixed.as_bytes(), &unbound, &st, NOW_ANY, w),
+            Verdict::Hotp { counter: 0, .. }
+        ));
+        assert!(matches!(
+            verify(
+                prefixed.to_uppercase().as_bytes(),
+                &unbound,
+                &st,
+                NOW_ANY,
+                w
+            ),
+            Verdict::Hotp { counter: 0, .. }
+        ));
+        let bound = hotp_file(0, id);
+        assert!(matches!(
+            verify(prefixed.as_bytes(), &bound, &st, NOW_ANY, w),
+            Verdict::Hotp { counter: 0, .. }
+        ));
+        assert_eq!(
+            verify(b"cccjgjgkhcbx755224", &bound, &st, NOW_ANY, w),
+            Verdict::Rejected(Reject::Malformed),
+            "not modhex"
+        );
+        for refused in [other.as_str(), RFC4226[0]] {
+            assert_eq!(
+                verify(refused.as_bytes(), &bound, &st, NOW_ANY, w),
+                Verdict::Rejected(Reject::WrongCode),
+                "{refused}"
+            );
+        }
+        assert_eq!(token_id_of(&prefixed, 6), Some(id));
+        assert_eq!(token_id_of(RFC4226[0], 6), None);
     }
 
     #[test]
@@ -368,17 +748,17 @@ mod tests {
             b"12345",
         ] {
             assert!(matches!(
-                verify(answer, &f, &st, 1_800_000_000, 1),
+                verify(answer, &f, &st, 1_800_000_000, Windows::totp(1)),
                 Verdict::Rejected(_)
             ));
         }
         // Tiny clock values must not underflow.
         assert!(matches!(
-            verify(b"123456", &f, &st, 0, 3),
+            verify(b"123456", &f, &st, 0, Windows::totp(3)),
             Verdict::Rejected(_)
         ));
         assert!(matches!(
-            verify(b"123456", &f, &st, u64::MAX, 3),
+            verify(b"123456", &f, &st, u64::MAX, Windows::totp(3)),
             Verdict::Rejected(_)
         ));
     }

@@ -4,7 +4,7 @@
 //!
 //! Compiled for tests and with the `conformance` feature only.
 
-use super::{Attempt, BackupUse, Consumed, Counted, Store, Success, TotpUse};
+use super::{Attempt, BackupUse, Consumed, Counted, HotpUse, Store, Success, TotpUse};
 use crate::state::LastUse;
 use crate::throttle::{Lockout, ThrottlePolicy};
 
@@ -37,6 +37,16 @@ fn totp<'a>(enrollment: &'a str, authenticator: &'a str, step: u64) -> TotpUse<'
     }
 }
 
+fn hotp<'a>(enrollment: &'a str, authenticator: &'a str, counter_after: u64) -> HotpUse<'a> {
+    HotpUse {
+        enrollment_id: enrollment,
+        authenticator,
+        counter_after,
+        refund: None,
+        success: Some(success("192.0.2.1")),
+    }
+}
+
 fn backup<'a>(enrollment: &'a str, set: &'a str, index: u32) -> BackupUse<'a> {
     BackupUse {
         enrollment_id: enrollment,
@@ -59,10 +69,12 @@ pub fn run_all(make: &dyn Fn() -> Subject, user: &str) {
     empty_store(&*make(), user);
     steps_are_spent_once(&*make(), user);
     backup_codes_are_spent_once(&*make(), user);
+    hotp_counters_move_forward_once(&*make(), user);
     failures_are_counted_before_judging(&*make(), user);
     administration(&*make(), user);
     racing_consumers_get_one_success(&*make(), user);
     racing_failures_lose_no_count(&*make(), user);
+    racing_hotp_consumers_get_one_success(&*make(), user);
 }
 
 /// Nothing recorded: no state, no users.
@@ -120,6 +132,46 @@ pub fn backup_codes_are_spent_once(store: &dyn Store, user: &str) {
     ));
     let state = store.state(user).unwrap().unwrap();
     assert_eq!(state.used_backup_codes("s2"), &[3]);
+}
+
+/// Contract 2 for HOTP: a counter once, never one below the current counter; authenticators
+/// and enrollments apart; a TOTP step of the same name does not interfere.
+pub fn hotp_counters_move_forward_once(store: &dyn Store, user: &str) {
+    assert!(accepted(
+        store.consume_hotp(user, &hotp("e1", "fob", 5)).unwrap()
+    ));
+    assert_eq!(
+        store.consume_hotp(user, &hotp("e1", "fob", 5)).unwrap(),
+        Consumed::AlreadyUsed
+    );
+    assert_eq!(
+        store.consume_hotp(user, &hotp("e1", "fob", 3)).unwrap(),
+        Consumed::AlreadyUsed
+    );
+    assert!(accepted(
+        store.consume_hotp(user, &hotp("e1", "yubikey", 5)).unwrap()
+    ));
+    // Resynchronised: two codes spent at once, the counter jumps.
+    assert!(accepted(
+        store.consume_hotp(user, &hotp("e1", "fob", 60)).unwrap()
+    ));
+    assert_eq!(
+        store.consume_hotp(user, &hotp("e1", "fob", 59)).unwrap(),
+        Consumed::AlreadyUsed
+    );
+    assert!(accepted(
+        store.consume_totp(user, &totp("e1", "fob", 2)).unwrap()
+    ));
+    let state = store.state(user).unwrap().unwrap();
+    assert_eq!(state.hotp_next("e1", "fob", 0), 60);
+    assert_eq!(state.hotp_next("e1", "yubikey", 0), 5);
+    // A new enrollment starts from its secret file's counter again.
+    assert!(accepted(
+        store.consume_hotp(user, &hotp("e2", "fob", 2)).unwrap()
+    ));
+    let state = store.state(user).unwrap().unwrap();
+    assert_eq!(state.hotp_next("e2", "fob", 0), 2);
+    assert_eq!(state.hotp_next("e2", "yubikey", 1), 1);
 }
 
 /// Contract 3: counted before judging; a waiting host is refused and not counted; a success
@@ -242,6 +294,36 @@ pub fn racing_consumers_get_one_success(store: &(dyn Store + Sync), user: &str) 
         });
         assert_eq!(wins.into_inner(), 1, "backup round {round}");
     }
+}
+
+/// 64 threads spend the same HOTP counter (one code typed into 64 logins): exactly one wins;
+/// then 64 threads spend different counters in one window: the counter ends at the highest.
+pub fn racing_hotp_consumers_get_one_success(store: &(dyn Store + Sync), user: &str) {
+    for round in 0..3u64 {
+        let wins = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..64 {
+                scope.spawn(|| {
+                    let c = store.consume_hotp(user, &hotp("e1", "fob", 10 + round));
+                    if accepted(c.unwrap()) {
+                        wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(wins.into_inner(), 1, "HOTP round {round}");
+    }
+    std::thread::scope(|scope| {
+        for i in 0..64u64 {
+            scope.spawn(move || {
+                store
+                    .consume_hotp(user, &hotp("e1", "fob", 100 + i))
+                    .unwrap();
+            });
+        }
+    });
+    let state = store.state(user).unwrap().unwrap();
+    assert_eq!(state.hotp_next("e1", "fob", 0), 163);
 }
 
 /// 16 threads count 10 failures each from their own host: none is lost.

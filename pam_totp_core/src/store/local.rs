@@ -7,7 +7,9 @@ use super::fs::{self, ReadRules, Replace};
 use super::privilege::FsIdentity;
 use super::template::{expand_template, safe_file_name};
 use super::versioned::{Change, Durability, KEEP_FOR, Records};
-use super::{Attempt, BackupUse, Consumed, Counted, Location, Store, Success, TotpUse, Unlocked};
+use super::{
+    Attempt, BackupUse, Consumed, Counted, HotpUse, Location, Store, Success, TotpUse, Unlocked,
+};
 use crate::error::StoreError;
 use crate::secret_file::{self, SecretFile};
 use crate::state::{Failures, Remembered, State};
@@ -325,6 +327,21 @@ impl Store for LocalFiles {
         })
     }
 
+    fn consume_hotp(&self, user: &str, used: &HotpUse<'_>) -> Result<Consumed, StoreError> {
+        self.update(user, Durability::Durable, |state| {
+            if !state.spend_hotp(used.enrollment_id, used.authenticator, used.counter_after) {
+                return Change::Keep(Consumed::AlreadyUsed);
+            }
+            if let Some(host) = used.refund {
+                throttle::refund(state, host);
+            }
+            if let Some(success) = &used.success {
+                apply_success(state, success);
+            }
+            Change::Commit(Consumed::Accepted(Box::new(state.clone())))
+        })
+    }
+
     fn consume_backup(&self, user: &str, used: &BackupUse<'_>) -> Result<Consumed, StoreError> {
         self.update(user, Durability::Durable, |state| {
             if !state.spend_backup_code(used.enrollment_id, used.set_id, used.index) {
@@ -459,6 +476,7 @@ mod tests {
                 added: 1,
                 issuer: "h".into(),
                 label: "u".into(),
+                hotp: None,
             }],
             backup: Some(set),
             forget_hosts_before: 0,

@@ -8,8 +8,9 @@
 //!
 //! - read: [`Store::load_enrollment`], [`Store::state`], [`Store::users_with_state`];
 //! - a login: [`Store::record_failure`] (counted *before* the answer is checked, refused when the
-//!   host or user must wait), [`Store::consume_totp`] and [`Store::consume_backup`] (refused when
-//!   already used; they also record the success), [`Store::record_success`];
+//!   host or user must wait), [`Store::consume_totp`], [`Store::consume_hotp`] and
+//!   [`Store::consume_backup`] (refused when already used; they also record the success),
+//!   [`Store::record_success`];
 //! - an administrator: [`Store::reset`], [`Store::unlock`], [`Store::forget_hosts`], and the
 //!   enrollment writes.
 //!
@@ -24,7 +25,9 @@
 //! The contract, which [`conformance`] checks for any backend, races included:
 //! 1. a TOTP step is accepted at most once per authenticator and enrollment, and never a step
 //!    older than or equal to the last accepted one;
-//! 2. a backup code is accepted at most once per set;
+//! 2. a backup code is accepted at most once per set; an HOTP counter at most once per
+//!    authenticator and enrollment, and never one below the authenticator's current counter
+//!    (the counter only moves forward);
 //! 3. failures are counted before the answer is judged, and a host or user that must wait is
 //!    refused without being counted again;
 //! 4. a record that does not parse is never overwritten: every operation fails with
@@ -138,6 +141,22 @@ pub struct TotpUse<'a> {
     pub success: Option<Success<'a>>,
 }
 
+/// The use of an HOTP code (or, when resynchronising, of two consecutive codes).
+#[derive(Debug, Clone)]
+pub struct HotpUse<'a> {
+    /// The enrollment the code belongs to (another one resets the counters).
+    pub enrollment_id: &'a str,
+    /// The HOTP authenticator that produced it.
+    pub authenticator: &'a str,
+    /// One past the (last) matched counter: the counter of the next code expected from now on.
+    /// Refused if the authenticator's counter is already there or beyond.
+    pub counter_after: u64,
+    /// The throttle key of the host whose counted attempt this was, to take the count back.
+    pub refund: Option<&'a str>,
+    /// A success of the whole stack to record with it.
+    pub success: Option<Success<'a>>,
+}
+
 /// The use of a backup code.
 #[derive(Debug, Clone)]
 pub struct BackupUse<'a> {
@@ -233,6 +252,15 @@ pub trait Store {
     /// # Errors
     /// The state is unusable or cannot be written: the code must then be refused.
     fn consume_totp(&self, user: &str, used: &TotpUse<'_>) -> Result<Consumed, StoreError>;
+
+    /// Spends an HOTP code: moves the authenticator's counter to `counter_after`, refused if
+    /// it is already there or beyond (the code, or a later one, was accepted). Takes back the
+    /// attempt's count and records a given success in the same durable write. A directory
+    /// backend keeps the counter in `oathHOTPCounter`.
+    ///
+    /// # Errors
+    /// As [`Store::consume_totp`].
+    fn consume_hotp(&self, user: &str, used: &HotpUse<'_>) -> Result<Consumed, StoreError>;
 
     /// Spends a backup code: refused if it was used already. Takes back the attempt's count and
     /// records a given success in the same durable write.
