@@ -14,8 +14,8 @@ use pam_totp_core::secret::TotpSecret;
 use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
 use pam_totp_core::state::{LastUse, State};
 use pam_totp_core::store::{
-    self, BackupUse, Consumed, Counted, LocalFiles, Remember, Replace, Store, Success, TotpUse,
-    UserInfo,
+    self, BackupUse, Consumed, Counted, HotpUse, LocalFiles, Remember, Replace, Store, Success,
+    TotpUse, UserInfo,
 };
 use pam_totp_core::verify::{self, Reject, Verdict};
 use pam_totp_core::{Clock, StoreError, qr, throttle};
@@ -25,6 +25,10 @@ use zeroize::Zeroizing;
 pub const FORWARD_PROMPT: &str = "Password & verification code: ";
 /// Prompt of the enrollment at first login.
 pub const ENROLL_PROMPT: &str = "Code shown by the app: ";
+/// The second question of an HOTP resynchronisation (RFC 4226 section 7.4): the first code was
+/// further ahead than the look-ahead window, so the code that follows it must come too.
+pub const HOTP_RESYNC_PROMPT: &str =
+    "Token out of step: press its button again and enter the next code: ";
 /// Tries allowed for the first code of an enrollment at login.
 const ENROLL_TRIES: usize = 3;
 
@@ -509,7 +513,7 @@ impl<C: Clock> Session<'_, C> {
         let mut accepted = None;
         let mut reason = Reject::Malformed;
         for attempt in attempts {
-            match verify::verify(&attempt.code, file, &state, now, self.cfg.window) {
+            match verify::verify(&attempt.code, file, &state, now, self.cfg.windows()) {
                 Verdict::Rejected(r) => reason = worse(reason, r),
                 v => {
                     accepted = Some((v, attempt));
@@ -534,6 +538,17 @@ impl<C: Clock> Session<'_, C> {
         let Some((verdict, attempt)) = accepted else {
             return refused(reason);
         };
+        // A token that ran ahead is caught up only with the code that follows (RFC 4226 7.4).
+        let verdict = match verdict {
+            Verdict::HotpResync {
+                authenticator,
+                counter,
+            } => match io.prompt(HOTP_RESYNC_PROMPT, self.cfg.echo_verification_code) {
+                Ok(next) => verify::verify_resync(&next, file, &state, &authenticator, counter),
+                Err(code) => return conversation_failed(ctx, code),
+            },
+            v => v,
+        };
         let (method, detail) = match &verdict {
             Verdict::Totp {
                 authenticator,
@@ -542,6 +557,14 @@ impl<C: Clock> Session<'_, C> {
             } => (
                 Method::Totp,
                 format!("authenticator={authenticator} step_offset={offset}"),
+            ),
+            Verdict::Hotp {
+                authenticator,
+                offset,
+                ..
+            } => (
+                Method::Hotp,
+                format!("authenticator={authenticator} counter_offset={offset}"),
             ),
             _ => (Method::Backup, String::new()),
         };
@@ -562,6 +585,20 @@ impl<C: Clock> Session<'_, C> {
                     success: None,
                 },
             ),
+            Verdict::Hotp {
+                authenticator,
+                counter,
+                ..
+            } => self.store.consume_hotp(
+                &self.info.name,
+                &HotpUse {
+                    enrollment_id: &file.enrollment_id,
+                    authenticator,
+                    counter_after: counter.saturating_add(1),
+                    refund,
+                    success: None,
+                },
+            ),
             Verdict::Backup { index } => match &file.backup {
                 Some(set) => self.store.consume_backup(
                     &self.info.name,
@@ -575,6 +612,7 @@ impl<C: Clock> Session<'_, C> {
                 ),
                 None => return refused(Reject::WrongCode),
             },
+            Verdict::HotpResync { .. } => return refused(Reject::WrongCode),
             Verdict::Rejected(r) => return refused(*r),
         };
         let state = match spent {
@@ -667,7 +705,9 @@ impl<C: Clock> Session<'_, C> {
                 rhost: self.ctx.rhost.clone(),
                 method: method.name().into(),
                 authenticator: match verdict {
-                    Verdict::Totp { authenticator, .. } => authenticator.clone(),
+                    Verdict::Totp { authenticator, .. } | Verdict::Hotp { authenticator, .. } => {
+                        authenticator.clone()
+                    }
                     _ => String::new(),
                 },
             },
@@ -715,6 +755,7 @@ impl<C: Clock> Session<'_, C> {
                 added: now,
                 issuer: secret_file::label_from(&issuer),
                 label: secret_file::label_from(&self.info.name),
+                hotp: None,
             }],
             backup: Some(backup),
             forget_hosts_before: 0,
@@ -750,7 +791,7 @@ impl<C: Clock> Session<'_, C> {
                 &file,
                 &State::new(),
                 self.clock.now(),
-                self.cfg.window,
+                self.cfg.windows(),
             ) {
                 v @ Verdict::Totp { .. } => {
                     matched = Some(v);
@@ -846,13 +887,19 @@ fn nix_hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Splits "password followed by code" at each length a code can have: TOTP lengths first
-/// (cheap), then backup-code lengths (each costs a slow hash, so only plausible ones).
+/// Splits "password followed by code" at each length a code can have: one-time code lengths
+/// first (cheap; with a YubiKey's token identifier for HOTP), then backup-code lengths (each
+/// costs a slow hash, so only plausible ones).
 fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Answer> {
     let mut lengths: Vec<usize> = file
         .authenticators
         .iter()
         .map(|a| usize::from(a.digits))
+        .chain(file.authenticators.iter().filter_map(|a| {
+            a.hotp
+                .as_ref()
+                .map(|_| usize::from(a.digits) + secret_file::TOKEN_ID_LEN)
+        }))
         .collect();
     lengths.sort_unstable();
     lengths.dedup();
@@ -878,11 +925,7 @@ fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Answer> {
 /// shape).
 fn code_shaped(code: &[u8], file: &SecretFile) -> bool {
     pam_totp_core::backup::normalize(code).is_some_and(|n| {
-        (n.bytes().all(|b| b.is_ascii_digit())
-            && file
-                .authenticators
-                .iter()
-                .any(|a| usize::from(a.digits) == n.len()))
+        verify::otp_shaped(&n, file)
             || (file.backup.is_some() && pam_totp_core::backup::has_backup_shape(&n))
     })
 }
@@ -896,13 +939,7 @@ fn attempted_method(attempts: &[Answer], file: &SecretFile, reason: Reject) -> &
     if reason == Reject::Malformed {
         return "none";
     }
-    let totp_shaped = |code: &str| {
-        code.bytes().all(|b| b.is_ascii_digit())
-            && file
-                .authenticators
-                .iter()
-                .any(|a| usize::from(a.digits) == code.len())
-    };
+    let totp_shaped = |code: &str| verify::otp_shaped(code, file);
     let backup = attempts.iter().any(|a| {
         pam_totp_core::backup::normalize(&a.code)
             .is_some_and(|n| pam_totp_core::backup::has_backup_shape(&n) && !totp_shaped(&n))
@@ -1093,6 +1130,7 @@ mod tests {
                     added: NOW,
                     issuer: "h".into(),
                     label: "u".into(),
+                    hotp: None,
                 }],
                 backup: Some(set),
                 forget_hosts_before: 0,
@@ -1495,5 +1533,70 @@ mod tests {
             pam.prompts.borrow()[0],
             ("Code for the VPN: ".to_string(), true)
         );
+    }
+
+    /// RFC 4226 Appendix D: the codes of counters 0 to 9 of the SHA-1 test seed.
+    const HOTP: [&str; 10] = [
+        "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871",
+        "520489",
+    ];
+
+    #[test]
+    fn given_hotp_token_then_codes_once_and_resync_asks_for_the_next_code() {
+        let w = World::new(
+            "hotp",
+            "hotp_window = 2\nhotp_resync_window = 8\nthrottle = false\n",
+        );
+        let file = SecretFile {
+            enrollment_id: "e1".into(),
+            created: NOW,
+            authenticators: vec![Authenticator {
+                name: "fob".into(),
+                secret: TotpSecret::from_bytes(b"12345678901234567890".to_vec()).unwrap(),
+                algorithm: Algorithm::Sha1,
+                digits: 6,
+                period: 30,
+                added: NOW,
+                issuer: "h".into(),
+                label: "u".into(),
+                hotp: Some(secret_file::Hotp {
+                    counter: 0,
+                    token_id: String::new(),
+                }),
+            }],
+            backup: None,
+            forget_hosts_before: 0,
+        };
+        let cfg = config::load(&[&w.arg()], None).unwrap();
+        cfg.store()
+            .unwrap()
+            .save_enrollment(&w.user, &file, Replace::Yes)
+            .unwrap();
+        let mut pam = FakePam::new(&w.user.name, &[HOTP[1].as_bytes()]);
+        assert_eq!(w.run(&mut pam, &[], NOW), Outcome::Accepted(Method::Hotp));
+        for code in [HOTP[1], HOTP[0]] {
+            let mut pam = FakePam::new(&w.user.name, &[code.as_bytes()]);
+            assert_eq!(
+                w.run(&mut pam, &[], NOW),
+                Outcome::Rejected(Reason::Code(Reject::Replayed))
+            );
+        }
+        // Counter 5 is beyond the look-ahead (2, 3): the next code is asked for.
+        let mut pam = FakePam::new(&w.user.name, &[HOTP[5].as_bytes(), HOTP[7].as_bytes()]);
+        assert_eq!(
+            w.run(&mut pam, &[], NOW),
+            Outcome::Rejected(Reason::Code(Reject::WrongCode))
+        );
+        assert_eq!(pam.prompts.borrow()[1].0, HOTP_RESYNC_PROMPT);
+        let mut pam = FakePam::new(&w.user.name, &[HOTP[5].as_bytes(), HOTP[6].as_bytes()]);
+        assert_eq!(w.run(&mut pam, &[], NOW), Outcome::Accepted(Method::Hotp));
+        let mut pam = FakePam::new(&w.user.name, &[HOTP[6].as_bytes()]);
+        assert_eq!(
+            w.run(&mut pam, &[], NOW),
+            Outcome::Rejected(Reason::Code(Reject::Replayed))
+        );
+        let mut pam = FakePam::new(&w.user.name, &[HOTP[7].as_bytes()]);
+        assert_eq!(w.run(&mut pam, &[], NOW), Outcome::Accepted(Method::Hotp));
+        assert_eq!(pam.prompts.borrow().len(), 1);
     }
 }

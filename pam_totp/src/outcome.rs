@@ -8,6 +8,8 @@ use pam_totp_core::verify::Reject;
 pub enum Method {
     /// A TOTP code.
     Totp,
+    /// An HOTP code (a key fob, a YubiKey OATH-HOTP slot).
+    Hotp,
     /// A backup code.
     Backup,
     /// A remembered remote host (`remember`).
@@ -21,6 +23,7 @@ impl Method {
     pub fn name(self) -> &'static str {
         match self {
             Method::Totp => "totp",
+            Method::Hotp => "hotp",
             Method::Backup => "backup",
             Method::Remembered => "remembered",
             Method::Enrolled => "enroll",
@@ -145,6 +148,7 @@ mod tests {
         let table = [
             (Outcome::Accepted(Method::Totp), PAM_SUCCESS),
             (Outcome::Accepted(Method::Backup), PAM_SUCCESS),
+            (Outcome::Accepted(Method::Hotp), PAM_SUCCESS),
             (
                 Outcome::Rejected(Reason::Code(Reject::WrongCode)),
                 PAM_AUTH_ERR,

@@ -166,6 +166,15 @@ pub fn token_id_of(norm: &str, digits: u8) -> Option<&str> {
     (valid_token_id(id) && code.bytes().all(|b| b.is_ascii_digit())).then_some(id)
 }
 
+/// Whether a normalized answer has the shape of a one-time code of `file`: the digit count of
+/// one of its authenticators, or a YubiKey token identifier and the digits of an HOTP one.
+pub fn otp_shaped(norm: &str, file: &SecretFile) -> bool {
+    file.authenticators.iter().any(|a| {
+        (norm.len() == usize::from(a.digits) && norm.bytes().all(|b| b.is_ascii_digit()))
+            || (a.hotp.is_some() && token_id_of(norm, a.digits).is_some())
+    })
+}
+
 /// What one HOTP authenticator makes of a code.
 enum HotpMatch {
     Fresh { counter: u64, offset: u64 },
