@@ -184,6 +184,7 @@ fn generate(f: &Flags) -> Result<(), String> {
                 added: t,
                 issuer: "bench".into(),
                 label: name.clone(),
+                hotp: None,
             }],
             backup: Some(set.clone()),
             forget_hosts_before: 0,

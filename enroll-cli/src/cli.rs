@@ -88,6 +88,29 @@ pub struct NewKeyArgs {
     /// Seconds per code
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub period: u64,
+    /// Counter-based codes (HOTP, RFC 4226) instead of time-based: a key fob, a YubiKey
+    /// OATH-HOTP slot, or an app in counter mode
+    #[arg(long)]
+    pub hotp: bool,
+    /// With --hotp: the counter of the token's next code [default: 0]
+    #[arg(long, value_name = "N", requires = "hotp", value_parser = clap::value_parser!(u64).range(0..=(1u64 << 60)))]
+    pub counter: Option<u64>,
+    /// With --hotp (root): the key of a token programmed elsewhere, in hex (visible to `ps`;
+    /// prefer --key-file)
+    #[arg(
+        long,
+        value_name = "HEX",
+        requires = "hotp",
+        conflicts_with = "key_file"
+    )]
+    pub key_hex: Option<String>,
+    /// With --hotp (root): read the token's key, in hex, from FILE ("-": standard input)
+    #[arg(long, value_name = "FILE", requires = "hotp")]
+    pub key_file: Option<PathBuf>,
+    /// With --hotp: the YubiKey token identifier its codes start with (12 modhex characters);
+    /// codes from another key are then refused [default: learned from the first code]
+    #[arg(long, value_name = "ID", requires = "hotp")]
+    pub token_id: Option<String>,
 }
 
 /// The subcommands.
@@ -165,7 +188,7 @@ Examples:
     #[command(
         name = "import-google-authenticator",
         after_help = "The original file is left untouched; its scratch codes become backup codes.
-HOTP (counter-based) files are refused.
+Counter-based (HOTP_COUNTER) files become an HOTP authenticator starting at that counter.
 
 Examples:
   pam-totp import-google-authenticator                    your ~/.google_authenticator
@@ -173,6 +196,21 @@ Examples:
   pam-totp import-google-authenticator /srv/ga/alice --user alice"
     )]
     ImportGoogleAuthenticator(ImportArgs),
+
+    /// (root) Convert a pam_oath usersfile (/etc/users.oath): one secret file per user
+    #[command(
+        name = "import-oath",
+        after_help = "The usersfile is only read. HOTP lines become HOTP authenticators that go on
+from the next unused counter; HOTP/T lines become TOTP authenticators. PINs are NOT carried
+over: a user with a PIN is refused unless --drop-pins is given (then the PIN is no longer
+asked by this module; the password module still is). Running it again changes nothing.
+
+Examples:
+  pam-totp import-oath --dry-run                  what would happen, from /etc/users.oath
+  pam-totp import-oath                            every user in /etc/users.oath
+  pam-totp import-oath /srv/users.oath --user alice --user bob"
+    )]
+    ImportOath(ImportOathArgs),
 
     /// (root) Explain what the module would do for a login, without authenticating
     #[command(after_help = "Examples:
@@ -326,6 +364,29 @@ pub struct ImportArgs {
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
     /// Replace an existing pam-totp enrollment
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options of `import-oath`.
+#[derive(Debug, Args)]
+pub struct ImportOathArgs {
+    /// The pam_oath usersfile [default: /etc/users.oath]
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Import only this user (repeat for several) [default: every user in the file]
+    #[arg(long, value_name = "NAME")]
+    pub user: Vec<String>,
+    /// Show what would be done, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import users who have a PIN too, without it (pam-totp has no PINs)
+    #[arg(long)]
+    pub drop_pins: bool,
+    /// Issuer stored for each authenticator [default: this host's name]
+    #[arg(long, value_name = "TEXT")]
+    pub issuer: Option<String>,
+    /// Replace pam-totp enrollments that hold other keys
     #[arg(long)]
     pub force: bool,
 }

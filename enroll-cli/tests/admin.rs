@@ -150,12 +150,12 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
     let st = State::new();
     let old = first["backup_codes"][1].as_str().unwrap();
     assert_eq!(
-        verify::verify(old.as_bytes(), &file, &st, t, 1),
+        verify::verify(old.as_bytes(), &file, &st, t, verify::Windows::totp(1)),
         Verdict::Rejected(verify::Reject::WrongCode)
     );
     let new = fresh["backup_codes"][2].as_str().unwrap();
     assert_eq!(
-        verify::verify(new.as_bytes(), &file, &st, t, 1),
+        verify::verify(new.as_bytes(), &file, &st, t, verify::Windows::totp(1)),
         Verdict::Backup { index: 2 }
     );
     assert_eq!(
@@ -496,11 +496,17 @@ fn given_real_google_authenticator_file_then_imported_with_scratch_codes_as_back
     let t = now();
     let code = totp_now(&key, totp_rs::Algorithm::SHA1, 6, 30);
     assert!(matches!(
-        verify::verify(code.as_bytes(), &file, &st, t, 1),
+        verify::verify(code.as_bytes(), &file, &st, t, verify::Windows::totp(1)),
         Verdict::Totp { .. }
     ));
     assert_eq!(
-        verify::verify(scratch[3].as_bytes(), &file, &st, t, 1),
+        verify::verify(
+            scratch[3].as_bytes(),
+            &file,
+            &st,
+            t,
+            verify::Windows::totp(1)
+        ),
         Verdict::Backup { index: 3 }
     );
     // Importing again without --force is refused; the user's own default file works too.

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use pam_totp_core::backup::{self, BackupSet};
 use pam_totp_core::secret::TotpSecret;
-use pam_totp_core::secret_file::{Algorithm, Authenticator, SecretFile};
+use pam_totp_core::secret_file::{Algorithm, Authenticator, Hotp, SecretFile};
 use pam_totp_core::state::State;
 use pam_totp_core::verify::{self, Verdict};
 use std::sync::OnceLock;
@@ -22,6 +22,21 @@ fn file() -> &'static SecretFile {
             added: 0,
             issuer: String::new(),
             label: String::new(),
+            hotp: None,
+        };
+        let fob = |name: &str, digits, token_id: &str| Authenticator {
+            name: name.into(),
+            secret: TotpSecret::from_bytes(b"a counter-based token key".to_vec()).expect("key"),
+            algorithm: Algorithm::Sha1,
+            digits,
+            period: 30,
+            added: 0,
+            issuer: String::new(),
+            label: String::new(),
+            hotp: Some(Hotp {
+                counter: 0,
+                token_id: token_id.into(),
+            }),
         };
         // The fewest PBKDF2 rounds a file may have, so each backup-shaped answer stays cheap.
         let backup = BackupSet::from_codes(["abcde23456", "12345678"].into_iter(), 0, 1000)
@@ -32,6 +47,8 @@ fn file() -> &'static SecretFile {
             authenticators: vec![
                 auth("phone", Algorithm::Sha1, 6, 30),
                 auth("tablet", Algorithm::Sha512, 8, 1),
+                fob("fob", 6, ""),
+                fob("yubikey", 8, "cccjgjgkhcbb"),
             ],
             backup: Some(backup),
             forget_hosts_before: 0,
@@ -53,11 +70,12 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let mut state = State::new();
-    let verdict = verify::verify(answer, file(), &state, now, window);
-    if !matches!(verdict, Verdict::Rejected(_)) {
+    let windows = verify::Windows::totp(window);
+    let verdict = verify::verify(answer, file(), &state, now, windows);
+    if !matches!(verdict, Verdict::Rejected(_) | Verdict::HotpResync { .. }) {
         // Accepted once: the same answer right after must be refused (replay / used code).
         verify::consume(&verdict, file(), &mut state);
-        let again = verify::verify(answer, file(), &state, now, window);
+        let again = verify::verify(answer, file(), &state, now, windows);
         assert!(
             matches!(again, Verdict::Rejected(_)),
             "{verdict:?} then {again:?}"

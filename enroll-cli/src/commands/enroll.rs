@@ -10,10 +10,10 @@ use crate::output;
 use crate::qr;
 use pam_totp_core::backup::{BackupSet, NewCodes};
 use pam_totp_core::secret::{self, TotpSecret};
-use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
+use pam_totp_core::secret_file::{self, Algorithm, Authenticator, Hotp, SecretFile};
 use pam_totp_core::state::State;
 use pam_totp_core::store::{Location, Replace, Store, UserInfo};
-use pam_totp_core::verify::{self, Verdict};
+use pam_totp_core::verify::{self, Verdict, Windows};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -50,10 +50,83 @@ impl AlgorithmArg {
     }
 }
 
-/// Makes a new authenticator with a fresh 160-bit key.
+/// The key of a hardware token programmed elsewhere (`--key-hex`, `--key-file`), if given.
+/// Root only: it is how an administrator hands out tokens.
+fn token_key(key: &NewKeyArgs) -> Result<Option<TotpSecret>> {
+    let hex: Zeroizing<String> = match (&key.key_hex, &key.key_file) {
+        (Some(hex), _) => {
+            context::require_root("enroll --key-hex")?;
+            Zeroizing::new(hex.clone())
+        }
+        (None, Some(path)) => {
+            context::require_root("enroll --key-file")?;
+            let bytes = if path.as_os_str() == "-" {
+                let mut buf = Zeroizing::new(Vec::new());
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)
+                    .map_err(Error::Io)?;
+                buf
+            } else {
+                let rules = pam_totp_core::store::ReadRules {
+                    owner: None,
+                    allowed_perm: 0o7777,
+                    max_size: 4096,
+                };
+                pam_totp_core::store::read_checked(path, &rules)
+                    .map_err(Error::Store)?
+                    .ok_or_else(|| {
+                        Error::usage(
+                            format!("{} does not exist", path.display()),
+                            "Give the file that holds the token's key in hex.",
+                        )
+                    })?
+            };
+            Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        (None, None) => return Ok(None),
+    };
+    let cleaned: Zeroizing<String> =
+        Zeroizing::new(hex.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    let bytes = secret::from_hex(&cleaned).ok_or_else(|| {
+        Error::usage(
+            "the token key is not hex (an even number of 0-9, a-f)",
+            "Give the key as the token's programming tool printed it, e.g. 3132333435...",
+        )
+    })?;
+    TotpSecret::from_bytes(bytes).map(Some).map_err(|e| {
+        Error::usage(
+            format!("the token key cannot be used: {e}"),
+            "Check the key.",
+        )
+    })
+}
+
+/// The HOTP part of a new authenticator from the options, `None` without `--hotp`.
+fn new_hotp(key: &NewKeyArgs) -> Result<Option<Hotp>> {
+    if !key.hotp {
+        return Ok(None);
+    }
+    let token_id = key
+        .token_id
+        .clone()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !token_id.is_empty() && !secret_file::valid_token_id(&token_id) {
+        return Err(Error::usage(
+            "--token-id is not a YubiKey token identifier",
+            "Give the 12 modhex characters (cbdefghijklnrtuv) the key prints before each code, \
+             or leave --token-id out to learn it from the first code.",
+        ));
+    }
+    Ok(Some(Hotp {
+        counter: key.counter.unwrap_or(0),
+        token_id,
+    }))
+}
+
+/// Makes a new authenticator with a fresh 160-bit key (or, for a hardware token, its key).
 ///
 /// # Errors
-/// A bad issuer or label, or the random source failed.
+/// A bad issuer or label, a bad token key, or the random source failed.
 pub fn new_authenticator(
     name: &str,
     key: &NewKeyArgs,
@@ -64,15 +137,20 @@ pub fn new_authenticator(
     let label = key.label.clone().unwrap_or_else(|| user.name.clone());
     context::check_label("issuer", &issuer)?;
     context::check_label("label", &label)?;
+    let secret = match token_key(key)? {
+        Some(secret) => secret,
+        None => TotpSecret::generate(secret::NEW_SECRET_BYTES).map_err(Error::Random)?,
+    };
     Ok(Authenticator {
         name: name.to_string(),
-        secret: TotpSecret::generate(secret::NEW_SECRET_BYTES).map_err(Error::Random)?,
+        secret,
         algorithm: key.algorithm.core(),
         digits: key.digits,
         period: key.period,
         added: now,
         issuer,
         label,
+        hotp: new_hotp(key)?,
     })
 }
 
@@ -88,6 +166,7 @@ pub fn copy_authenticator(a: &Authenticator) -> Authenticator {
         added: a.added,
         issuer: a.issuer.clone(),
         label: a.label.clone(),
+        hotp: a.hotp.clone(),
     }
 }
 
@@ -117,12 +196,9 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
     if !args.force && ctx.store.has_enrollment(user).map_err(Error::Store)? {
         return Err(Error::Exists(path));
     }
-    let auth = new_authenticator(secret_file::DEFAULT_NAME, &args.key, user, ctx.now)?;
+    let mut auth = new_authenticator(secret_file::DEFAULT_NAME, &args.key, user, ctx.now)?;
     if !args.json {
-        show_new_key(&auth, args.qr, user, &path)?;
-        if !args.no_confirm {
-            confirm(&auth, ctx.now)?;
-        }
+        show_and_confirm(ctx, args, &mut auth, user, &path)?;
         eprintln!("Making {} backup codes...", args.backup_codes);
     }
     let count = usize::from(args.backup_codes);
@@ -202,13 +278,10 @@ fn add(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo, name: &str) -> Result<()> 
     if key.issuer.is_none() {
         key.issuer = Some(file.authenticators[0].issuer.clone()).filter(|i| !i.is_empty());
     }
-    let auth = new_authenticator(name, &key, user, ctx.now)?;
+    let mut auth = new_authenticator(name, &key, user, ctx.now)?;
     let path = ctx.secret_path(user)?;
     if !args.json {
-        show_new_key(&auth, args.qr, user, &path)?;
-        if !args.no_confirm {
-            confirm(&auth, ctx.now)?;
-        }
+        show_and_confirm(ctx, args, &mut auth, user, &path)?;
     }
     file.authenticators.push(auth);
     let written = ctx
@@ -235,6 +308,97 @@ fn add(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo, name: &str) -> Result<()> 
         file.authenticators.len()
     );
     Ok(())
+}
+
+/// Shows the new key (not for a hardware token: it holds the key already) and, unless
+/// `--no-confirm`, asks for a first code.
+fn show_and_confirm(
+    ctx: &Ctx,
+    args: &EnrollArgs,
+    auth: &mut Authenticator,
+    user: &UserInfo,
+    path: &Location,
+) -> Result<()> {
+    let hardware = args.key.key_hex.is_some() || args.key.key_file.is_some();
+    if hardware {
+        println!(
+            "Hardware token for {}: {}-bit key, {} digits, {}, next counter {}.",
+            output::safe(&user.name),
+            auth.secret.bits(),
+            auth.digits,
+            auth.algorithm.as_str(),
+            auth.hotp.as_ref().map_or(0, |h| h.counter)
+        );
+        println!(
+            "The key will be saved in {}.",
+            output::safe(&path.to_string())
+        );
+    } else {
+        show_new_key(auth, args.qr, user, path)?;
+    }
+    if args.no_confirm {
+        return Ok(());
+    }
+    if auth.hotp.is_some() {
+        confirm_hotp(auth, ctx.config.hotp_window, hardware)
+    } else {
+        confirm(auth, ctx.now)
+    }
+}
+
+/// Asks for the token's next code, up to three times. The code is spent: the counter saved is
+/// the one after it. A YubiKey's token identifier in front of the code is bound to the
+/// authenticator if none was given.
+fn confirm_hotp(auth: &mut Authenticator, window: u32, hardware: bool) -> Result<()> {
+    let probe = SecretFile {
+        enrollment_id: "confirm".into(),
+        created: 0,
+        authenticators: vec![copy_authenticator(auth)],
+        backup: None,
+        forget_hosts_before: 0,
+    };
+    let windows = Windows {
+        hotp: window,
+        hotp_resync: 0,
+        ..Windows::totp(0)
+    };
+    let question = if hardware {
+        "Press the token's button (or touch the YubiKey) and enter the code: "
+    } else {
+        "Enter the first code the app shows for this key: "
+    };
+    for attempt in 1..=TRIES {
+        let answer = prompt(question)?.ok_or(Error::Eof("code"))?;
+        let left = TRIES - attempt;
+        let verdict = verify::verify(answer.as_bytes(), &probe, &State::new(), 0, windows);
+        match verdict {
+            Verdict::Hotp { counter, .. } => {
+                if let Some(h) = auth.hotp.as_mut() {
+                    h.counter = counter.saturating_add(1);
+                    if h.token_id.is_empty() {
+                        let norm = pam_totp_core::backup::normalize(answer.as_bytes());
+                        if let Some(id) = norm
+                            .as_deref()
+                            .and_then(|n| verify::token_id_of(n, auth.digits))
+                        {
+                            h.token_id = id.to_string();
+                            eprintln!(
+                                "Token identifier {id} bound: codes from other keys are refused."
+                            );
+                        }
+                    }
+                }
+                eprintln!("Code accepted.");
+                return Ok(());
+            }
+            _ => eprintln!(
+                "That code does not match the key (or the token is more than {window} presses \
+                 ahead: give its counter with --counter).{}",
+                tries_left(left)
+            ),
+        }
+    }
+    Err(Error::CodeNotConfirmed)
 }
 
 /// Prints the QR code, the key in groups of four and what the app will show.
@@ -292,12 +456,20 @@ pub fn show_key(auth: &Authenticator, style: QrStyle) -> Result<()> {
     output::print_secret(&line).map_err(Error::Io)?;
     println!("  Issuer:  {}", output::safe(&auth.issuer));
     println!("  Account: {}", output::safe(&auth.label));
-    println!(
-        "  Type: time-based, {}, {} digits, every {} s",
-        auth.algorithm.as_str(),
-        auth.digits,
-        auth.period
-    );
+    match &auth.hotp {
+        Some(h) => println!(
+            "  Type: counter-based (HOTP), {}, {} digits, counter {}",
+            auth.algorithm.as_str(),
+            auth.digits,
+            h.counter
+        ),
+        None => println!(
+            "  Type: time-based, {}, {} digits, every {} s",
+            auth.algorithm.as_str(),
+            auth.digits,
+            auth.period
+        ),
+    }
     if auth.algorithm != Algorithm::Sha1 {
         println!(
             "Warning: some apps (Google Authenticator among them) silently ignore {} and use \
@@ -305,7 +477,7 @@ pub fn show_key(auth: &Authenticator, style: QrStyle) -> Result<()> {
             auth.algorithm.as_str()
         );
     }
-    if auth.digits != 6 || auth.period != 30 {
+    if auth.digits != 6 || (auth.hotp.is_none() && auth.period != 30) {
         println!("Note: not every app supports codes other than 6 digits every 30 s.");
     }
     println!();
@@ -349,7 +521,7 @@ fn confirm(auth: &Authenticator, now: u64) -> Result<()> {
         }
         // Checked at the time of typing, with one step either side for a slow typist.
         let now = pam_totp_core::Clock::now(&pam_totp_core::SystemClock);
-        match verify::verify(typed.as_bytes(), &probe, &state, now, 1) {
+        match verify::verify(typed.as_bytes(), &probe, &state, now, Windows::totp(1)) {
             Verdict::Totp { .. } => {
                 eprintln!("Code accepted.");
                 return Ok(());

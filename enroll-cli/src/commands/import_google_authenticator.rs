@@ -1,7 +1,8 @@
 //! `pam-totp import-google-authenticator`: converts a google-authenticator-libpam file
 //! (`~/.google_authenticator`) into a pam-totp secret file, so a fleet can switch modules without
 //! re-enrolling anyone. The original is only read. Its scratch codes become hashed backup codes;
-//! HOTP files are refused, since this project verifies time-based codes only.
+//! a counter-based file (`" HOTP_COUNTER n`, made by `google-authenticator -c`) becomes an HOTP
+//! authenticator whose next code is counter `n`, as the old module would have accepted next.
 
 use crate::cli::ImportArgs;
 use crate::context::{self, Ctx};
@@ -9,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::output;
 use pam_totp_core::backup::{self, BackupSet};
 use pam_totp_core::secret::{self, TotpSecret};
-use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
+use pam_totp_core::secret_file::{self, Algorithm, Authenticator, Hotp, SecretFile};
 use pam_totp_core::store::{self, ReadRules, Replace, Store, TotpUse, UserInfo};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -29,6 +30,8 @@ pub struct GaFile {
     pub disallow_reuse: Option<Vec<u64>>,
     /// Scratch codes (8 digits each), in clear.
     pub scratch: Vec<Zeroizing<String>>,
+    /// `" HOTP_COUNTER n"`: counter-based, and `n` is the counter of the next code.
+    pub hotp_counter: Option<u64>,
 }
 
 fn bad(message: impl Into<String>) -> String {
@@ -53,9 +56,9 @@ pub fn parse(text: &str) -> std::result::Result<GaFile, String> {
         rate_limit: None,
         disallow_reuse: None,
         scratch: Vec::new(),
+        hotp_counter: None,
     };
     let mut totp = false;
-    let mut hotp = false;
     for (i, line) in lines.enumerate() {
         let n = i + 2;
         let line = line.trim_end_matches('\r');
@@ -71,7 +74,13 @@ pub fn parse(text: &str) -> std::result::Result<GaFile, String> {
             };
             match name {
                 "TOTP_AUTH" => totp = true,
-                "HOTP_COUNTER" => hotp = true,
+                "HOTP_COUNTER" => {
+                    let counter = num(0)?;
+                    if counter > secret_file::MAX_COUNTER {
+                        return Err(bad(format!("line {n}: HOTP_COUNTER is too large")));
+                    }
+                    ga.hotp_counter = Some(counter);
+                }
                 "STEP_SIZE" => {
                     ga.step = num(0)?;
                     if !(1..=300).contains(&ga.step) {
@@ -96,10 +105,18 @@ pub fn parse(text: &str) -> std::result::Result<GaFile, String> {
             )));
         }
     }
-    if hotp || !totp {
-        return Err(bad(
-            "it is a counter-based (HOTP) file; pam-totp only verifies time-based (TOTP) codes",
-        ));
+    match (totp, ga.hotp_counter.is_some()) {
+        (true, true) => {
+            return Err(bad(
+                "it says both TOTP_AUTH and HOTP_COUNTER; the module would not know which to use",
+            ));
+        }
+        (false, false) => {
+            return Err(bad(
+                "it says neither TOTP_AUTH (time-based) nor HOTP_COUNTER (counter-based)",
+            ));
+        }
+        _ => {}
     }
     if ga.scratch.len() > backup::MAX_COUNT {
         return Err(bad(format!(
@@ -122,8 +139,8 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     let text = read_source(&source, args.file.is_none().then_some(&user))?;
     let ga = parse(&text).map_err(|message| {
         let hint = if message.contains("HOTP") {
-            "Keep google-authenticator for this user, or enroll a new time-based key with \
-             `pam-totp enroll` (the phone must scan the new code)."
+            "Keep google-authenticator for this user, or enroll a new key with `pam-totp enroll` \
+             (the phone must scan the new code)."
                 .to_string()
         } else {
             format!(
@@ -169,6 +186,10 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
             added: ctx.now,
             issuer,
             label,
+            hotp: ga.hotp_counter.map(|counter| Hotp {
+                counter,
+                token_id: String::new(),
+            }),
         }],
         backup,
         forget_hosts_before: 0,
@@ -193,7 +214,23 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
         if ga.scratch.len() == 1 { "" } else { "s" },
         output::safe(&source.to_string_lossy())
     );
-    if let Some(w) = ga.window_size {
+    if let Some(counter) = ga.hotp_counter {
+        println!(
+            "Counter-based (HOTP): the next code accepted is counter {counter}, then up to {} \
+             ahead (`hotp_window`). Logins move the counter on in the state, not in {}.",
+            ctx.config.hotp_window,
+            output::safe(&written.to_string())
+        );
+        if let Some(w) = ga.window_size {
+            if w != ctx.config.hotp_window {
+                println!(
+                    "Note: the file accepted {w} codes ahead; pam-totp uses `hotp_window = {}` \
+                     from its configuration for every user.",
+                    ctx.config.hotp_window
+                );
+            }
+        }
+    } else if let Some(w) = ga.window_size {
         let steps = w.saturating_sub(1) / 2;
         if steps != ctx.config.window {
             println!(
@@ -210,7 +247,7 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
             ctx.config.throttle.attempts, ctx.config.throttle.delay
         );
     }
-    if ga.disallow_reuse.is_none() {
+    if ga.disallow_reuse.is_none() && ga.hotp_counter.is_none() {
         println!("Note: pam-totp always refuses a code that was already used.");
     }
     if !carried && ga.disallow_reuse.as_ref().is_some_and(|v| !v.is_empty()) {
@@ -320,9 +357,19 @@ mod tests {
     }
 
     #[test]
-    fn given_hotp_or_garbage_then_refused_without_quoting_the_key() {
-        let hotp = format!("{KEY}\n\" HOTP_COUNTER 1\n12345678\n");
-        let e = parse(&hotp).unwrap_err();
+    fn given_hotp_file_then_counter_read() {
+        let hotp =
+            format!("{KEY}\n\" RATE_LIMIT 3 30\n\" WINDOW_SIZE 5\n\" HOTP_COUNTER 7\n12345678\n");
+        let ga = parse(&hotp).unwrap();
+        assert_eq!(ga.hotp_counter, Some(7));
+        assert_eq!(ga.window_size, Some(5));
+        assert_eq!(ga.scratch.len(), 1);
+    }
+
+    #[test]
+    fn given_ambiguous_or_garbage_then_refused_without_quoting_the_key() {
+        let both = format!("{KEY}\n\" HOTP_COUNTER 1\n\" TOTP_AUTH\n12345678\n");
+        let e = parse(&both).unwrap_err();
         assert!(e.contains("HOTP"), "{e}");
         assert!(
             parse(&format!("{KEY}\n12345678\n"))

@@ -1,4 +1,5 @@
-//! `pam-totp list`: the authenticators of an enrollment: name, algorithm, added, last used.
+//! `pam-totp list`: the authenticators of an enrollment: name, kind, algorithm, period or
+//! counter, added, last used.
 
 use crate::cli::ListArgs;
 use crate::commands::status::authenticators;
@@ -19,16 +20,22 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
         return output::print_json(&list).map_err(Error::Io);
     }
     println!(
-        "{:<16} {:<9} {:>6} {:>6}  {:<24} LAST USED",
-        "NAME", "ALGORITHM", "DIGITS", "PERIOD", "ADDED"
+        "{:<16} {:<4} {:<9} {:>6} {:>14}  {:<24} LAST USED",
+        "NAME", "KIND", "ALGORITHM", "DIGITS", "PERIOD/COUNTER", "ADDED"
     );
     for a in &list {
+        let schedule = match (a.period, a.counter) {
+            (Some(p), _) => format!("{p}s"),
+            (None, Some(c)) => format!("next {c}"),
+            (None, None) => String::new(),
+        };
         println!(
-            "{:<16} {:<9} {:>6} {:>5}s  {:<24} {}",
+            "{:<16} {:<4} {:<9} {:>6} {:>14}  {:<24} {}",
             output::safe(&a.name),
+            a.kind,
             a.algorithm,
             a.digits,
-            a.period,
+            schedule,
             output::date(a.added),
             a.last_used
                 .map(output::date)

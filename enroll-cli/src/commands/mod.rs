@@ -8,6 +8,7 @@ pub mod enroll;
 pub mod explain;
 pub mod forget_hosts;
 pub mod import_google_authenticator;
+pub mod import_oath;
 pub mod list;
 pub mod man;
 pub mod qr;
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Unlock(args) => unlock::run(&ctx, args),
         Command::ForgetHosts(args) => forget_hosts::run(&ctx, args),
         Command::ImportGoogleAuthenticator(args) => import_google_authenticator::run(&ctx, args),
+        Command::ImportOath(args) => import_oath::run(&ctx, args),
         Command::Completions { .. }
         | Command::Manpage
         | Command::Doctor(_)

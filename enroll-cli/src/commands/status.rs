@@ -20,16 +20,39 @@ use std::path::PathBuf;
 pub struct AuthenticatorInfo {
     /// Name.
     pub name: String,
+    /// `totp` (time-based) or `hotp` (counter-based).
+    pub kind: &'static str,
     /// `SHA1`, `SHA256` or `SHA512`.
     pub algorithm: &'static str,
     /// 6 or 8.
     pub digits: u8,
-    /// Seconds per code.
-    pub period: u64,
+    /// Seconds per code (TOTP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<u64>,
+    /// The counter of the next code expected (HOTP): how far the token has been used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counter: Option<u64>,
+    /// The YubiKey token identifier bound to it (HOTP), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
     /// Unix time it was added.
     pub added: u64,
     /// Unix time of the last accepted code from it, if known.
     pub last_used: Option<u64>,
+}
+
+impl AuthenticatorInfo {
+    /// `30 s` for TOTP, `HOTP, next counter 5` (and the token) for HOTP.
+    pub fn schedule(&self) -> String {
+        match (self.period, self.counter) {
+            (Some(p), _) => format!("{p} s"),
+            (None, Some(c)) => match &self.token_id {
+                Some(id) => format!("HOTP, next counter {c}, token {id}"),
+                None => format!("HOTP, next counter {c}"),
+            },
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// The last successful second factor.
@@ -85,16 +108,36 @@ pub struct UserStatus {
 pub fn authenticators(file: &SecretFile, state: Option<&State>) -> Vec<AuthenticatorInfo> {
     file.authenticators
         .iter()
-        .map(|a| AuthenticatorInfo {
-            name: a.name.clone(),
-            algorithm: a.algorithm.as_str(),
-            digits: a.digits,
-            period: a.period,
-            added: a.added,
-            last_used: state
-                .filter(|s| s.enrollment_id == file.enrollment_id)
-                .and_then(|s| s.last_step.get(&a.name))
-                .map(|step| step.saturating_mul(a.period)),
+        .map(|a| {
+            let current = state.filter(|s| s.enrollment_id == file.enrollment_id);
+            AuthenticatorInfo {
+                name: a.name.clone(),
+                kind: a.kind(),
+                algorithm: a.algorithm.as_str(),
+                digits: a.digits,
+                period: a.hotp.is_none().then_some(a.period),
+                counter: a.hotp.as_ref().map(|h| {
+                    current.map_or(h.counter, |s| {
+                        s.hotp_next(&file.enrollment_id, &a.name, h.counter)
+                    })
+                }),
+                token_id: a
+                    .hotp
+                    .as_ref()
+                    .map(|h| h.token_id.clone())
+                    .filter(|t| !t.is_empty()),
+                added: a.added,
+                last_used: match &a.hotp {
+                    None => current
+                        .and_then(|s| s.last_step.get(&a.name))
+                        .map(|step| step.saturating_mul(a.period)),
+                    // A counter has no time: the last login through it, if it was the last one.
+                    Some(_) => current
+                        .and_then(|s| s.last_success.as_ref())
+                        .filter(|l| l.authenticator == a.name)
+                        .map(|l| l.time),
+                },
+            }
         })
         .collect()
 }
@@ -213,7 +256,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
     if !s.enrolled {
         println!(
             "Enrolled:       no (no secret file at {})",
-            output::safe(&path)
+            output::safe(path)
         );
         println!(
             "                {}",
@@ -227,11 +270,11 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         println!(
             "Enrolled:       yes, since {} ({})",
             output::date(s.since.unwrap_or(0)),
-            output::safe(&path)
+            output::safe(path)
         );
         for (i, a) in s.authenticators.iter().enumerate() {
             println!(
-                "{}{} ({}, {} digits, {} s){}",
+                "{}{} ({}, {} digits, {}){}",
                 if i == 0 {
                     "Authenticators: "
                 } else {
@@ -240,7 +283,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
                 output::safe(&a.name),
                 a.algorithm,
                 a.digits,
-                a.period,
+                a.schedule(),
                 a.last_used
                     .map(|t| format!(", last used {}", output::date(t)))
                     .unwrap_or_default()
