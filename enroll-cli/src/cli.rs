@@ -104,7 +104,8 @@ pub struct NewKeyArgs {
         conflicts_with = "key_file"
     )]
     pub key_hex: Option<String>,
-    /// With --hotp (root): read the token's key, in hex, from FILE ("-": standard input)
+    /// With --hotp (root): read the token's key, in hex, from FILE ("-": the first line of
+    /// standard input)
     #[arg(long, value_name = "FILE", requires = "hotp")]
     pub key_file: Option<PathBuf>,
     /// With --hotp: the YubiKey token identifier its codes start with (12 modhex characters);

@@ -365,3 +365,54 @@ impl Drop for Interactive {
         }
     }
 }
+
+/// Starts `n` interactive clients, waits until each shows its prompt, sends `answer` to all,
+/// and returns their transcripts' results.
+pub fn race(client: &Client, n: usize, answer: &str) -> Vec<String> {
+    let mut children = Vec::new();
+    for _ in 0..n {
+        let mut cmd = client.command();
+        cmd.arg("--interactive").stdin(Stdio::piped());
+        let mut child = cmd.spawn().expect("pam-client starts");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let got = out.read_line(&mut line).expect("reads pam-client output");
+            assert!(got > 0, "pam-client ended before prompting");
+            if line.starts_with("PROMPT_ECHO_OFF") {
+                break;
+            }
+        }
+        children.push((child, out));
+    }
+    for (child, _) in &mut children {
+        let stdin = child.stdin.as_mut().expect("stdin");
+        stdin
+            .write_all(format!("{answer}\n").as_bytes())
+            .expect("answer sent");
+        stdin.flush().expect("flush");
+    }
+    children
+        .into_iter()
+        .map(|(mut child, out)| {
+            drop(child.stdin.take());
+            let lines: Vec<String> = out.lines().map_while(Result::ok).collect();
+            let status = child.wait().expect("pam-client exits");
+            let run = PamRun {
+                status,
+                lines,
+                stderr: String::new(),
+            };
+            run.result().to_string()
+        })
+        .collect()
+}
+
+/// How many of `results` are `PAM_SUCCESS`.
+pub fn successes(results: &[String]) -> usize {
+    results
+        .iter()
+        .filter(|r| r.as_str() == "PAM_SUCCESS")
+        .count()
+}

@@ -61,10 +61,11 @@ fn token_key(key: &NewKeyArgs) -> Result<Option<TotpSecret>> {
         (None, Some(path)) => {
             context::require_root("enroll --key-file")?;
             let bytes = if path.as_os_str() == "-" {
-                let mut buf = Zeroizing::new(Vec::new());
-                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)
+                // One line: the code that confirms the token may follow on standard input.
+                let mut line = Zeroizing::new(String::new());
+                std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)
                     .map_err(Error::Io)?;
-                buf
+                Zeroizing::new(line.as_bytes().to_vec())
             } else {
                 let rules = pam_totp_core::store::ReadRules {
                     owner: None,
