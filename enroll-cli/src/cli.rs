@@ -203,8 +203,8 @@ Examples:
         name = "import-oath",
         after_help = "The usersfile is only read. HOTP lines become HOTP authenticators that go on
 from the next unused counter; HOTP/T lines become TOTP authenticators. PINs are NOT carried
-over: a user with a PIN is refused unless --drop-pins is given (then the PIN is no longer
-asked by this module; the password module still is). Running it again changes nothing.
+over: a user with a PIN is refused unless --drop-pins is given (the login then asks for the
+token's code without the PIN in front). Running it again changes nothing.
 
 Examples:
   pam-totp import-oath --dry-run                  what would happen, from /etc/users.oath

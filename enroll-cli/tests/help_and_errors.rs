@@ -48,6 +48,7 @@ fn help_texts_match_snapshots() {
         "unlock",
         "forget-hosts",
         "import-google-authenticator",
+        "import-oath",
         "explain",
         "doctor",
         "completions",

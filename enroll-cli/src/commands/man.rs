@@ -90,6 +90,14 @@ pub fn manpage() -> String {
     ));
     out.push_str("\n.PP\n");
     out.push_str(&esc(
+        "Hardware tokens and apps in counter mode use HOTP (RFC 4226) instead: `enroll --hotp` \
+         (with --key-hex or --key-file for a key fob or YubiKey OATH-HOTP slot programmed \
+         elsewhere, --token-id for a YubiKey's identifier), `import-google-authenticator` for \
+         files made by `google-authenticator -c`, and `import-oath` for pam_oath's usersfile. \
+         The counter moves on in the state with each login, never in the secret file.",
+    ));
+    out.push_str("\n.PP\n");
+    out.push_str(&esc(
         "Every command reads the same configuration file as the module, so both agree on where \
          secret files and state live. Commands act on the caller's own enrollment; root may act \
          for anyone with --user NAME.",
@@ -126,7 +134,7 @@ pub fn manpage() -> String {
         esc("~/.config/pam-totp/secret.toml"),
         esc("A user's secret file (mode 0600, owned by the user, or by the `user =` identity): the keys and the hashed backup codes. The place is the `secret` template of the configuration."),
         esc("/var/lib/pam-totp/USER.state"),
-        esc("Per-user state written by the module: last accepted step, used backup codes, failures and lockouts, last success."),
+        esc("Per-user state written by the module: last accepted step, HOTP counters, used backup codes, failures and lockouts, last success."),
     ));
     out.push_str(".SH EXIT STATUS\n");
     out.push_str(&esc(
