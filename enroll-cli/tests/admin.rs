@@ -526,7 +526,7 @@ fn given_real_google_authenticator_file_then_imported_with_scratch_codes_as_back
 }
 
 #[test]
-fn given_hotp_google_authenticator_file_then_refused_clearly() {
+fn given_hotp_google_authenticator_file_then_imported_as_hotp_from_its_counter() {
     let dir = TempDir::new("ga-hotp");
     let ga = dir.path().join("ga");
     let mut cmd = Command::new("google-authenticator");
@@ -553,12 +553,18 @@ fn given_hotp_google_authenticator_file_then_refused_clearly() {
         ],
         "",
     );
-    assert_eq!(o.status.code(), Some(1));
-    assert_eq!(
-        stderr(&o).replace(dir.path().to_str().unwrap(), "[DIR]"),
-        "Error: Cannot import [DIR]/ga: it is a counter-based (HOTP) file; pam-totp only verifies time-based (TOTP) codes.\n\
-         Keep google-authenticator for this user, or enroll a new time-based key with `pam-totp enroll` (the phone must scan the new code).\n"
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Counter-based (HOTP): the next code accepted is counter 1"),
+        "{}",
+        stdout(&o)
     );
-    assert!(!secret.exists());
+    let file = load(&secret);
+    let hotp = file.authenticators[0]
+        .hotp
+        .as_ref()
+        .expect("an HOTP authenticator");
+    assert_eq!(hotp.counter, 1);
+    assert_eq!(file.backup.as_ref().map(|b| b.hashes.len()), Some(2));
     assert_eq!(std::fs::read(&ga).unwrap(), original);
 }

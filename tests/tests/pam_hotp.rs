@@ -586,3 +586,28 @@ fn given_yubikey_prefixed_codes_then_only_the_bound_key_is_accepted() {
         "PAM_SUCCESS"
     );
 }
+
+#[test]
+fn given_enroll_hotp_for_an_app_then_otpauth_hotp_uri_with_counter_and_its_codes_log_in() {
+    require_root!();
+    let s = Scenario::new("throttle = false", "");
+    let e = s.enroll(&["--hotp", "--counter", "3"]);
+    assert!(
+        e.otpauth_uri.starts_with("otpauth://hotp/") && e.otpauth_uri.contains("&counter=3"),
+        "{}",
+        e.otpauth_uri
+    );
+    assert!(!e.otpauth_uri.contains("period="), "{}", e.otpauth_uri);
+    let key = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &e.secret)
+        .expect("base32 key");
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        login(&s, &oathtool(&hex, 2, 6)),
+        "PAM_AUTH_ERR",
+        "before the start"
+    );
+    assert_eq!(login(&s, &oathtool(&hex, 3, 6)), "PAM_SUCCESS");
+    assert_eq!(login(&s, &oathtool(&hex, 3, 6)), "PAM_AUTH_ERR");
+    // Backup codes work beside the token, as for TOTP.
+    assert_eq!(login(&s, &e.backup_codes[0]), "PAM_SUCCESS");
+}
