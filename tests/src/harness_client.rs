@@ -416,3 +416,48 @@ pub fn successes(results: &[String]) -> usize {
         .filter(|r| r.as_str() == "PAM_SUCCESS")
         .count()
 }
+
+/// One login: waits for the prompt, answers, then SIGKILLs the client after `kill_after_us`
+/// (or lets it finish when `None`). Returns the RESULT name if the client got that far.
+pub fn login_then_kill(
+    client: &Client,
+    answer: &str,
+    kill_after_us: Option<u64>,
+) -> Option<String> {
+    let mut cmd = client.command();
+    cmd.arg("--interactive").stdin(Stdio::piped());
+    let mut child = cmd.spawn().expect("pam-client starts");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).expect("read") == 0 {
+            let _ = child.wait();
+            return None;
+        }
+        if line.starts_with("PROMPT_ECHO_OFF") {
+            break;
+        }
+    }
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{answer}\n").as_bytes())
+        .expect("answer");
+    stdin.flush().expect("flush");
+    if let Some(us) = kill_after_us {
+        std::thread::sleep(Duration::from_micros(us));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let result = out.lines().map_while(Result::ok).find_map(|l| {
+        l.strip_prefix("RESULT ")
+            .map(|r| r.split(' ').next().unwrap_or("").to_string())
+    });
+    let status = child.wait().expect("wait");
+    if kill_after_us.is_none() {
+        assert!(status.code().is_some(), "pam-client crashed: {status:?}");
+    }
+    result
+}

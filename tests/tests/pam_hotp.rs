@@ -7,12 +7,11 @@
 
 use pam_totp_core::secret_file::SecretFile;
 use pam_totp_e2e::harness::{Scenario, TempDir, TestUser, cli_path};
-use pam_totp_e2e::harness_client::{race, successes};
+use pam_totp_e2e::harness_client::{login_then_kill, race, successes};
 use pam_totp_e2e::require_root;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 /// The RFC 4226 test key, in hex, as a token vendor's sheet would list it.
 const KEY: &str = "3132333435363738393031323334353637383930";
@@ -260,43 +259,6 @@ impl Lcg {
     }
 }
 
-/// Answers the prompt, then SIGKILLs the client after `kill_after_us` (or lets it finish).
-fn login_killed(s: &Scenario, answer: &str, kill_after_us: Option<u64>) -> Option<String> {
-    let mut cmd = s.client().rhost("198.51.100.7").command();
-    cmd.arg("--interactive").stdin(Stdio::piped());
-    let mut child = cmd.spawn().expect("pam-client starts");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if out.read_line(&mut line).expect("read") == 0 {
-            let _ = child.wait();
-            return None;
-        }
-        if line.starts_with("PROMPT_ECHO_OFF") {
-            break;
-        }
-    }
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(format!("{answer}\n").as_bytes())
-        .expect("answer");
-    stdin.flush().expect("flush");
-    if let Some(us) = kill_after_us {
-        std::thread::sleep(Duration::from_micros(us));
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    let result = out.lines().map_while(Result::ok).find_map(|l| {
-        l.strip_prefix("RESULT ")
-            .map(|r| r.split(' ').next().unwrap_or("").to_string())
-    });
-    let _ = child.wait();
-    result
-}
-
 #[test]
 fn given_clients_killed_during_counter_writes_then_counter_never_goes_back_and_no_code_works_twice()
 {
@@ -322,7 +284,7 @@ fn given_clients_killed_during_counter_writes_then_counter_never_goes_back_and_n
         // A code at or a little past the counter, sometimes one already spent.
         let counter = (next + rng.next() % 3).saturating_sub(u64::from(i % 5 == 0));
         let kill = (i % 4 != 0).then(|| rng.next() % 6000);
-        match login_killed(&s, &code(counter), kill) {
+        match login_then_kill(&s.client().rhost("198.51.100.7"), &code(counter), kill) {
             Some(result) => {
                 finished += 1;
                 if result == "PAM_SUCCESS" {

@@ -6,13 +6,13 @@
 use pam_totp_core::secret_file::SecretFile;
 use pam_totp_core::state::State;
 use pam_totp_e2e::harness::Scenario;
+use pam_totp_e2e::harness_client::login_then_kill;
 use pam_totp_e2e::harness_syslog::SyslogCapture;
 use pam_totp_e2e::harness_totp::Enrollment;
 use pam_totp_e2e::require_root;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 /// The state in a record file (`[state]`), or a release-0.1 state file.
 fn parse_state(path: &Path) -> State {
@@ -45,45 +45,9 @@ impl Lcg {
     }
 }
 
-/// One login: waits for the prompt, answers, then SIGKILLs the client after `kill_after_us`
-/// (or lets it finish when `None`). Returns the RESULT name if the client got that far.
+/// One login from 198.51.100.7 (see [`login_then_kill`]).
 fn login(s: &Scenario, answer: &str, kill_after_us: Option<u64>) -> Option<String> {
-    let mut cmd = s.client().rhost("198.51.100.7").command();
-    cmd.arg("--interactive").stdin(Stdio::piped());
-    let mut child = cmd.spawn().expect("pam-client starts");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if out.read_line(&mut line).expect("read") == 0 {
-            let _ = child.wait();
-            return None;
-        }
-        if line.starts_with("PROMPT_ECHO_OFF") {
-            break;
-        }
-    }
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(format!("{answer}\n").as_bytes())
-        .expect("answer");
-    stdin.flush().expect("flush");
-    if let Some(us) = kill_after_us {
-        std::thread::sleep(Duration::from_micros(us));
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    let result = out.lines().map_while(Result::ok).find_map(|l| {
-        l.strip_prefix("RESULT ")
-            .map(|r| r.split(' ').next().unwrap_or("").to_string())
-    });
-    let status = child.wait().expect("wait");
-    if kill_after_us.is_none() {
-        assert!(status.code().is_some(), "pam-client crashed: {status:?}");
-    }
-    result
+    login_then_kill(&s.client().rhost("198.51.100.7"), answer, kill_after_us)
 }
 
 #[test]
