@@ -538,8 +538,12 @@ impl<C: Clock> Session<'_, C> {
         let Some((verdict, attempt)) = accepted else {
             return refused(reason);
         };
-        // A token that ran ahead is caught up only with the code that follows (RFC 4226 7.4).
+        // A token that ran ahead is caught up only with the code that follows (RFC 4226 7.4),
+        // asked for in a second prompt (never with use_first_pass, which does not converse).
         let verdict = match verdict {
+            Verdict::HotpResync { .. } if self.cfg.pass_mode == PassMode::UseFirstPass => {
+                Verdict::Rejected(Reject::WrongCode)
+            }
             Verdict::HotpResync {
                 authenticator,
                 counter,

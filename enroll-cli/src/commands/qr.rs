@@ -2,7 +2,7 @@
 //! key on another device or a new phone.
 
 use crate::cli::QrArgs;
-use crate::commands::enroll::show_key;
+use crate::commands::enroll::{copy_authenticator, show_key};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::output;
@@ -35,5 +35,13 @@ pub fn run(ctx: &Ctx, args: &QrArgs) -> Result<()> {
         output::safe(&auth.name),
         output::safe(&user.name)
     );
-    show_key(auth, args.qr)
+    // An HOTP key goes on from where logins left it, not from the counter of its enrollment
+    // (codes below that are refused). The state is root's: others see the enrollment's counter.
+    let mut shown = copy_authenticator(auth);
+    if let Some(h) = shown.hotp.as_mut() {
+        if let Ok(Some(state)) = ctx.peek_state(&user.name) {
+            h.counter = state.hotp_next(&file.enrollment_id, &auth.name, h.counter);
+        }
+    }
+    show_key(&shown, args.qr)
 }
