@@ -304,9 +304,11 @@ fn given_remember_then_host_skips_code_until_it_expires() {
     let s = Scenario::new("remember = \"1h\"\n", "");
     let e = s.enroll(&[]);
     let step = e.settled_step(MARGIN);
+    // pam_setcred: the whole stack succeeded, as sshd reports it.
     s.client()
         .rhost("198.51.100.20")
         .answer(&e.code_for_step(step))
+        .setcred()
         .run()
         .assert_result("PAM_SUCCESS");
     let again = s.client().rhost("198.51.100.20").run();
@@ -384,6 +386,7 @@ fn given_remembered_host_then_password_change_forgets_it() {
     s.client()
         .rhost("198.51.100.30")
         .answer(&e.code_for_step(step))
+        .setcred()
         .run()
         .assert_result("PAM_SUCCESS");
     let again = s.client().rhost("198.51.100.30").run();

@@ -35,7 +35,12 @@ fn set_password(user: &str, password: &str) {
 fn password_then_code(config: &str) -> (Scenario, Enrollment) {
     let s = Scenario::with_stack(
         config,
-        &["auth required pam_unix.so nodelay", "auth required {totp}"],
+        &[
+            "auth required pam_unix.so nodelay",
+            "auth required {totp}",
+            "account required {totp}",
+            "account required pam_permit.so",
+        ],
     );
     set_password(&s.user.name, "right-pw-1");
     let e = s.enroll(&[]);

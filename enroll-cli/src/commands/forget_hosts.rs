@@ -66,12 +66,24 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
     if root {
         cleared = Some(ctx.store.forget_hosts(&user.name).map_err(Error::State)?);
     }
-    let mut detail = format!("remembered={remembered} secret_file_marked={marked}");
+    // Only root reads the state: for anyone else the count is unknown.
+    let counted = if ctx.state_visible() {
+        remembered.to_string()
+    } else {
+        "unknown".to_string()
+    };
+    let mut detail = format!("remembered={counted} secret_file_marked={marked}");
     if let Some(n) = cleared {
         detail.push_str(&format!(" state_entries_cleared={n}"));
     }
     audit::log("forget-hosts", &user.name, &detail);
-    if remembered == 0 {
+    if !ctx.state_visible() && marked {
+        println!(
+            "Every host remembered for {} before {} asks for a code again at its next login.",
+            output::safe(&user.name),
+            output::date(ctx.now)
+        );
+    } else if remembered == 0 {
         println!(
             "{} had no remembered host; any host remembered before {} will not skip the code.",
             output::safe(&user.name),

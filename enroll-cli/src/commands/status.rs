@@ -72,7 +72,8 @@ pub struct UserStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<u64>,
     authenticators: Vec<AuthenticatorInfo>,
-    backup_codes_left: usize,
+    /// `None` when the caller cannot read the state (not root).
+    backup_codes_left: Option<usize>,
     backup_codes_total: usize,
     last_success: Option<LastUseInfo>,
     failures: u32,
@@ -135,7 +136,7 @@ fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Res
         error: None,
         since: None,
         authenticators: Vec::new(),
-        backup_codes_left: 0,
+        backup_codes_left: None,
         backup_codes_total: 0,
         last_success: None,
         failures: 0,
@@ -163,8 +164,9 @@ fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Res
         status.since = Some(file.created);
         status.authenticators = authenticators(file, state.as_ref());
         status.backup_codes_total = file.backup.as_ref().map_or(0, |b| b.hashes.len());
-        status.backup_codes_left =
-            verify::backup_codes_left(file, state.as_ref().unwrap_or(&State::new()));
+        status.backup_codes_left = ctx
+            .state_visible()
+            .then(|| verify::backup_codes_left(file, state.as_ref().unwrap_or(&State::new())));
     }
     if let Some(state) = &state {
         status.last_success = state.last_success.as_ref().map(|l| LastUseInfo {
@@ -246,16 +248,22 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
                     .unwrap_or_default()
             );
         }
-        println!(
-            "Backup codes:   {} of {} left{}",
-            s.backup_codes_left,
-            s.backup_codes_total,
-            if s.backup_codes_left < 3 {
-                " (make new ones: pam-totp backup-codes --regenerate)"
-            } else {
-                ""
-            }
-        );
+        match s.backup_codes_left {
+            Some(left) => println!(
+                "Backup codes:   {left} of {} left{}",
+                s.backup_codes_total,
+                if left < 3 {
+                    " (make new ones: pam-totp backup-codes --regenerate)"
+                } else {
+                    ""
+                }
+            ),
+            None => println!(
+                "Backup codes:   {} issued; which are used, the last login and lock-outs are in \
+                 the state, which only root reads (sudo pam-totp status)",
+                s.backup_codes_total
+            ),
+        }
     }
     if let Some(r) = &s.remembered_hosts {
         println!(
@@ -408,7 +416,12 @@ fn all(ctx: &Ctx, json: bool) -> Result<()> {
             "{:<20} {:>6} {:<24} {:<30} {remembered:<26} {lock}",
             output::safe(&r.user),
             if r.enrolled {
-                format!("{}/{}", r.backup_codes_left, r.backup_codes_total)
+                format!(
+                    "{}/{}",
+                    r.backup_codes_left
+                        .map_or_else(|| "?".to_string(), |l| l.to_string()),
+                    r.backup_codes_total
+                )
             } else {
                 "?".into()
             },

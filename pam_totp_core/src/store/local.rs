@@ -4,7 +4,7 @@
 
 use super::account::UserInfo;
 use super::fs::{self, ReadRules, Replace};
-use super::privilege::FsIdentity;
+use super::privilege::{FsIdentity, Groups};
 use super::template::{expand_template, safe_file_name};
 use super::versioned::{Change, Durability, KEEP_FOR, Records};
 use super::{Attempt, BackupUse, Consumed, Counted, Location, Store, Success, TotpUse, Unlocked};
@@ -35,6 +35,8 @@ pub struct LocalFiles {
     pub allowed_perm: u32,
     /// Whether the owner is checked.
     pub strict_owner: bool,
+    /// What happens to the supplementary groups while acting as the user.
+    pub groups: Groups,
     records: Records,
 }
 
@@ -52,6 +54,7 @@ impl LocalFiles {
             file_owner,
             allowed_perm,
             strict_owner,
+            groups: Groups::Keep,
             records: Records {
                 root: state_dir,
                 keep_for: KEEP_FOR,
@@ -204,7 +207,7 @@ impl Store for LocalFiles {
     fn has_enrollment(&self, user: &UserInfo) -> Result<bool, StoreError> {
         let path = self.secret_path(user)?;
         let who = self.identity(user);
-        let _as_user = FsIdentity::switch(who.uid, who.gid)?;
+        let _as_user = FsIdentity::switch_with(who.uid, who.gid, self.groups)?;
         match std::fs::symlink_metadata(&path) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -221,7 +224,7 @@ impl Store for LocalFiles {
             max_size: secret_file::MAX_FILE_SIZE,
         };
         let bytes = {
-            let _as_user = FsIdentity::switch(who.uid, who.gid)?;
+            let _as_user = FsIdentity::switch_with(who.uid, who.gid, self.groups)?;
             fs::read_checked(&path, &rules)?
         };
         match bytes {
@@ -243,7 +246,7 @@ impl Store for LocalFiles {
         let text = file
             .to_toml()
             .map_err(|_| StoreError::io(&path, "serialising", Errno::EINVAL))?;
-        let _as_user = FsIdentity::switch(who.uid, who.gid)?;
+        let _as_user = FsIdentity::switch_with(who.uid, who.gid, self.groups)?;
         if let Some(dir) = path.parent() {
             if !dir.exists() {
                 use std::os::unix::fs::DirBuilderExt;
@@ -261,7 +264,7 @@ impl Store for LocalFiles {
     fn remove_enrollment(&self, user: &UserInfo) -> Result<bool, StoreError> {
         let path = self.secret_path(user)?;
         let who = self.identity(user);
-        let _as_user = FsIdentity::switch(who.uid, who.gid)?;
+        let _as_user = FsIdentity::switch_with(who.uid, who.gid, self.groups)?;
         fs::remove(&path)
     }
 

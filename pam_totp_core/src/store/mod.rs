@@ -47,7 +47,7 @@ pub use fs::{
     OwnedBytes, ReadRules, Replace, read_checked, read_checked_owner, remove, write_atomic,
 };
 pub use local::LocalFiles;
-pub use privilege::FsIdentity;
+pub use privilege::{FsIdentity, Groups};
 pub use template::{expand_template, safe_file_name};
 
 use crate::error::StoreError;
