@@ -215,7 +215,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
     if !s.enrolled {
         println!(
             "Enrolled:       no (no secret file at {})",
-            output::safe(&path)
+            output::safe(path)
         );
         println!(
             "                {}",
@@ -229,7 +229,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         println!(
             "Enrolled:       yes, since {} ({})",
             output::date(s.since.unwrap_or(0)),
-            output::safe(&path)
+            output::safe(path)
         );
         for (i, a) in s.authenticators.iter().enumerate() {
             println!(
