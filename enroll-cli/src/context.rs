@@ -185,11 +185,7 @@ pub fn require_root(command: &'static str) -> Result<()> {
 
 /// This host's name, the default issuer.
 pub fn host_name() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    pam_totp_core::store::host_name()
 }
 
 /// Checks an issuer or account label for the app.

@@ -8,17 +8,7 @@ use crate::commands::audit;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
-use pam_totp_core::state::{Remembered, State};
 use pam_totp_core::store::{Replace, Store};
-
-/// Entries of `state` that would still skip the code (not expired, not forgotten before).
-pub fn active_remembered(state: &State, forget_before: u64, now: u64) -> Vec<&Remembered> {
-    state
-        .remembered
-        .iter()
-        .filter(|r| r.until > now && (forget_before == 0 || r.since > forget_before))
-        .collect()
-}
 
 /// Runs `forget-hosts`.
 ///
@@ -47,9 +37,10 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
         });
     }
     let before = loaded.as_ref().map_or(0, |f| f.forget_hosts_before);
-    let remembered = ctx
-        .peek_state(&user.name)?
-        .map_or(0, |s| active_remembered(&s, before, ctx.now).len());
+    let tag = ctx.store.password_tag(&user.name);
+    let remembered = ctx.peek_state(&user.name)?.map_or(0, |s| {
+        pam_totp_core::policy::active_remembered(&s, &tag, before, ctx.now).count()
+    });
     // The secret file first: it is what an unprivileged user can change, and it also covers
     // hosts remembered between now and the state being cleared.
     let marked = match loaded {

@@ -2,7 +2,6 @@
 //! one row per enrolled user (root). Reports only: nothing is written.
 
 use crate::cli::StatusArgs;
-use crate::commands::forget_hosts::active_remembered;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
@@ -180,7 +179,9 @@ fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Res
         // As the module: only with `remember` on, and not those forgotten (`forget-hosts`).
         if ctx.config.policy.remember > 0 {
             let before = file.as_ref().map_or(0, |f| f.forget_hosts_before);
-            let active = active_remembered(state, before, ctx.now);
+            let tag = ctx.store.password_tag(&user.name);
+            let active: Vec<_> =
+                pam_totp_core::policy::active_remembered(state, &tag, before, ctx.now).collect();
             status.remembered_hosts =
                 active
                     .iter()

@@ -42,7 +42,7 @@ mod privilege;
 mod template;
 mod versioned;
 
-pub use account::{UserInfo, shadow_hash};
+pub use account::{UserInfo, host_name, shadow_hash};
 pub use fs::{
     OwnedBytes, ReadRules, Replace, read_checked, read_checked_owner, remove, write_atomic,
 };
