@@ -4,7 +4,7 @@
 //! enrollment at first login driven by a conversation that reads the key from the messages,
 //! remembered hosts and their expiry, the low-backup-codes notice, and bad policy values.
 
-use pam_totp_e2e::harness::{Scenario, TestUser};
+use pam_totp_e2e::harness::{Scenario, TestUser, set_password};
 use pam_totp_e2e::harness_client::{PamRun, wait_run};
 use pam_totp_e2e::harness_syslog::SyslogCapture;
 use pam_totp_e2e::harness_totp::now;
@@ -359,21 +359,6 @@ fn given_bad_policy_values_then_service_err_with_key_and_line_in_syslog() {
             "no config-error line naming {key} and its line: {lines:?}"
         );
     }
-}
-
-fn set_password(user: &str, password: &str) {
-    use std::io::Write;
-    let mut child = Command::new("chpasswd")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("chpasswd");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{user}:{password}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "chpasswd failed");
 }
 
 #[test]

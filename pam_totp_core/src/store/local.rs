@@ -166,6 +166,29 @@ impl LocalFiles {
         }
     }
 
+    /// Spends a code with `spend` (false: already used), takes the attempt's count back and
+    /// records a given success, in one durable compare-and-set.
+    fn spend(
+        &self,
+        user: &str,
+        refund: Option<&str>,
+        success: Option<&Success<'_>>,
+        mut spend: impl FnMut(&mut State) -> bool,
+    ) -> Result<Consumed, StoreError> {
+        self.update(user, Durability::Durable, |state| {
+            if !spend(state) {
+                return Change::Keep(Consumed::AlreadyUsed);
+            }
+            if let Some(host) = refund {
+                throttle::refund(state, host);
+            }
+            if let Some(success) = success {
+                apply_success(state, success);
+            }
+            Change::Commit(Consumed::Accepted(Box::new(state.clone())))
+        })
+    }
+
     fn update<T>(
         &self,
         user: &str,
@@ -314,32 +337,14 @@ impl Store for LocalFiles {
     }
 
     fn consume_totp(&self, user: &str, used: &TotpUse<'_>) -> Result<Consumed, StoreError> {
-        self.update(user, Durability::Durable, |state| {
-            if !state.spend_step(used.enrollment_id, used.authenticator, used.step) {
-                return Change::Keep(Consumed::AlreadyUsed);
-            }
-            if let Some(host) = used.refund {
-                throttle::refund(state, host);
-            }
-            if let Some(success) = &used.success {
-                apply_success(state, success);
-            }
-            Change::Commit(Consumed::Accepted(Box::new(state.clone())))
+        self.spend(user, used.refund, used.success.as_ref(), |state| {
+            state.spend_step(used.enrollment_id, used.authenticator, used.step)
         })
     }
 
     fn consume_backup(&self, user: &str, used: &BackupUse<'_>) -> Result<Consumed, StoreError> {
-        self.update(user, Durability::Durable, |state| {
-            if !state.spend_backup_code(used.enrollment_id, used.set_id, used.index) {
-                return Change::Keep(Consumed::AlreadyUsed);
-            }
-            if let Some(host) = used.refund {
-                throttle::refund(state, host);
-            }
-            if let Some(success) = &used.success {
-                apply_success(state, success);
-            }
-            Change::Commit(Consumed::Accepted(Box::new(state.clone())))
+        self.spend(user, used.refund, used.success.as_ref(), |state| {
+            state.spend_backup_code(used.enrollment_id, used.set_id, used.index)
         })
     }
 
@@ -413,19 +418,7 @@ impl Store for LocalFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tempdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("pam-totp-store-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn me() -> UserInfo {
-        UserInfo::lookup_uid(Uid::effective().as_raw())
-            .unwrap()
-            .unwrap()
-    }
+    use crate::store::testutil::{me, tempdir};
 
     #[test]
     fn state_keys_round_trip() {

@@ -40,6 +40,8 @@ mod fs;
 mod local;
 mod privilege;
 mod template;
+#[cfg(test)]
+mod testutil;
 mod versioned;
 
 pub use account::{UserInfo, host_name, shadow_hash};
