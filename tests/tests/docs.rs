@@ -249,3 +249,114 @@ fn given_markdown_then_code_items_make_targets_and_cli_uses_are_found() {
     assert!(exists(&root, "config/pam.d/*.example"));
     assert!(!exists(&root, "config/pam.d/no-such-*.example"));
 }
+
+/// The fenced `sh` blocks of a Markdown text.
+fn sh_blocks(text: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_start().starts_with("```")) {
+            (None, true) if line.trim_start().starts_with("```sh") => current = Some(String::new()),
+            (Some(block), true) => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), false) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    blocks
+}
+
+/// The settings of a PAM or sshd file: comments, blank lines and spacing left out.
+fn settings(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// docs/ssh.md's set-up commands (3a, then 3b), run on scratch copies of `/etc/pam.d/sshd` and
+/// the drop-in, give exactly the stacks and settings of the example files the SSH tests log in
+/// with, and the backup keeps the original through both.
+#[test]
+fn given_ssh_md_setup_commands_then_they_give_the_tested_example_files_and_keep_the_backup() {
+    let root = workspace_dir();
+    let doc = std::fs::read_to_string(root.join("docs/ssh.md")).expect("docs/ssh.md");
+    let example = |p: &str| std::fs::read_to_string(root.join("config").join(p)).expect(p);
+    let setups: Vec<String> = sh_blocks(&doc)
+        .into_iter()
+        .filter(|b| b.contains("sed -i") && b.contains("/etc/ssh/sshd_config.d/pam-totp.conf"))
+        .collect();
+    assert_eq!(
+        setups.len(),
+        2,
+        "expected the 3a and 3b blocks: {setups:#?}"
+    );
+    // Debian's packaged file where there is one; else the example with the line it replaces.
+    let publickey_pam = example("pam.d/sshd-publickey.example");
+    let original = std::fs::read_to_string("/etc/pam.d/sshd")
+        .ok()
+        .filter(|t| t.lines().filter(|l| *l == "@include common-auth").count() == 1)
+        .unwrap_or_else(|| {
+            publickey_pam
+                .replacen("auth    required    pam_totp.so", "@include common-auth", 1)
+                .replacen("auth    required    pam_permit.so\n", "", 1)
+        });
+    let dir = pam_totp_e2e::harness::TempDir::new("docs-ssh");
+    let pam = dir.join("sshd");
+    let drop_in = dir.join("pam-totp.conf");
+    let run = |block: &str| {
+        let script = block
+            .replace("/etc/pam.d/sshd", &pam.display().to_string())
+            .replace(
+                "/etc/ssh/sshd_config.d/pam-totp.conf",
+                &drop_in.display().to_string(),
+            );
+        let out = Command::new("sh")
+            .args(["-e", "-c", &script])
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{script}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let check = |pam_example: &str, sshd_example: &str| {
+        let got = std::fs::read_to_string(&pam).expect("edited sshd");
+        assert_eq!(
+            settings(&got),
+            settings(&example(pam_example)),
+            "{pam_example}"
+        );
+        let got = std::fs::read_to_string(&drop_in).expect("drop-in");
+        assert_eq!(
+            settings(&got),
+            settings(&example(sshd_example)),
+            "{sshd_example}"
+        );
+    };
+    let backup = || std::fs::read_to_string(dir.join("sshd.before-totp")).expect("backup");
+    std::fs::write(&pam, &original).expect("scratch sshd");
+    run(&setups[0]);
+    check(
+        "pam.d/sshd-publickey.example",
+        "sshd_config.d/pam-totp-publickey.conf.example",
+    );
+    // Run again on the edited file: the backup still holds the original.
+    run(&setups[0]);
+    assert_eq!(backup(), original, "a second run replaced the backup");
+    // Switching to 3b: the undo of docs/ssh.md, then the 3b block.
+    std::fs::copy(dir.join("sshd.before-totp"), &pam).expect("undo");
+    run(&setups[1]);
+    check(
+        "pam.d/sshd-password.example",
+        "sshd_config.d/pam-totp-password.conf.example",
+    );
+    assert_eq!(backup(), original, "3b replaced the backup");
+}
