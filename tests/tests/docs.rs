@@ -297,6 +297,17 @@ fn given_ssh_md_setup_commands_then_they_give_the_tested_example_files_and_keep_
         2,
         "expected the 3a and 3b blocks: {setups:#?}"
     );
+    // The README shows the same canonical set-up, word for word.
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let readme_setups: Vec<String> = sh_blocks(&readme)
+        .into_iter()
+        .filter(|b| b.contains("sed -i"))
+        .collect();
+    assert_eq!(
+        readme_setups,
+        setups[..1],
+        "README.md and docs/ssh.md (3a) differ"
+    );
     // Debian's packaged file where there is one; else the example with the line it replaces.
     let publickey_pam = example("pam.d/sshd-publickey.example");
     let original = std::fs::read_to_string("/etc/pam.d/sshd")
