@@ -5,6 +5,7 @@
 #   packaging/cargo.sh ARGS...   runs cargo ARGS
 #   packaging/cargo.sh --bindir  prints the directory of a cargo root can run (for PATH)
 #   packaging/cargo.sh --check   only checks, prints the cargo used
+#   packaging/cargo.sh --user    prints the user cargo runs as when not the caller (under sudo)
 #
 # Where cargo comes from:
 # - through sudo (SUDO_USER set), the invoking user's rustup toolchain (~/.cargo/bin) first, since
@@ -40,10 +41,16 @@ if [ -z "$cargo" ]; then
     exit 1
 fi
 
+# The invoking user builds in a checkout of theirs.
+runas=
+if [ -n "$user" ] && [ "$(stat -c %U "$top")" = "$user" ]; then
+    runas=$user
+fi
+
 # Runs the found cargo: as the invoking user if the checkout is theirs, else as ourselves.
 as_builder() {
-    if [ -n "$user" ] && [ "$(stat -c %U "$top")" = "$user" ]; then
-        runuser -u "$user" -- env HOME="$home" PATH="$home/.cargo/bin:$PATH" "$@"
+    if [ -n "$runas" ]; then
+        runuser -u "$runas" -- env HOME="$home" PATH="$home/.cargo/bin:$PATH" "$@"
     elif [ -n "$user" ]; then
         # Root builds in a checkout that is not the user's: the user's toolchain, root's CARGO_HOME.
         env RUSTUP_HOME="$home/.rustup" PATH="$home/.cargo/bin:$PATH" "$@"
@@ -66,6 +73,9 @@ fi
 case "${1:-}" in
 --check)
     echo "cargo $version ($cargo${user:+, as $user})"
+    ;;
+--user)
+    [ -z "$runas" ] || echo "$runas"
     ;;
 --bindir)
     # rustup's proxy needs the user's ~/.rustup; the toolchain's own bin directory does not.

@@ -96,6 +96,7 @@ debootstrap --variant=minbase --include=ca-certificates bookworm "$base" "$mirro
 printf '#!/bin/sh\nexit 101\n' >"$base/usr/sbin/policy-rc.d"
 chmod 0755 "$base/usr/sbin/policy-rc.d"
 cp /etc/resolv.conf "$base/etc/resolv.conf"
+printf '127.0.1.1\t%s\n' "$(hostname)" >>"$base/etc/hosts"
 chroot "$base" apt-get install -y -q --no-install-recommends make sudo >"$work/base-apt.log" 2>&1 ||
     { tail -n 30 "$work/base-apt.log" >&2; exit 1; }
 
