@@ -14,8 +14,11 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 if [ -z "${WITH_SYSLOG_DAEMON_NS:-}" ]; then
-    exec env WITH_SYSLOG_DAEMON_NS=1 unshare --mount --propagation private "$0" "$@"
+    exec env WITH_SYSLOG_DAEMON_NS=1 unshare --mount --propagation unchanged "$0" "$@"
 fi
+# Nothing mounted here reaches the host. In a chroot `/` is no mount point: each mount then.
+mount --make-rprivate / 2>/dev/null ||
+    findmnt -rno TARGET | while read -r m; do mount --make-private "$m"; done
 [ $# -gt 0 ] || set -- cargo test --workspace --locked
 
 work=$(mktemp -d /tmp/pam-totp-syslog-daemon.XXXXXX)

@@ -32,22 +32,81 @@ pub const LOCK_FILE: &str = "/tmp/pam-totp-e2e-syslog.lock";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// The way back out of the private mount namespace.
-struct Namespace {
+/// The calling thread in a mount namespace of its own (its mounts private), until
+/// [`PrivateMounts::leave`] or drop on the same thread. Only this thread moves (unshare gives it
+/// its own filesystem attributes too); threads and processes it starts afterwards are created
+/// inside.
+pub struct PrivateMounts {
     /// `/proc/thread-self/ns/mnt` of the namespace the thread was in.
     original: File,
-    /// Entering a mount namespace moves the thread to its root directory.
+    /// Entering a namespace moves the thread's root and working directory to the namespace's
+    /// root, out of a chroot: both are put back.
+    root: File,
     cwd: PathBuf,
-    /// Holds the socket; removed on close.
-    dir: PathBuf,
+    thread: ThreadId,
+    left: bool,
+}
+
+impl PrivateMounts {
+    /// Enters a new mount namespace and makes its mounts private.
+    ///
+    /// # Errors
+    /// Not root (CAP_SYS_ADMIN), or the mounts cannot be made private (the thread then is back
+    /// where it was).
+    pub fn enter() -> io::Result<PrivateMounts> {
+        let original = File::open("/proc/thread-self/ns/mnt")?;
+        let root = File::open("/")?;
+        let cwd = std::env::current_dir()?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS)?;
+        let mounts = PrivateMounts {
+            original,
+            root,
+            cwd,
+            thread: std::thread::current().id(),
+            left: false,
+        };
+        make_mounts_private()?;
+        Ok(mounts)
+    }
+
+    /// Returns the thread to the namespace, root and working directory it came from.
+    pub fn leave(&mut self) {
+        if std::mem::replace(&mut self.left, true) {
+            return;
+        }
+        if std::thread::current().id() != self.thread {
+            eprintln!("warning: a private mount namespace left on another thread than entered");
+            return;
+        }
+        // A thread started inside and still running shares the filesystem attributes: the
+        // thread then stays inside.
+        if let Err(e) = nix::sched::setns(&self.original, CloneFlags::CLONE_NEWNS) {
+            eprintln!("warning: cannot return to the original mount namespace: {e}");
+            return;
+        }
+        let restored = nix::unistd::fchdir(&self.root)
+            .and_then(|()| nix::unistd::chroot("."))
+            .map_err(io::Error::from)
+            .and_then(|()| std::env::set_current_dir(&self.cwd));
+        if let Err(e) = restored {
+            // Carrying on outside a chroot would touch the host's files: stop here.
+            panic!("cannot restore the root and working directory after a mount namespace: {e}");
+        }
+    }
+}
+
+impl Drop for PrivateMounts {
+    fn drop(&mut self) {
+        self.leave();
+    }
 }
 
 /// The test's `/dev/log`, until dropped (or [`PrivateDevLog::close`]d) on the thread that bound it.
 pub struct PrivateDevLog {
     socket: UnixDatagram,
     address: PathBuf,
-    namespace: Option<Namespace>,
-    thread: ThreadId,
+    /// With a daemon on the host's `/dev/log`: the namespace, and the directory of the socket.
+    namespace: Option<(PrivateMounts, PathBuf)>,
     closed: bool,
     _lock: nix::fcntl::Flock<File>,
 }
@@ -74,7 +133,6 @@ impl PrivateDevLog {
             .open(LOCK_FILE)?;
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| io::Error::from(e))?;
-        let thread = std::thread::current().id();
         // symlink_metadata: journald's /dev/log is a symbolic link, which counts as taken.
         if std::fs::symlink_metadata(DEV_LOG).is_err() {
             let socket = bind_socket(Path::new(DEV_LOG))?;
@@ -82,7 +140,6 @@ impl PrivateDevLog {
                 socket,
                 address: PathBuf::from(DEV_LOG),
                 namespace: None,
-                thread,
                 closed: false,
                 _lock: lock,
             });
@@ -97,31 +154,21 @@ impl PrivateDevLog {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
         let address = dir.join("log");
         let socket = bind_socket(&address)?;
-        let namespace = Namespace {
-            original: File::open("/proc/thread-self/ns/mnt")?,
-            cwd: std::env::current_dir()?,
-            dir,
+        let mounts = match PrivateMounts::enter() {
+            Ok(mounts) => mounts,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
         };
-        // Only this thread moves (unshare gives it its own filesystem attributes too); threads
-        // and processes it starts from now on are created inside.
-        nix::sched::unshare(CloneFlags::CLONE_NEWNS)?;
         let devlog = PrivateDevLog {
             socket,
             address,
-            namespace: Some(namespace),
-            thread,
+            namespace: Some((mounts, dir)),
             closed: false,
             _lock: lock,
         };
-        // Private first, so the bind mount never propagates to the host (systemd makes `/`
-        // shared). On failure the drop returns to the original namespace.
-        nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )?;
+        // On failure the drop returns to the original namespace.
         nix::mount::mount(
             Some(devlog.address.as_path()),
             DEV_LOG,
@@ -154,28 +201,15 @@ impl PrivateDevLog {
         if std::mem::replace(&mut self.closed, true) {
             return;
         }
-        let Some(namespace) = self.namespace.take() else {
+        let Some((mut mounts, dir)) = self.namespace.take() else {
             if let Err(e) = std::fs::remove_file(DEV_LOG) {
                 eprintln!("warning: cannot remove {DEV_LOG}: {e}");
             }
             return;
         };
-        if std::thread::current().id() != self.thread {
-            eprintln!("warning: {DEV_LOG} closed on another thread than it was bound on");
-        } else {
-            let _ = nix::mount::umount2(DEV_LOG, MntFlags::MNT_DETACH);
-            match nix::sched::setns(&namespace.original, CloneFlags::CLONE_NEWNS) {
-                Ok(()) => {
-                    if let Err(e) = std::env::set_current_dir(&namespace.cwd) {
-                        eprintln!("warning: cannot return to {}: {e}", namespace.cwd.display());
-                    }
-                }
-                // A thread started inside and still running shares the filesystem attributes;
-                // the thread then stays in the private namespace, without the bind mount.
-                Err(e) => eprintln!("warning: cannot return to the original mount namespace: {e}"),
-            }
-        }
-        let _ = std::fs::remove_dir_all(&namespace.dir);
+        let _ = nix::mount::umount2(DEV_LOG, MntFlags::MNT_DETACH);
+        mounts.leave();
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -183,6 +217,32 @@ impl Drop for PrivateDevLog {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Makes every mount of the calling thread's (new) mount namespace private, so that what it
+/// mounts never propagates to the namespace it came from (systemd makes `/` shared).
+///
+/// In a chroot `/` is no mount point and cannot be changed as a whole (EINVAL): then each mount
+/// the thread can see is made private on its own.
+///
+/// # Errors
+/// Neither way worked, or `/proc/thread-self/mountinfo` cannot be read.
+pub fn make_mounts_private() -> io::Result<()> {
+    let none = None::<&str>;
+    let recursive = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+    match nix::mount::mount(none, "/", none, recursive, none) {
+        Err(nix::errno::Errno::EINVAL) => {}
+        other => return other.map_err(io::Error::from),
+    }
+    let table = std::fs::read_to_string("/proc/thread-self/mountinfo")?;
+    // Field 5 is the mount point, relative to the thread's root; escaped characters (`\040`)
+    // only occur in mount points no test uses.
+    for point in table.lines().filter_map(|l| l.split(' ').nth(4)) {
+        if !point.contains('\\') {
+            nix::mount::mount(none, point, none, MsFlags::MS_PRIVATE, none)?;
+        }
+    }
+    Ok(())
 }
 
 /// A datagram socket at `path` that every process may write to, as a daemon's would be.

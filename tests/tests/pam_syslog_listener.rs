@@ -7,21 +7,21 @@
 //! not) is never touched.
 
 use nix::mount::{MntFlags, MsFlags};
-use nix::sched::CloneFlags;
+use pam_totp_e2e::dev_log::PrivateMounts;
 use pam_totp_e2e::harness::{Scenario, TempDir};
 use pam_totp_e2e::harness_syslog::{DEV_LOG, SyslogCapture, has_fields};
 use pam_totp_e2e::require_root;
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A journald stand-in: this thread in a private mount namespace whose `/dev` is a tmpfs with the
 /// host's entries bind-mounted back, and `/dev/log` a symbolic link to a socket it owns.
 struct FakeJournald {
     socket: UnixDatagram,
-    original: File,
-    cwd: PathBuf,
+    // Left (back to the host's namespace, root and cwd) before the directory is removed.
+    _mounts: PrivateMounts,
     _dir: TempDir,
 }
 
@@ -33,18 +33,12 @@ impl FakeJournald {
         std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o666))
             .expect("chmod the daemon's socket");
         socket.set_nonblocking(true).expect("non-blocking");
-        let original = File::open("/proc/thread-self/ns/mnt").expect("own mount namespace");
-        let cwd = std::env::current_dir().expect("cwd");
-        nix::sched::unshare(CloneFlags::CLONE_NEWNS).expect("unshare the mount namespace");
         let daemon = FakeJournald {
             socket,
-            original,
-            cwd,
+            _mounts: PrivateMounts::enter().expect("a private mount namespace"),
             _dir: dir,
         };
         let none = None::<&str>;
-        nix::mount::mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
-            .expect("make / private");
         let host_dev = daemon._dir.join("host-dev");
         std::fs::create_dir(&host_dev).expect("mkdir host-dev");
         let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
@@ -90,15 +84,6 @@ impl FakeJournald {
             lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
         lines
-    }
-}
-
-impl Drop for FakeJournald {
-    fn drop(&mut self) {
-        if let Err(e) = nix::sched::setns(&self.original, CloneFlags::CLONE_NEWNS) {
-            eprintln!("warning: cannot return to the original mount namespace: {e}");
-        }
-        let _ = std::env::set_current_dir(&self.cwd);
     }
 }
 
