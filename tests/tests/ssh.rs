@@ -443,12 +443,13 @@ fn given_ssh_login_then_syslog_line_names_rhost() {
     let user = TestUser::create();
     let config = TotpConfig::new("");
     let enrollment = Enrollment::enroll(&user, &config.path);
+    // Before sshd: its connection processes inherit the capture's /dev/log.
+    let syslog = SyslogCapture::start();
     let sshd = Sshd::start(
         &pam_service(&totp_line(&config, "")),
         PUBLICKEY_AND_CODE,
         &[&user],
     );
-    let syslog = SyslogCapture::start();
     let code = enrollment.fresh_code();
     let ok = Login::with_key(&user)
         .answer(&code)
