@@ -85,7 +85,9 @@ deps:
 install: $(MODULE) $(CLI)
 	@test -n "$(PAMDIR)" || { echo "PAM module directory not found: set PAMDIR=" >&2; exit 1; }
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/security \
-		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(STATEDIR) $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)
+	# The state tells when and from where users log in: root's alone.
+	$(INSTALL) -d -m 0700 $(DESTDIR)$(STATEDIR)
 	$(INSTALL) -m $(MODULE_MODE) $(MODULE) $(DESTDIR)$(PAMDIR)/pam_totp.so
 	$(INSTALL) -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/pam-totp
 	@if [ "$(STRIP)" = yes ]; then \
