@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use pam_totp_core::config::{self, Config};
 use pam_totp_core::state::State;
 use pam_totp_core::store::{LocalFiles, Location, Store, UserInfo};
-use pam_totp_core::{Clock, SystemClock};
+use pam_totp_core::{Clock, StoreError, SystemClock};
 use std::path::Path;
 
 /// Configuration, backend and clock of one run.
@@ -32,7 +32,7 @@ impl Ctx {
     /// The file is unreadable or wrong, or its `user=` identity does not exist.
     pub fn load(path: Option<&Path>) -> Result<Ctx> {
         let config = config::load(&[], path).map_err(Error::Config)?;
-        let store = config.store().map_err(Error::ConfigIdentity)?;
+        let store = cli_store(&config)?;
         Ok(Ctx {
             config,
             store,
@@ -65,7 +65,7 @@ impl Ctx {
             ));
         }
         self.config.secret = template;
-        self.store = self.config.store().map_err(Error::ConfigIdentity)?;
+        self.store = cli_store(&self.config)?;
         Ok(())
     }
 
@@ -114,13 +114,26 @@ impl Ctx {
         }
     }
 
-    /// Reads the state of `user`, for reports. The state belongs to root; an unprivileged caller
-    /// may read it but only trusts records owned by root (or, in a test set-up, by itself).
+    /// Reads the state of `user`, for reports. The state belongs to root and only root can read
+    /// it; for anyone else it is `None`.
     ///
     /// # Errors
     /// The state exists but cannot be read or parsed.
     pub fn peek_state(&self, user: &str) -> Result<Option<State>> {
-        self.store.state(user).map_err(Error::State)
+        match self.store.state(user) {
+            // The state directory is root's alone (it tells when and from where users log in).
+            Err(StoreError::Io { source, .. })
+                if !is_root() && source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                Ok(None)
+            }
+            other => other.map_err(Error::State),
+        }
+    }
+
+    /// Whether this caller can read the state (root only; see [`Ctx::peek_state`]).
+    pub fn state_visible(&self) -> bool {
+        is_root()
     }
 }
 
@@ -138,6 +151,14 @@ pub fn protect_key_memory() -> Result<()> {
     setrlimit(Resource::RLIMIT_CORE, 0, 0)
         .and_then(|()| nix::sys::prctl::set_dumpable(false))
         .map_err(|e| Error::Io(std::io::Error::from(e)))
+}
+
+/// The store as the CLI uses it: a root shell's supplementary groups are dropped while it acts
+/// in a user's directories.
+fn cli_store(config: &Config) -> Result<LocalFiles> {
+    let mut store = config.store().map_err(Error::ConfigIdentity)?;
+    store.groups = pam_totp_core::store::Groups::Drop;
+    Ok(store)
 }
 
 /// Looks a user up by name.
@@ -164,11 +185,7 @@ pub fn require_root(command: &'static str) -> Result<()> {
 
 /// This host's name, the default issuer.
 pub fn host_name() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    pam_totp_core::store::host_name()
 }
 
 /// Checks an issuer or account label for the app.

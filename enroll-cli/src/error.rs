@@ -1,7 +1,7 @@
 //! The CLI's errors. Each one says what is wrong and, on a second line, what to do about it
 //! (after rage's `err-*`/`rec-*` pairs). None of them carries a secret, a code or a backup code.
 
-use pam_totp_core::error::{ConfigError, StoreError};
+use pam_totp_core::error::{ConfigError, FileProblem, StoreError};
 use pam_totp_core::store::Location;
 use std::fmt;
 use std::path::PathBuf;
@@ -76,7 +76,14 @@ impl Error {
     /// The recommendation line.
     pub fn hint(&self) -> String {
         match self {
-            Error::Config(ConfigError::File { path, reason }) if reason.contains("ermission") => {
+            Error::Config(ConfigError::File {
+                path,
+                problem:
+                    FileProblem::Unreadable {
+                        kind: std::io::ErrorKind::PermissionDenied,
+                        ..
+                    },
+            }) => {
                 format!(
                     "Make {} readable (it must stay owned by root and not writable by others: \
                      chmod 0644 {}), or run the command as root.",
@@ -84,13 +91,12 @@ impl Error {
                     path.display()
                 )
             }
-            Error::Config(ConfigError::File { reason, .. })
-                if reason.contains("does not exist") =>
-            {
-                "Check the path given to --config, or leave --config out to use \
+            Error::Config(ConfigError::File {
+                problem: FileProblem::Missing,
+                ..
+            }) => "Check the path given to --config, or leave --config out to use \
                  /etc/security/pam_totp.conf."
-                    .into()
-            }
+                .into(),
             Error::Config(ConfigError::File { path, .. }) => format!(
                 "Make {} a regular file owned by root with mode 0644 (chown root: {p}; chmod 0644 {p}).",
                 path.display(),

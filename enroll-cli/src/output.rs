@@ -75,22 +75,12 @@ pub fn print_json<T: Serialize>(value: &T) -> std::io::Result<()> {
     print_secret(&text)
 }
 
-/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC` (the date from the core's one calendar).
 pub fn date(unix: u64) -> String {
-    let days = unix / 86_400;
     let secs = unix % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), proleptic Gregorian calendar.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        "{} {:02}:{:02}:{:02} UTC",
+        pam_totp_core::policy::Date::of_time(unix),
         secs / 3600,
         secs % 3600 / 60,
         secs % 60

@@ -370,7 +370,7 @@ fn given_prepared_system_tree_then_doctor_names_each_problem_and_fix() {
         "[warning] nullok: `nullok` is in use (/etc/pam.d/sshd:1)",
         "[ok] sshd_config: UsePAM yes",
         "[ERROR] sshd_config: KbdInteractiveAuthentication no: sshd cannot ask for the code",
-        "fix: Set `KbdInteractiveAuthentication yes` in /etc/ssh/sshd_config",
+        "fix: Set `KbdInteractiveAuthentication yes` in /etc/ssh/sshd_config.d/pam-totp.conf",
         "[warning] sshd_config: AuthenticationMethods publickey password,keyboard-interactive: `publickey` logs in without keyboard-interactive",
         "3 error(s), 2 warning(s).",
     ];

@@ -2,9 +2,9 @@
 //! on after `forward_pass`), reading the PAM environment (`SSH_AUTH_INFO_0`), and reading back
 //! the data this module keeps with the handle. This is the only module with unsafe code.
 
-use libc::{c_char, c_int, c_void};
 use pam::module::PamHandle;
 use std::ffi::{CStr, CString};
+use std::ffi::{c_char, c_int, c_void};
 
 /// `PAM_AUTHTOK` from `<security/_pam_types.h>`.
 const PAM_AUTHTOK: c_int = 6;

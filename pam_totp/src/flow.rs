@@ -728,7 +728,7 @@ impl<C: Clock> Session<'_, C> {
     fn enroll_at_login<P: PamIo>(&self, io: &mut P, password_tag: &str) -> Outcome {
         let ctx = &self.ctx;
         let now = self.clock.now();
-        let issuer = nix_hostname();
+        let issuer = store::host_name();
         let made =
             TotpSecret::generate(pam_totp_core::secret::NEW_SECRET_BYTES).and_then(|secret| {
                 let (backup, codes) =
@@ -881,14 +881,6 @@ impl<C: Clock> Session<'_, C> {
         );
         Outcome::Accepted(Method::Enrolled)
     }
-}
-
-fn nix_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Splits "password followed by code" at each length a code can have: one-time code lengths

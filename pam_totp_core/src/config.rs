@@ -3,7 +3,7 @@
 //! with defaults. A module argument and a configuration key share one name; arguments win.
 //! Unknown keys and bad values are errors, never ignored.
 
-use crate::error::{ConfigError, ParseError};
+use crate::error::{ConfigError, FileProblem, ParseError, StoreError};
 use crate::policy::{self, Cidr, Date, ExemptResult, Policy, Publickey, Require};
 use crate::store::{LocalFiles, ReadRules, UserInfo};
 use crate::throttle::ThrottlePolicy;
@@ -312,7 +312,7 @@ pub fn load(args: &[&str], config_override: Option<&Path>) -> Result<Config, Con
         None if explicit.is_some() => {
             return Err(ConfigError::File {
                 path,
-                reason: "does not exist".into(),
+                problem: FileProblem::Missing,
             });
         }
         None => {}
@@ -361,7 +361,13 @@ fn read_config_file(path: &Path) -> Result<Option<String>, ConfigError> {
     };
     let read = crate::store::read_checked_owner(path, &rules).map_err(|e| ConfigError::File {
         path: path.into(),
-        reason: e.to_string(),
+        problem: match &e {
+            StoreError::Io { source, .. } => FileProblem::Unreadable {
+                kind: source.kind(),
+                detail: e.to_string(),
+            },
+            _ => FileProblem::Unsafe(e.to_string()),
+        },
     })?;
     let Some((bytes, owner)) = read else {
         return Ok(None);
@@ -369,14 +375,14 @@ fn read_config_file(path: &Path) -> Result<Option<String>, ConfigError> {
     if owner != 0 && owner != euid {
         return Err(ConfigError::File {
             path: path.into(),
-            reason: format!("is owned by uid {owner}; it must be owned by root"),
+            problem: FileProblem::WrongOwner(owner),
         });
     }
     String::from_utf8(bytes.to_vec())
         .map(Some)
         .map_err(|_| ConfigError::File {
             path: path.into(),
-            reason: "is not UTF-8 text".into(),
+            problem: FileProblem::NotText,
         })
 }
 

@@ -478,3 +478,22 @@ impl Scenario {
         stdout
     }
 }
+
+/// Sets the password of a local account (`chpasswd`), for stacks with pam_unix.
+///
+/// # Panics
+/// chpasswd fails.
+pub fn set_password(user: &str, password: &str) {
+    use std::io::Write;
+    let mut child = Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("chpasswd");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{user}:{password}\n").as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("wait").success(), "chpasswd failed");
+}

@@ -171,7 +171,10 @@ fn given_hotp_token_then_codes_in_the_window_work_once_and_others_are_refused() 
     assert!(list.contains("hotp") && list.contains("next 11"), "{list}");
     // Showing the key again (another device in counter mode) starts it where logins left it.
     let qr = s.cli(&["qr", "--user", &s.user.name, "--qr", "none"]);
-    assert!(qr.contains("&counter=11") || qr.contains("counter 11"), "{qr}");
+    assert!(
+        qr.contains("&counter=11") || qr.contains("counter 11"),
+        "{qr}"
+    );
 }
 
 #[test]

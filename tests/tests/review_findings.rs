@@ -5,37 +5,26 @@
 //! unknown accounts apart; a try_first_pass guess is counted and logged; a clock that went back
 //! is logged once.
 
-use pam_totp_e2e::harness::{Scenario, TestUser};
+use pam_totp_e2e::harness::{Scenario, TestUser, set_password};
 use pam_totp_e2e::harness_client::{Client, PamRun, wait_run};
 use pam_totp_e2e::harness_syslog::SyslogCapture;
 use pam_totp_e2e::harness_totp::Enrollment;
 use pam_totp_e2e::require_root;
-use std::process::Command;
 
 const HOME: &str = "198.51.100.10";
 const MARGIN: u64 = 4;
 const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
-fn set_password(user: &str, password: &str) {
-    use std::io::Write;
-    let mut child = Command::new("chpasswd")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("chpasswd");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{user}:{password}\n").as_bytes())
-        .expect("write");
-    assert!(child.wait().expect("wait").success(), "chpasswd failed");
-}
-
 /// pam_unix (no delay on failure) then pam_totp, both required.
 fn password_then_code(config: &str) -> (Scenario, Enrollment) {
     let s = Scenario::with_stack(
         config,
-        &["auth required pam_unix.so nodelay", "auth required {totp}"],
+        &[
+            "auth required pam_unix.so nodelay",
+            "auth required {totp}",
+            "account required {totp}",
+            "account required pam_permit.so",
+        ],
     );
     set_password(&s.user.name, "right-pw-1");
     let e = s.enroll(&[]);

@@ -22,7 +22,8 @@ struct CodesJson<'a> {
 #[derive(Serialize)]
 struct LeftJson<'a> {
     user: &'a str,
-    backup_codes_left: usize,
+    /// `None` when the caller cannot read the state (not root).
+    backup_codes_left: Option<usize>,
     backup_codes_total: usize,
 }
 
@@ -35,7 +36,9 @@ pub fn run(ctx: &Ctx, args: &BackupCodesArgs) -> Result<()> {
     let mut file = ctx.enrolled(&user)?;
     if !args.regenerate {
         let state = ctx.peek_state(&user.name)?.unwrap_or_else(State::new);
-        let left = verify::backup_codes_left(&file, &state);
+        let left = ctx
+            .state_visible()
+            .then(|| verify::backup_codes_left(&file, &state));
         let total = file.backup.as_ref().map_or(0, |b| b.hashes.len());
         if args.json {
             return output::print_json(&LeftJson {
@@ -45,10 +48,17 @@ pub fn run(ctx: &Ctx, args: &BackupCodesArgs) -> Result<()> {
             })
             .map_err(Error::Io);
         }
-        println!(
-            "{left} of {total} backup codes left for {}.",
-            output::safe(&user.name)
-        );
+        match left {
+            Some(left) => println!(
+                "{left} of {total} backup codes left for {}.",
+                output::safe(&user.name)
+            ),
+            None => println!(
+                "{total} backup codes were issued for {}; which are used is in the state, which \
+                 only root reads (sudo pam-totp backup-codes).",
+                output::safe(&user.name)
+            ),
+        }
         println!(
             "Make a new set with `pam-totp backup-codes --regenerate` (the old codes then stop working)."
         );

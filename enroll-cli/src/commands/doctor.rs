@@ -500,8 +500,8 @@ fn check_service(
             SshdAuth::Unknown => findings.push(warn(
                 check,
                 format!("{line}: no password is checked in PAM, and no sshd_config says sshd demands a key"),
-                "Set `AuthenticationMethods publickey,keyboard-interactive` in sshd_config, or \
-                 check the password in PAM first.",
+                "Set `AuthenticationMethods publickey,keyboard-interactive` in \
+                 /etc/ssh/sshd_config.d/pam-totp.conf, or check the password in PAM first.",
             )),
             SshdAuth::KeyNotDemanded(why) => findings.push(error(
                 check,
@@ -514,7 +514,8 @@ fn check_service(
                         ""
                     }
                 ),
-                "Set `AuthenticationMethods publickey,keyboard-interactive` in sshd_config (as in \
+                "Set `AuthenticationMethods publickey,keyboard-interactive` in \
+                 /etc/ssh/sshd_config.d/pam-totp.conf (as in \
                  config/sshd_config.d/pam-totp-publickey.conf.example), or check the password \
                  first (config/pam.d/sshd-password.example).",
             )),
@@ -667,6 +668,9 @@ fn glob(sys: &Sys, pattern: &str) -> Vec<PathBuf> {
     found
 }
 
+/// Where the fixes put sshd settings: the drop-in of docs/ssh.md.
+const SSHD_DROP_IN: &str = "/etc/ssh/sshd_config.d/pam-totp.conf";
+
 fn check_sshd(sys: &Sys, findings: &mut Vec<Finding>) {
     let config = sys.path("/etc/ssh/sshd_config");
     if !config.exists() {
@@ -683,7 +687,9 @@ fn check_sshd(sys: &Sys, findings: &mut Vec<Finding>) {
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.to_ascii_lowercase())
     };
-    let reload = "then `systemctl reload ssh` (or sshd)";
+    // The fixes name the drop-in docs/ssh.md installs: Debian's sshd_config includes
+    // sshd_config.d/*.conf first, and sshd keeps the first value it reads.
+    let reload = "then `sshd -t && systemctl reload ssh` (or sshd) before you test";
     match get("usepam").as_deref() {
         Some("yes") => findings.push(ok("sshd_config", "UsePAM yes")),
         other => findings.push(error(
@@ -692,7 +698,7 @@ fn check_sshd(sys: &Sys, findings: &mut Vec<Finding>) {
                 "UsePAM is {}: sshd does not run the PAM stack at all",
                 other.unwrap_or("not set (default no)")
             ),
-            format!("Set `UsePAM yes` in /etc/ssh/sshd_config, {reload}."),
+            format!("Set `UsePAM yes` in {SSHD_DROP_IN}, {reload}."),
         )),
     }
     let kbd =
@@ -701,7 +707,9 @@ fn check_sshd(sys: &Sys, findings: &mut Vec<Finding>) {
         Some("no") => findings.push(error(
             "sshd_config",
             "KbdInteractiveAuthentication no: sshd cannot ask for the code",
-            format!("Set `KbdInteractiveAuthentication yes` in /etc/ssh/sshd_config, {reload}."),
+            format!(
+                "Set `KbdInteractiveAuthentication yes` in {SSHD_DROP_IN} (or remove the `no`), {reload}."
+            ),
         )),
         _ => findings.push(ok("sshd_config", "KbdInteractiveAuthentication yes")),
     }
@@ -711,13 +719,15 @@ fn check_sshd(sys: &Sys, findings: &mut Vec<Finding>) {
             "AuthenticationMethods is not set: a public key alone logs in, without a code",
             format!(
                 "To require a key and a code, set `AuthenticationMethods publickey,keyboard-interactive` \
-                 in /etc/ssh/sshd_config, {reload}."
+                 in {SSHD_DROP_IN}, {reload}."
             ),
         )),
         Some(v) if v == "any" => findings.push(warn(
             "sshd_config",
             "AuthenticationMethods any: a public key alone logs in, without a code",
-            format!("Set `AuthenticationMethods publickey,keyboard-interactive`, {reload}."),
+            format!(
+                "Set `AuthenticationMethods publickey,keyboard-interactive` in {SSHD_DROP_IN}, {reload}."
+            ),
         )),
         Some(v) => {
             let weak: Vec<&str> = v

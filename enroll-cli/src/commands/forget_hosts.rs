@@ -8,17 +8,7 @@ use crate::commands::audit;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
-use pam_totp_core::state::{Remembered, State};
 use pam_totp_core::store::{Replace, Store};
-
-/// Entries of `state` that would still skip the code (not expired, not forgotten before).
-pub fn active_remembered(state: &State, forget_before: u64, now: u64) -> Vec<&Remembered> {
-    state
-        .remembered
-        .iter()
-        .filter(|r| r.until > now && (forget_before == 0 || r.since > forget_before))
-        .collect()
-}
 
 /// Runs `forget-hosts`.
 ///
@@ -47,9 +37,10 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
         });
     }
     let before = loaded.as_ref().map_or(0, |f| f.forget_hosts_before);
-    let remembered = ctx
-        .peek_state(&user.name)?
-        .map_or(0, |s| active_remembered(&s, before, ctx.now).len());
+    let tag = ctx.store.password_tag(&user.name);
+    let remembered = ctx.peek_state(&user.name)?.map_or(0, |s| {
+        pam_totp_core::policy::active_remembered(&s, &tag, before, ctx.now).count()
+    });
     // The secret file first: it is what an unprivileged user can change, and it also covers
     // hosts remembered between now and the state being cleared.
     let marked = match loaded {
@@ -66,12 +57,24 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
     if root {
         cleared = Some(ctx.store.forget_hosts(&user.name).map_err(Error::State)?);
     }
-    let mut detail = format!("remembered={remembered} secret_file_marked={marked}");
+    // Only root reads the state: for anyone else the count is unknown.
+    let counted = if ctx.state_visible() {
+        remembered.to_string()
+    } else {
+        "unknown".to_string()
+    };
+    let mut detail = format!("remembered={counted} secret_file_marked={marked}");
     if let Some(n) = cleared {
         detail.push_str(&format!(" state_entries_cleared={n}"));
     }
     audit::log("forget-hosts", &user.name, &detail);
-    if remembered == 0 {
+    if !ctx.state_visible() && marked {
+        println!(
+            "Every host remembered for {} before {} asks for a code again at its next login.",
+            output::safe(&user.name),
+            output::date(ctx.now)
+        );
+    } else if remembered == 0 {
         println!(
             "{} had no remembered host; any host remembered before {} will not skip the code.",
             output::safe(&user.name),

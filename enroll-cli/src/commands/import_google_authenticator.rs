@@ -268,7 +268,10 @@ fn read_source(path: &Path, as_user: Option<&UserInfo>) -> Result<Zeroizing<Stri
     };
     let bytes = {
         let _as_user = match as_user {
-            Some(u) => Some(store::FsIdentity::switch(u.uid, u.gid).map_err(Error::Store)?),
+            Some(u) => Some(
+                store::FsIdentity::switch_with(u.uid, u.gid, store::Groups::Drop)
+                    .map_err(Error::Store)?,
+            ),
             None => None,
         };
         store::read_checked(path, &rules)

@@ -2,7 +2,6 @@
 //! one row per enrolled user (root). Reports only: nothing is written.
 
 use crate::cli::StatusArgs;
-use crate::commands::forget_hosts::active_remembered;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
@@ -95,7 +94,8 @@ pub struct UserStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<u64>,
     authenticators: Vec<AuthenticatorInfo>,
-    backup_codes_left: usize,
+    /// `None` when the caller cannot read the state (not root).
+    backup_codes_left: Option<usize>,
     backup_codes_total: usize,
     last_success: Option<LastUseInfo>,
     failures: u32,
@@ -178,7 +178,7 @@ fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Res
         error: None,
         since: None,
         authenticators: Vec::new(),
-        backup_codes_left: 0,
+        backup_codes_left: None,
         backup_codes_total: 0,
         last_success: None,
         failures: 0,
@@ -206,8 +206,9 @@ fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Res
         status.since = Some(file.created);
         status.authenticators = authenticators(file, state.as_ref());
         status.backup_codes_total = file.backup.as_ref().map_or(0, |b| b.hashes.len());
-        status.backup_codes_left =
-            verify::backup_codes_left(file, state.as_ref().unwrap_or(&State::new()));
+        status.backup_codes_left = ctx
+            .state_visible()
+            .then(|| verify::backup_codes_left(file, state.as_ref().unwrap_or(&State::new())));
     }
     if let Some(state) = &state {
         status.last_success = state.last_success.as_ref().map(|l| LastUseInfo {
@@ -221,7 +222,9 @@ fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Res
         // As the module: only with `remember` on, and not those forgotten (`forget-hosts`).
         if ctx.config.policy.remember > 0 {
             let before = file.as_ref().map_or(0, |f| f.forget_hosts_before);
-            let active = active_remembered(state, before, ctx.now);
+            let tag = ctx.store.password_tag(&user.name);
+            let active: Vec<_> =
+                pam_totp_core::policy::active_remembered(state, &tag, before, ctx.now).collect();
             status.remembered_hosts =
                 active
                     .iter()
@@ -289,16 +292,22 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
                     .unwrap_or_default()
             );
         }
-        println!(
-            "Backup codes:   {} of {} left{}",
-            s.backup_codes_left,
-            s.backup_codes_total,
-            if s.backup_codes_left < 3 {
-                " (make new ones: pam-totp backup-codes --regenerate)"
-            } else {
-                ""
-            }
-        );
+        match s.backup_codes_left {
+            Some(left) => println!(
+                "Backup codes:   {left} of {} left{}",
+                s.backup_codes_total,
+                if left < 3 {
+                    " (make new ones: pam-totp backup-codes --regenerate)"
+                } else {
+                    ""
+                }
+            ),
+            None => println!(
+                "Backup codes:   {} issued; which are used, the last login and lock-outs are in \
+                 the state, which only root reads (sudo pam-totp status)",
+                s.backup_codes_total
+            ),
+        }
     }
     if let Some(r) = &s.remembered_hosts {
         println!(
@@ -451,7 +460,12 @@ fn all(ctx: &Ctx, json: bool) -> Result<()> {
             "{:<20} {:>6} {:<24} {:<30} {remembered:<26} {lock}",
             output::safe(&r.user),
             if r.enrolled {
-                format!("{}/{}", r.backup_codes_left, r.backup_codes_total)
+                format!(
+                    "{}/{}",
+                    r.backup_codes_left
+                        .map_or_else(|| "?".to_string(), |l| l.to_string()),
+                    r.backup_codes_total
+                )
             } else {
                 "?".into()
             },

@@ -101,3 +101,12 @@ impl UserInfo {
         Ok(names)
     }
 }
+
+/// This host's name (the default issuer of new keys), `localhost` if it has none.
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -216,16 +216,9 @@ pub fn remove(path: &Path) -> Result<bool, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testutil::tempdir;
     use nix::unistd::Uid;
     use std::os::unix::fs::PermissionsExt;
-    use std::path::PathBuf;
-
-    fn tempdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("pam-totp-store-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
 
     fn rules() -> ReadRules {
         ReadRules {

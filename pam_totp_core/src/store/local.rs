@@ -4,7 +4,7 @@
 
 use super::account::UserInfo;
 use super::fs::{self, ReadRules, Replace};
-use super::privilege::FsIdentity;
+use super::privilege::{FsIdentity, Groups};
 use super::template::{expand_template, safe_file_name};
 use super::versioned::{Change, Durability, KEEP_FOR, Records};
 use super::{
@@ -37,6 +37,8 @@ pub struct LocalFiles {
     pub allowed_perm: u32,
     /// Whether the owner is checked.
     pub strict_owner: bool,
+    /// What happens to the supplementary groups while acting as the user.
+    pub groups: Groups,
     records: Records,
 }
 
@@ -54,6 +56,7 @@ impl LocalFiles {
             file_owner,
             allowed_perm,
             strict_owner,
+            groups: Groups::Keep,
             records: Records {
                 root: state_dir,
                 keep_for: KEEP_FOR,
@@ -165,6 +168,29 @@ impl LocalFiles {
         }
     }
 
+    /// Spends a code with `spend` (false: already used), takes the attempt's count back and
+    /// records a given success, in one durable compare-and-set.
+    fn spend(
+        &self,
+        user: &str,
+        refund: Option<&str>,
+        success: Option<&Success<'_>>,
+        mut spend: impl FnMut(&mut State) -> bool,
+    ) -> Result<Consumed, StoreError> {
+        self.update(user, Durability::Durable, |state| {
+            if !spend(state) {
+                return Change::Keep(Consumed::AlreadyUsed);
+            }
+            if let Some(host) = refund {
+                throttle::refund(state, host);
+            }
+            if let Some(success) = success {
+                apply_success(state, success);
+            }
+            Change::Commit(Consumed::Accepted(Box::new(state.clone())))
+        })
+    }
+
     fn update<T>(
         &self,
         user: &str,
@@ -206,7 +232,7 @@ impl Store for LocalFiles {
     fn has_enrollment(&self, user: &UserInfo) -> Result<bool, StoreError> {
         let path = self.secret_path(user)?;
         let who = self.identity(user);
-        let _as_user = FsIdentity::switch(who.uid, who.gid)?;
+        let _as_user = FsIdentity::switch_with(who.uid, who.gid, self.groups)?;
         match std::fs::symlink_metadata(&path) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -223,7 +249,7 @@ impl Store for LocalFiles {
             max_size: secret_file::MAX_FILE_SIZE,
         };
         let bytes = {
-            let _as_user = FsIdentity::switch(who.uid, who.gid)?;
+            let _as_user = FsIdentity::switch_with(who.uid, who.gid, self.groups)?;
             fs::read_checked(&path, &rules)?
         };
         match bytes {
@@ -245,7 +271,7 @@ impl Store for LocalFiles {
         let text = file
             .to_toml()
             .map_err(|_| StoreError::io(&path, "serialising", Errno::EINVAL))?;
-        let _as_user = FsIdentity::switch(who.uid, who.gid)?;
+        let _as_user = FsIdentity::switch_with(who.uid, who.gid, self.groups)?;
         if let Some(dir) = path.parent() {
             if !dir.exists() {
                 use std::os::unix::fs::DirBuilderExt;
@@ -263,7 +289,7 @@ impl Store for LocalFiles {
     fn remove_enrollment(&self, user: &UserInfo) -> Result<bool, StoreError> {
         let path = self.secret_path(user)?;
         let who = self.identity(user);
-        let _as_user = FsIdentity::switch(who.uid, who.gid)?;
+        let _as_user = FsIdentity::switch_with(who.uid, who.gid, self.groups)?;
         fs::remove(&path)
     }
 
@@ -313,47 +339,20 @@ impl Store for LocalFiles {
     }
 
     fn consume_totp(&self, user: &str, used: &TotpUse<'_>) -> Result<Consumed, StoreError> {
-        self.update(user, Durability::Durable, |state| {
-            if !state.spend_step(used.enrollment_id, used.authenticator, used.step) {
-                return Change::Keep(Consumed::AlreadyUsed);
-            }
-            if let Some(host) = used.refund {
-                throttle::refund(state, host);
-            }
-            if let Some(success) = &used.success {
-                apply_success(state, success);
-            }
-            Change::Commit(Consumed::Accepted(Box::new(state.clone())))
+        self.spend(user, used.refund, used.success.as_ref(), |state| {
+            state.spend_step(used.enrollment_id, used.authenticator, used.step)
         })
     }
 
     fn consume_hotp(&self, user: &str, used: &HotpUse<'_>) -> Result<Consumed, StoreError> {
-        self.update(user, Durability::Durable, |state| {
-            if !state.spend_hotp(used.enrollment_id, used.authenticator, used.counter_after) {
-                return Change::Keep(Consumed::AlreadyUsed);
-            }
-            if let Some(host) = used.refund {
-                throttle::refund(state, host);
-            }
-            if let Some(success) = &used.success {
-                apply_success(state, success);
-            }
-            Change::Commit(Consumed::Accepted(Box::new(state.clone())))
+        self.spend(user, used.refund, used.success.as_ref(), |state| {
+            state.spend_hotp(used.enrollment_id, used.authenticator, used.counter_after)
         })
     }
 
     fn consume_backup(&self, user: &str, used: &BackupUse<'_>) -> Result<Consumed, StoreError> {
-        self.update(user, Durability::Durable, |state| {
-            if !state.spend_backup_code(used.enrollment_id, used.set_id, used.index) {
-                return Change::Keep(Consumed::AlreadyUsed);
-            }
-            if let Some(host) = used.refund {
-                throttle::refund(state, host);
-            }
-            if let Some(success) = &used.success {
-                apply_success(state, success);
-            }
-            Change::Commit(Consumed::Accepted(Box::new(state.clone())))
+        self.spend(user, used.refund, used.success.as_ref(), |state| {
+            state.spend_backup_code(used.enrollment_id, used.set_id, used.index)
         })
     }
 
@@ -427,19 +426,7 @@ impl Store for LocalFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tempdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("pam-totp-store-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn me() -> UserInfo {
-        UserInfo::lookup_uid(Uid::effective().as_raw())
-            .unwrap()
-            .unwrap()
-    }
+    use crate::store::testutil::{me, tempdir};
 
     #[test]
     fn state_keys_round_trip() {

@@ -43,14 +43,16 @@ mod fs;
 mod local;
 mod privilege;
 mod template;
+#[cfg(test)]
+mod testutil;
 mod versioned;
 
-pub use account::{UserInfo, shadow_hash};
+pub use account::{UserInfo, host_name, shadow_hash};
 pub use fs::{
     OwnedBytes, ReadRules, Replace, read_checked, read_checked_owner, remove, write_atomic,
 };
 pub use local::LocalFiles;
-pub use privilege::FsIdentity;
+pub use privilege::{FsIdentity, Groups};
 pub use template::{expand_template, safe_file_name};
 
 use crate::error::StoreError;

@@ -203,16 +203,8 @@ impl Records {
     ) -> Result<Option<(Record, File)>, StoreError> {
         let name = record_name(generation);
         let path = self.user_dir(key).join(&name);
-        let fd = match nix::fcntl::openat(
-            dirfd,
-            name.as_str(),
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(Errno::ELOOP) => return Err(StoreError::Symlink(path)),
-            Err(e) => return Err(StoreError::io(path, "opening", e)),
+        let Some(fd) = open_file(Some(dirfd), &path)? else {
+            return Ok(None);
         };
         let (bytes, file) = read_fd(fd, &path)?;
         let corrupt = |error| StoreError::Corrupt {
@@ -269,15 +261,8 @@ impl Records {
 
     fn legacy_head(&self, key: &str) -> Result<Option<Head>, StoreError> {
         let path = self.legacy_path(key);
-        let fd = match nix::fcntl::open(
-            &path,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(Errno::ELOOP) => return Err(StoreError::Symlink(path)),
-            Err(e) => return Err(StoreError::io(path, "opening", e)),
+        let Some(fd) = open_file(None, &path)? else {
+            return Ok(None);
         };
         let (bytes, file) = read_fd(fd, &path)?;
         let state = State::parse(&bytes).map_err(|error| StoreError::Corrupt { path, error })?;
@@ -491,6 +476,22 @@ impl Records {
         keys.sort();
         keys.dedup();
         Ok(keys)
+    }
+}
+
+/// Opens `path` (relative to `dirfd`, by its file name, when given) for reading, without
+/// following a link or blocking on a FIFO; `Ok(None)` if it is not there.
+fn open_file(dirfd: Option<&OwnedFd>, path: &Path) -> Result<Option<OwnedFd>, StoreError> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let opened = match (dirfd, path.file_name()) {
+        (Some(dirfd), Some(name)) => nix::fcntl::openat(dirfd, name, flags, Mode::empty()),
+        _ => nix::fcntl::open(path, flags, Mode::empty()),
+    };
+    match opened {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(Errno::ELOOP) => Err(StoreError::Symlink(path.into())),
+        Err(e) => Err(StoreError::io(path, "opening", e)),
     }
 }
 
