@@ -497,3 +497,16 @@ pub fn set_password(user: &str, password: &str) {
         .expect("write");
     assert!(child.wait().expect("wait").success(), "chpasswd failed");
 }
+
+/// A cheap pseudo-random sequence (no dependency; reproducible from the printed seed).
+pub struct Lcg(pub u64);
+impl Lcg {
+    /// The next number (31 bits).
+    pub fn draw(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}

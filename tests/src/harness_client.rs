@@ -366,25 +366,38 @@ impl Drop for Interactive {
     }
 }
 
+/// Starts an interactive client and reads its output up to the first hidden prompt; `None` (the
+/// client reaped) if it ended before asking.
+fn start_at_prompt(client: &Client) -> Option<(Child, BufReader<ChildStdout>)> {
+    let mut cmd = client.command();
+    cmd.arg("--interactive").stdin(Stdio::piped());
+    let mut child = cmd.spawn().expect("pam-client starts");
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.wait();
+        return None;
+    };
+    let mut out = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if !matches!(out.read_line(&mut line), Ok(n) if n > 0) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        if line.starts_with("PROMPT_ECHO_OFF") {
+            return Some((child, out));
+        }
+    }
+}
+
 /// Starts `n` interactive clients, waits until each shows its prompt, sends `answer` to all,
 /// and returns their transcripts' results.
 pub fn race(client: &Client, n: usize, answer: &str) -> Vec<String> {
     let mut children = Vec::new();
     for _ in 0..n {
-        let mut cmd = client.command();
-        cmd.arg("--interactive").stdin(Stdio::piped());
-        let mut child = cmd.spawn().expect("pam-client starts");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let got = out.read_line(&mut line).expect("reads pam-client output");
-            assert!(got > 0, "pam-client ended before prompting");
-            if line.starts_with("PROMPT_ECHO_OFF") {
-                break;
-            }
-        }
-        children.push((child, out));
+        let started = start_at_prompt(client);
+        children.push(started.expect("pam-client ended before prompting"));
     }
     for (child, _) in &mut children {
         let stdin = child.stdin.as_mut().expect("stdin");
@@ -424,21 +437,7 @@ pub fn login_then_kill(
     answer: &str,
     kill_after_us: Option<u64>,
 ) -> Option<String> {
-    let mut cmd = client.command();
-    cmd.arg("--interactive").stdin(Stdio::piped());
-    let mut child = cmd.spawn().expect("pam-client starts");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if out.read_line(&mut line).expect("read") == 0 {
-            let _ = child.wait();
-            return None;
-        }
-        if line.starts_with("PROMPT_ECHO_OFF") {
-            break;
-        }
-    }
+    let (mut child, out) = start_at_prompt(client)?;
     let mut stdin = child.stdin.take().expect("stdin");
     stdin
         .write_all(format!("{answer}\n").as_bytes())

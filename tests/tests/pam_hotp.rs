@@ -6,7 +6,7 @@
 //! output is accepted only from the bound key.
 
 use pam_totp_core::secret_file::SecretFile;
-use pam_totp_e2e::harness::{Scenario, TempDir, TestUser, cli_path};
+use pam_totp_e2e::harness::{Lcg, Scenario, TempDir, TestUser, cli_path};
 use pam_totp_e2e::harness_client::{login_then_kill, race, successes};
 use pam_totp_e2e::require_root;
 use std::io::Write;
@@ -253,18 +253,6 @@ fn given_64_logins_with_one_hotp_code_then_exactly_one_succeeds_each_round() {
     assert_eq!(login(&s, &code(2)), "PAM_AUTH_ERR");
 }
 
-/// A cheap reproducible pseudo-random sequence.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
-
 #[test]
 fn given_clients_killed_during_counter_writes_then_counter_never_goes_back_and_no_code_works_twice()
 {
@@ -288,8 +276,8 @@ fn given_clients_killed_during_counter_writes_then_counter_never_goes_back_and_n
         );
         last_seen = next;
         // A code at or a little past the counter, sometimes one already spent.
-        let counter = (next + rng.next() % 3).saturating_sub(u64::from(i % 5 == 0));
-        let kill = (i % 4 != 0).then(|| rng.next() % 6000);
+        let counter = (next + rng.draw() % 3).saturating_sub(u64::from(i % 5 == 0));
+        let kill = (i % 4 != 0).then(|| rng.draw() % 6000);
         match login_then_kill(&s.client().rhost("198.51.100.7"), &code(counter), kill) {
             Some(result) => {
                 finished += 1;

@@ -5,7 +5,7 @@
 
 use pam_totp_core::secret_file::SecretFile;
 use pam_totp_core::state::State;
-use pam_totp_e2e::harness::Scenario;
+use pam_totp_e2e::harness::{Lcg, Scenario};
 use pam_totp_e2e::harness_client::login_then_kill;
 use pam_totp_e2e::harness_syslog::SyslogCapture;
 use pam_totp_e2e::harness_totp::Enrollment;
@@ -31,18 +31,6 @@ fn parse_state(path: &Path) -> State {
 fn parse_secret(path: &Path) -> SecretFile {
     let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     SecretFile::parse(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()))
-}
-
-/// A cheap pseudo-random sequence (no dependency; reproducible from the printed seed).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
 }
 
 /// One login from 198.51.100.7 (see [`login_then_kill`]).
@@ -76,17 +64,17 @@ fn given_clients_killed_during_state_writes_then_files_parse_and_no_backup_code_
         let u = i % users.len();
         let (s, e) = &users[u];
         let step = e.settled_step(3);
-        let (answer, backup) = match rng.next() % 3 {
+        let (answer, backup) = match rng.draw() % 3 {
             0 => (e.code_for_step(step), false),
             1 => (e.wrong_code(step), false),
             _ => {
-                let code = e.backup_codes[(rng.next() as usize) % e.backup_codes.len()].clone();
+                let code = e.backup_codes[(rng.draw() as usize) % e.backup_codes.len()].clone();
                 (code, true)
             }
         };
         // Kill between 0 and 6 ms after the answer (the verify + fsync'ed write window); every
         // fourth login runs to the end.
-        let kill = (i % 4 != 0).then(|| rng.next() % 6000);
+        let kill = (i % 4 != 0).then(|| rng.draw() % 6000);
         let result = login(s, &answer, kill);
         match &result {
             Some(_) => finished += 1,

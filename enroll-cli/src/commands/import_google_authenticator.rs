@@ -136,7 +136,7 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     let source = args.file.clone().unwrap_or_else(|| default_path(&user));
     // The file in the user's home is read with the user's rights (a user cannot make root read
     // something through it); a file named by root is read as root.
-    let text = read_source(&source, args.file.is_none().then_some(&user))?;
+    let text = read_source(&source, args.file.is_none().then_some(&user), 64 * 1024)?;
     let ga = parse(&text).map_err(|message| {
         let hint = if message.contains("HOTP") {
             "Keep google-authenticator for this user, or enroll a new key with `pam-totp enroll` \
@@ -259,12 +259,17 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads the google-authenticator file (at most 64 KiB, a regular file, not through a symlink).
-fn read_source(path: &Path, as_user: Option<&UserInfo>) -> Result<Zeroizing<String>> {
+/// Reads a file to import (at most `max_size` bytes, a regular file, not through a symlink),
+/// with `as_user`'s rights if given.
+pub(crate) fn read_source(
+    path: &Path,
+    as_user: Option<&UserInfo>,
+    max_size: u64,
+) -> Result<Zeroizing<String>> {
     let rules = ReadRules {
         owner: None,
         allowed_perm: 0o7777,
-        max_size: 64 * 1024,
+        max_size,
     };
     let bytes = {
         let _as_user = match as_user {

@@ -9,13 +9,14 @@
 //! given. Importing again is harmless: users whose keys are already there are left as they are.
 
 use crate::cli::ImportOathArgs;
+use crate::commands::import_google_authenticator::read_source;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
 use pam_totp_core::secret::{self, TotpSecret};
 use pam_totp_core::secret_file::{Algorithm, Authenticator, Hotp, MAX_AUTHENTICATORS, SecretFile};
-use pam_totp_core::store::{self, ReadRules, Replace, Store, UserInfo};
-use std::path::{Path, PathBuf};
+use pam_totp_core::store::{Replace, Store, UserInfo};
+use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 /// Where pam_oath's usersfile usually is.
@@ -182,7 +183,8 @@ pub fn run(ctx: &Ctx, args: &ImportOathArgs) -> Result<()> {
         .file
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_USERSFILE));
-    let text = read_usersfile(&source)?;
+    // Root's file, read as root.
+    let text = read_source(&source, None, MAX_SIZE)?;
     let (lines, bad) = parse(&text);
     let mut users: Vec<String> = Vec::new();
     for name in lines
@@ -414,38 +416,6 @@ fn import_user(
             .map_err(Error::from_save)?;
     }
     Ok(Done::Imported(n))
-}
-
-/// Reads the usersfile (root's; a regular file, not through a symlink, at most 16 MiB).
-fn read_usersfile(path: &Path) -> Result<Zeroizing<String>> {
-    let rules = ReadRules {
-        owner: None,
-        allowed_perm: 0o7777,
-        max_size: MAX_SIZE,
-    };
-    let import_err = |message: String, hint: &str| Error::Import {
-        path: path.to_path_buf(),
-        message,
-        hint: hint.to_string(),
-    };
-    let bytes = match store::read_checked(path, &rules) {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            return Err(import_err(
-                "it does not exist".into(),
-                "Give the path of pam_oath's usersfile (the usersfile= of its pam.d line).",
-            ));
-        }
-        Err(e) => {
-            return Err(import_err(
-                e.to_string(),
-                "It must be a plain file (not a symlink) readable by root.",
-            ));
-        }
-    };
-    String::from_utf8(bytes.to_vec())
-        .map(Zeroizing::new)
-        .map_err(|_| import_err("it is not text".into(), "Check the path of the file."))
 }
 
 #[cfg(test)]
