@@ -645,8 +645,8 @@ impl Config {
     /// The store this configuration describes.
     ///
     /// # Errors
-    /// The `user=` identity does not exist.
-    pub fn store(&self) -> Result<LocalFiles, String> {
+    /// The `user=` identity does not exist, or cannot be looked up.
+    pub fn store(&self) -> Result<LocalFiles, ConfigError> {
         let file_owner = match &self.user {
             None => None,
             Some(name) => {
@@ -654,10 +654,14 @@ impl Config {
                     Ok(uid) => UserInfo::lookup_uid(uid),
                     Err(_) => UserInfo::lookup(name),
                 };
+                let unknown = |detail: String| ConfigError::Argument {
+                    argument: format!("user={name}"),
+                    reason: detail,
+                };
                 Some(
                     found
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("user={name}: no such user"))?,
+                        .map_err(|e| unknown(e.to_string()))?
+                        .ok_or_else(|| unknown("no such user".into()))?,
                 )
             }
         };
