@@ -85,7 +85,9 @@ fn given_built_module_then_bind_now_and_relro() {
     );
     let headers = tool("readelf", &["-l", "-W"]);
     assert!(
-        headers.lines().any(|l| l.trim_start().starts_with("GNU_RELRO")),
+        headers
+            .lines()
+            .any(|l| l.trim_start().starts_with("GNU_RELRO")),
         "libpam_totp.so has no GNU_RELRO segment:\n{headers}"
     );
 }
