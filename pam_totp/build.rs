@@ -18,7 +18,21 @@ fn main() {
     if !(target.contains("linux") && target.ends_with("-gnu")) {
         return;
     }
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    // The C compiler for the target, found as the `cc` crate does; when cross-compiling without
+    // one named, the host's `cc` would report the host's archive: keep the dynamic unwinder.
+    let env = |name: &str| {
+        println!("cargo:rerun-if-env-changed={name}");
+        std::env::var(name).ok()
+    };
+    let host = std::env::var("HOST").unwrap_or_default();
+    let named = env(&format!("CC_{}", target.replace('-', "_")))
+        .or_else(|| env(&format!("CC_{target}")))
+        .or_else(|| env("TARGET_CC"));
+    let cc = match named {
+        Some(cc) => cc,
+        None if target == host => env("CC").unwrap_or_else(|| "cc".into()),
+        None => return,
+    };
     let Ok(out) = Command::new(&cc)
         .arg("-print-file-name=libgcc_eh.a")
         .output()

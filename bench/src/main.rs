@@ -14,9 +14,9 @@
 //! ```
 //! `sshd` is the comparison as sshd pays it: every login is `pam_start` (which loads the stack's
 //! modules) + `pam_authenticate` + `pam_end` on a fresh handle, as in sshd's per-connection
-//! child. pam_totp, google-authenticator and a `pam_permit` baseline run in interleaved rounds
-//! of P users each, so a slow spell of the machine hits all of them alike; each login records
-//! both the whole transaction and `pam_authenticate` alone.
+//! child. pam_totp, google-authenticator and a `pam_permit` baseline run in R rounds of P users
+//! per path, the paths taking turns login by login, so a slow spell of the machine hits all of
+//! them alike; each login records both the whole transaction and `pam_authenticate` alone.
 //! Users are `t<i>` (pam_totp enrolled), `g<i>` (google-authenticator enrolled) and `n<i>` (not
 //! enrolled). `--restore` rewrites the user's pre-login state file before each login (not timed),
 //! so a small user set can log in many times without hitting replay protection.
@@ -440,17 +440,21 @@ fn sshd(f: &Flags) -> Result<(), String> {
     }
     let all: Vec<String> = rows.iter().flat_map(|r| r.users.iter().cloned()).collect();
     let manifest = Manifest::load(&dir, &all)?;
-    // The rows run in a different order each round, so none always follows the same neighbour.
+    // Within a round the rows take turns login by login, in an order that rotates every login,
+    // so a slow spell of the (shared) machine lands on all of them alike.
     let mut order: Vec<usize> = (0..rows.len()).collect();
     for round in 0..rounds {
-        for &i in &order {
-            let row = &mut rows[i];
-            let chunk = row.users.len() / rounds;
-            for user in row.users[round * chunk..(round + 1) * chunk].to_vec() {
-                row.login(&confdir, &rhost, &manifest, &user)?;
+        for j in 0..per.max(per_backup) {
+            for &i in &order {
+                let row = &mut rows[i];
+                let chunk = row.users.len() / rounds;
+                if j < chunk {
+                    let user = row.users[round * chunk + j].clone();
+                    row.login(&confdir, &rhost, &manifest, &user)?;
+                }
             }
+            order.rotate_left(1);
         }
-        order.rotate_left(1);
     }
     for row in &mut rows {
         row.print();
