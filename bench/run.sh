@@ -4,7 +4,9 @@
 # test run. Needs root (both modules run as root, as under sshd).
 #
 #   bench/run.sh                 everything (10-15 minutes on 2 cores, 4 of them status --all)
-#   BENCH_N=1000 bench/run.sh    more logins per row (default 300)
+#   BENCH_ROUNDS=5 bench/run.sh  more interleaved rounds per comparison row (default 3)
+#   BENCH_PER_ROUND=200          logins per module and path in each round (default 200)
+#   BENCH_N=1000                 logins per row of the scale check (default 300)
 #   BENCH_SKIP_SCALE=1           only the comparison tables
 #   BENCH_DISK_DIR=/var/tmp      where the on-disk run keeps its files (must not be tmpfs)
 #   REPO=/path/to/checkout       the tree whose module and CLI are built (default: this one)
@@ -12,7 +14,9 @@ set -euo pipefail
 
 REPO=${REPO:-$(cd "$(dirname "$0")/.." && pwd)}
 N=${BENCH_N:-300}
-BACKUP_N=${BENCH_BACKUP_N:-100}
+ROUNDS=${BENCH_ROUNDS:-3}
+PER=${BENCH_PER_ROUND:-200}
+BACKUP_PER=${BENCH_BACKUP_PER_ROUND:-$PER}
 SCALE_USERS=${BENCH_SCALE_USERS:-100000}
 DISK_DIR=${BENCH_DISK_DIR:-/var/tmp}
 NSSW=/usr/lib/x86_64-linux-gnu/libnss_wrapper.so
@@ -36,6 +40,9 @@ cargo build --release -q --manifest-path "$REPO/bench/Cargo.toml"
 MODULE=$REPO/target/release/libpam_totp.so
 CLI=$REPO/target/release/pam-totp
 BENCH=$REPO/bench/target/release/pam-bench
+SECURITY=/usr/lib/x86_64-linux-gnu/security
+DLOPEN=$REPO/bench/target/dlopen-time
+cc -O2 -o "$DLOPEN" "$REPO/bench/dlopen.c" -Wl,--no-as-needed -lpam -ldl
 
 DIRS=()
 cleanup() {
@@ -59,6 +66,25 @@ echo "== machine"
 echo "   nproc: $(nproc); $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}'); memory: $(free -m | awk '/Mem:/ {print $2}') MiB"
 echo "   kernel: $(uname -r); libpam: $(dpkg-query -W -f '${Version}' libpam0g); google-authenticator: $(dpkg-query -W -f '${Version}' libpam-google-authenticator)"
 
+# row_table ROWS PREFIX TITLE: one comparison table from the ROW lines of `pam-bench sshd`, each
+# row's median minus the pam_permit baseline's median measured the same way (PREFIX txn or auth).
+row_table() {
+    local rows=$1 m=$2 title=$3
+    local base_us
+    base_us=$(field "$rows" base "${m}_median_us")
+    echo "   $title"
+    printf '   | %-22s | %11s | %9s | %6s | %18s | %18s |\n' "path (median - baseline)" "pam_totp us" "GA us" "ratio" "pam_totp p10..p90" "GA p10..p90"
+    printf '   |%s|%s|%s|%s|%s|%s|\n' "------------------------" "------------:" "----------:" "-------:" "-------------------:" "-------------------:"
+    for r in success:"successful TOTP login" wrong:"wrong code" backup:"backup code" none:"not enrolled, nullok"; do
+        local k=${r%%:*} name=${r#*:}
+        awk -v name="$name" -v t="$(field "$rows" "totp-$k" "${m}_median_us")" -v g="$(field "$rows" "ga-$k" "${m}_median_us")" -v b="$base_us" \
+            -v t10="$(field "$rows" "totp-$k" "${m}_p10_us")" -v t90="$(field "$rows" "totp-$k" "${m}_p90_us")" \
+            -v g10="$(field "$rows" "ga-$k" "${m}_p10_us")" -v g90="$(field "$rows" "ga-$k" "${m}_p90_us")" \
+            'BEGIN { tt = t - b; gg = g - b; printf "   | %-24s | %11.0f | %9.0f | %6.2f | %18s | %18s |\n", name, tt, gg, (gg > 0 ? tt / gg : 0), t10 ".." t90, g10 ".." g90 }'
+    done
+    printf '   pam_permit baseline (absolute median): %s us\n' "$base_us"
+}
+
 compare() {
     local base=$1 what=$2
     local dir
@@ -66,46 +92,32 @@ compare() {
     DIRS+=("$dir")
     chmod 755 "$dir"
     local rows=$dir/rows.txt
-    local users=$((2 * N + BACKUP_N + 10))
+    local users=$((ROUNDS * (2 * PER + BACKUP_PER) + 10))
     echo
-    echo "== pam_authenticate, $what ($(df -T "$dir" | awk 'NR == 2 {print $2}') at $dir), $N logins per row ($BACKUP_N for backup codes), one login per user per row"
-    pb "$dir" gen --dir "$dir" --module "$MODULE" --totp "$users" --ga "$users" --plain "$N" >/dev/null
+    echo "== pam_totp against google-authenticator (GA), $what ($(df -T "$dir" | awk 'NR == 2 {print $2}') at $dir)"
+    echo "   $ROUNDS interleaved rounds of $PER users per path ($BACKUP_PER for backup codes), one login per user per path"
+    pb "$dir" gen --dir "$dir" --module "$MODULE" --totp "$users" --ga "$users" --plain "$((ROUNDS * PER))" >/dev/null
     sync
-    pb "$dir" run --dir "$dir" --service permit --kind none --users "n:0:$N" --expect 0 --label base >>"$rows"
-    for m in totp:t ga:g; do
-        local svc=${m%%:*} p=${m##*:}
-        pb "$dir" run --dir "$dir" --service "$svc" --kind totp --users "$p:0:$N" --expect 0 --label "$svc-success" >>"$rows"
-        pb "$dir" run --dir "$dir" --service "$svc" --kind wrong --users "$p:$N:$N" --expect 7 --label "$svc-wrong" >>"$rows"
-        pb "$dir" run --dir "$dir" --service "$svc" --kind backup --users "$p:$((2 * N)):$BACKUP_N" --expect 0 --label "$svc-backup" >>"$rows"
-        # Not enrolled + nullok: the module returns PAM_IGNORE, so libpam answers PAM_PERM_DENIED (6).
-        pb "$dir" run --dir "$dir" --service "$svc" --kind none --users "n:0:$N" --expect 6 --label "$svc-none" >>"$rows"
+    pb "$dir" sshd --dir "$dir" --rounds "$ROUNDS" --per-round "$PER" --backup-per-round "$BACKUP_PER" >"$rows"
+    for label in $(awk '{ sub("label=", "", $2); print $2 }' "$rows"); do
+        local ok n
+        ok=$(field "$rows" "$label" ok)
+        n=$(field "$rows" "$label" n)
+        [ "$ok" = "$n" ] || echo "   WARNING: $label: only $ok of $n logins gave the expected result ($(field "$rows" "$label" codes))"
     done
-    local base_us
-    base_us=$(field "$rows" base auth_median_us)
-    printf '   %-24s %12s %12s %8s %22s %22s %9s %9s\n' "row (median - baseline)" "pam_totp us" "GA us" "ratio" "pam_totp p10..p90 us" "GA p10..p90 us" "RSS KiB" "GA RSS"
-    for r in success:"successful TOTP login" wrong:"wrong code" backup:"backup code login" none:"not enrolled, nullok"; do
-        local k=${r%%:*} name=${r#*:}
-        local t g
-        t=$(field "$rows" "totp-$k" auth_median_us)
-        g=$(field "$rows" "ga-$k" auth_median_us)
-        for x in totp ga; do
-            local ok n
-            ok=$(field "$rows" "$x-$k" ok)
-            n=$(field "$rows" "$x-$k" n)
-            [ "$ok" = "$n" ] || echo "   WARNING: $x-$k: only $ok of $n logins gave the expected result ($(field "$rows" "$x-$k" codes))"
-        done
-        awk -v name="$name" -v t="$t" -v g="$g" -v b="$base_us" \
-            -v t10="$(field "$rows" "totp-$k" auth_p10_us)" -v t90="$(field "$rows" "totp-$k" auth_p90_us)" \
-            -v g10="$(field "$rows" "ga-$k" auth_p10_us)" -v g90="$(field "$rows" "ga-$k" auth_p90_us)" \
-            -v tr="$(field "$rows" "totp-$k" maxrss_kb)" -v gr="$(field "$rows" "ga-$k" maxrss_kb)" \
-            'BEGIN { tt = t - b; gg = g - b; printf "   %-24s %12.1f %12.1f %8.2f %22s %22s %9d %9d\n", name, tt, gg, (gg > 0 ? tt / gg : 0), t10 ".." t90, g10 ".." g90, tr, gr }'
-    done
-    printf '   %-24s %12.1f   (absolute median; pam_start..pam_end median %s us, client RSS %s KiB)\n' "pam_permit baseline" "$base_us" "$(field "$rows" base txn_median_us)" "$(field "$rows" base maxrss_kb)"
+    row_table "$rows" txn "as sshd pays it: pam_start + pam_authenticate + pam_end per login, module loading included"
+    echo
+    row_table "$rows" auth "pam_authenticate alone (the same logins)"
     pb "$dir" race --dir "$dir" --service ga --kind totp --users "g:$((users - 10)):5" --procs 20 --rounds 5 --same-user --label ga-same-code | sed 's/^/   /' >"$dir/ga-race.txt" || true
     pb "$dir" race --dir "$dir" --service ga --kind backup --users "g:$((users - 5)):5" --procs 20 --rounds 5 --same-user --label ga-same-scratch | sed 's/^/   /' >>"$dir/ga-race.txt" || true
     echo "   google-authenticator, 20 concurrent logins with one code, 5 rounds (successes per round; 1 is correct):"
     sed 's/child_maxrss_kb=[0-9]*//' "$dir/ga-race.txt"
 }
+
+echo
+echo "== module loading: dlopen(RTLD_NOW) + dlclose from a C program linked with libpam (like sshd)"
+echo "   pam_totp: $(stat -c %s "$MODULE") bytes, $(readelf -r "$MODULE" | grep -c 'R_X86_64') relocations, NEEDED: $(readelf -d "$MODULE" | awk '/NEEDED/ { gsub(/[][]/, "", $5); printf "%s ", $5 }')"
+"$DLOPEN" 2000 "$MODULE" "$SECURITY/pam_google_authenticator.so" "$SECURITY/pam_permit.so" | sed 's/^/   /'
 
 compare "$DISK_DIR" "on disk: fsync costs real I/O"
 compare /dev/shm "on tmpfs: fsync is free, so this is the CPU cost"
@@ -135,10 +147,10 @@ pb "$big" run --dir "$big" --service totp --kind totp --users "t:0:$N" --restore
 # $SCALE_USERS-line file cost more in getpwnam, whichever module asks. Shown apart.
 pb "$big" run --dir "$big" --service totp --kind totp --users "t:$((SCALE_USERS / 2)):$N" --restore --expect 0 --label "$SCALE_USERS-users-mid-passwd" | sed 's/^/   /'
 
-# The CLI reads /etc/passwd itself and looks up only the other state-file users through NSS; the
-# benchmark users exist only in nss_wrapper's file, so each costs a linear NSS scan here.
+# The CLI lists the password database in one pass (getent passwd, which nss_wrapper answers from
+# its file) and looks up through NSS only state-file users that listing missed.
 if [ -x "$CLI" ] && "$CLI" status --help >/dev/null 2>&1; then
-    echo "   pam-totp status --all over $SCALE_USERS users (users only in nss_wrapper: one NSS scan each):"
+    echo "   pam-totp status --all over $SCALE_USERS enrolled users (users only in nss_wrapper's passwd file):"
     if NSS_WRAPPER_PASSWD=$big/passwd NSS_WRAPPER_GROUP=$big/group LD_PRELOAD=$NSSW timeout "${BENCH_STATUS_TIMEOUT:-900}" \
         /usr/bin/time -v "$CLI" --config "$big/pam_totp.conf" status --all 2>"$big/time.txt" >"$big/status.txt"; then
         echo "     output lines: $(wc -l <"$big/status.txt")"

@@ -205,8 +205,8 @@ profile="$tmp/deb/usr/share/pam-configs/totp"
 check "pam-configs profile: Default: no" grep -qx 'Default: no' "$profile"
 check "pam-configs profile: Auth-Type: Additional" grep -qx 'Auth-Type: Additional' "$profile"
 check "pam-configs profile: pam_totp.so nullok" grep -qP '^\t\S.*\tpam_totp\.so nullok$' "$profile"
-check "tmpfiles.d: d /var/lib/pam-totp 0755 root root" \
-    grep -qE '^d +/var/lib/pam-totp +0755 +root +root' "$tmp/deb/usr/lib/tmpfiles.d/pam-totp.conf"
+check "tmpfiles.d: d /var/lib/pam-totp 0700 root root" \
+    grep -qE '^d +/var/lib/pam-totp +0700 +root +root' "$tmp/deb/usr/lib/tmpfiles.d/pam-totp.conf"
 
 step "the .rpm: files, modes, requires, scriptlets"
 rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags}: %{FILENAMES}\n]' \

@@ -9,8 +9,14 @@
 //!                 [--n LOGINS] [--expect CODE] [--restore] [--label TEXT]
 //! pam-bench race  --dir D --service S --kind totp|backup --users PREFIX:FIRST:COUNT
 //!                 --procs P [--rounds R] [--same-user] [--label TEXT]
+//! pam-bench sshd  --dir D [--rounds R] [--per-round P] [--backup-per-round B]
 //! pam-bench check --dir D
 //! ```
+//! `sshd` is the comparison as sshd pays it: every login is `pam_start` (which loads the stack's
+//! modules) + `pam_authenticate` + `pam_end` on a fresh handle, as in sshd's per-connection
+//! child. pam_totp, google-authenticator and a `pam_permit` baseline run in R rounds of P users
+//! per path, the paths taking turns login by login, so a slow spell of the machine hits all of
+//! them alike; each login records both the whole transaction and `pam_authenticate` alone.
 //! Users are `t<i>` (pam_totp enrolled), `g<i>` (google-authenticator enrolled) and `n<i>` (not
 //! enrolled). `--restore` rewrites the user's pre-login state file before each login (not timed),
 //! so a small user set can log in many times without hitting replay protection.
@@ -22,7 +28,7 @@ use pam_totp_core::secret::TotpSecret;
 use pam_totp_core::secret_file::{Algorithm, Authenticator, SecretFile};
 use pam_totp_core::state::State;
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -371,6 +377,159 @@ fn run(f: &Flags) -> Result<(), String> {
     Ok(())
 }
 
+/// One measured row of `sshd`: a service, the kind of answer, the users and the expected code.
+struct Row {
+    label: String,
+    service: CString,
+    kind: &'static str,
+    users: Vec<String>,
+    expect: i32,
+    txn: Vec<Duration>,
+    auth: Vec<Duration>,
+    ok: usize,
+    codes: HashMap<i32, usize>,
+}
+
+fn sshd(f: &Flags) -> Result<(), String> {
+    let dir = PathBuf::from(f.get("dir")?);
+    let rounds = f.num("rounds", 3)?;
+    let per = f.num("per-round", 200)?;
+    let per_backup = f.num("backup-per-round", per)?;
+    let confdir = cstr(&dir.join("pam.d").to_string_lossy())?;
+    let rhost = cstr(RHOST)?;
+    // Every enrolled user logs in once per run (no state is restored): t/g users 0..R*P answer
+    // codes, the next R*P answer wrong codes, the next R*B backup codes; n users are not enrolled.
+    let span =
+        |prefix: &str, first: usize, count: usize| user_range(&format!("{prefix}:{first}:{count}"));
+    let mut rows = vec![Row::new(
+        "base",
+        "permit",
+        "none",
+        span("n", 0, rounds * per)?,
+        0,
+    )?];
+    for (svc, p) in [("totp", "t"), ("ga", "g")] {
+        rows.push(Row::new(
+            &format!("{svc}-success"),
+            svc,
+            "totp",
+            span(p, 0, rounds * per)?,
+            0,
+        )?);
+        rows.push(Row::new(
+            &format!("{svc}-wrong"),
+            svc,
+            "wrong",
+            span(p, rounds * per, rounds * per)?,
+            7,
+        )?);
+        rows.push(Row::new(
+            &format!("{svc}-backup"),
+            svc,
+            "backup",
+            span(p, 2 * rounds * per, rounds * per_backup)?,
+            0,
+        )?);
+        // Not enrolled + nullok: the module returns PAM_IGNORE, so libpam answers PAM_PERM_DENIED.
+        rows.push(Row::new(
+            &format!("{svc}-none"),
+            svc,
+            "none",
+            span("n", 0, rounds * per)?,
+            6,
+        )?);
+    }
+    let all: Vec<String> = rows.iter().flat_map(|r| r.users.iter().cloned()).collect();
+    let manifest = Manifest::load(&dir, &all)?;
+    // Within a round the rows take turns login by login, in an order that rotates every login,
+    // so a slow spell of the (shared) machine lands on all of them alike.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    for round in 0..rounds {
+        for j in 0..per.max(per_backup) {
+            for &i in &order {
+                let row = &mut rows[i];
+                let chunk = row.users.len() / rounds;
+                if j < chunk {
+                    let user = row.users[round * chunk + j].clone();
+                    row.login(&confdir, &rhost, &manifest, &user)?;
+                }
+            }
+            order.rotate_left(1);
+        }
+    }
+    for row in &mut rows {
+        row.print();
+    }
+    Ok(())
+}
+
+impl Row {
+    fn new(
+        label: &str,
+        service: &str,
+        kind: &'static str,
+        users: Vec<String>,
+        expect: i32,
+    ) -> Result<Row, String> {
+        Ok(Row {
+            label: label.to_string(),
+            service: cstr(service)?,
+            kind,
+            users,
+            expect,
+            txn: Vec::new(),
+            auth: Vec::new(),
+            ok: 0,
+            codes: HashMap::new(),
+        })
+    }
+
+    /// One login as sshd's child does it: pam_start .. pam_end on a fresh handle, timed whole.
+    fn login(
+        &mut self,
+        confdir: &CStr,
+        rhost: &CStr,
+        manifest: &Manifest,
+        user: &str,
+    ) -> Result<(), String> {
+        let answer = manifest.answer(user, self.kind)?;
+        let user_c = cstr(user)?;
+        let t0 = Instant::now();
+        let mut t = pam::Txn::start(confdir, &self.service, &user_c, Some(rhost), &answer)
+            .map_err(|rc| format!("pam_start_confdir failed: {rc}"))?;
+        let (rc, d) = t.authenticate();
+        drop(t);
+        self.txn.push(t0.elapsed());
+        self.auth.push(d);
+        *self.codes.entry(rc).or_default() += 1;
+        if rc == self.expect {
+            self.ok += 1;
+        }
+        Ok(())
+    }
+
+    fn print(&mut self) {
+        self.txn.sort();
+        self.auth.sort();
+        let mut codes: Vec<_> = self.codes.iter().map(|(c, k)| (*c, *k)).collect();
+        codes.sort();
+        let codes: Vec<String> = codes.iter().map(|(c, k)| format!("{c}x{k}")).collect();
+        println!(
+            "ROW label={} n={} ok={} codes={} txn_median_us={:.1} txn_p10_us={:.1} txn_p90_us={:.1} auth_median_us={:.1} auth_p10_us={:.1} auth_p90_us={:.1}",
+            self.label,
+            self.txn.len(),
+            self.ok,
+            codes.join(","),
+            quantile(&self.txn, 0.5),
+            quantile(&self.txn, 0.1),
+            quantile(&self.txn, 0.9),
+            quantile(&self.auth, 0.5),
+            quantile(&self.auth, 0.1),
+            quantile(&self.auth, 0.9),
+        );
+    }
+}
+
 fn race(f: &Flags) -> Result<(), String> {
     let dir = PathBuf::from(f.get("dir")?);
     let service = f.get("service")?;
@@ -520,6 +679,7 @@ fn main() -> ExitCode {
         "gen" => generate(&f),
         "run" => run(&f),
         "race" => race(&f),
+        "sshd" => sshd(&f),
         "check" => check(&f),
         other => Err(format!("unknown command {other}")),
     });

@@ -13,7 +13,7 @@ pub enum Error {
     /// The configuration file cannot be read or is wrong.
     Config(ConfigError),
     /// The `user=` identity of the configuration does not exist.
-    ConfigIdentity(String),
+    ConfigIdentity(ConfigError),
     /// `--user` names someone else and the caller is not root.
     NotRoot {
         /// The user the caller asked to act for.

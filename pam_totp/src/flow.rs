@@ -168,7 +168,7 @@ fn prepare<'a, P: PamIo, C: Clock>(
     }
     let store = match cfg.store() {
         Ok(b) => b,
-        Err(e) => return Err(bad_config(&ctx, &e)),
+        Err(e) => return Err(bad_config(&ctx, &e.to_string())),
     };
     let info = match decide::canonical_account(&ctx.user) {
         Ok(Some(info)) => info,

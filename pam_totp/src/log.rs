@@ -1,6 +1,6 @@
 //! Syslog lines of the module: facility authpriv, one line per outcome, prefixed like
-//! `pam_syslog` does (`pam_totp(sshd:auth): ...`). The `syslog` crate formats the line (RFC
-//! 3164); it is sent on a socket made per line and closed at once: no `openlog()`, nothing
+//! `pam_syslog` does (`pam_totp(sshd:auth): ...`), formatted (RFC 3164) by
+//! `pam_totp_core::syslog_line`, and sent on a socket made per line and closed at once: no `openlog()`, nothing
 //! global, the host's own syslog set-up is left alone. The send never blocks: if `/dev/log` is
 //! missing, or a stuck syslog daemon has let its queue fill up, the line is dropped rather than
 //! hanging the login. Logging never changes an outcome.
@@ -9,7 +9,7 @@
 //! or a secret.
 
 use crate::outcome::Reason;
-use syslog::{Facility, Formatter3164, LogFormat, Severity};
+use pam_totp_core::syslog_line::{self, FACILITY_AUTHPRIV};
 
 /// Severity of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,21 +182,23 @@ pub(crate) fn write(ctx: &Context, event: &Event<'_>) {
         ctx.phase
     };
     let line = format!("pam_totp({service}:{phase}): {} {detail}", ctx.fields());
-    let formatter = Formatter3164 {
-        facility: Facility::LOG_AUTHPRIV,
-        hostname: None,
-        process: "pam_totp".into(),
-        pid: std::process::id(),
-    };
+    // syslog(3) severities.
     let severity = match level {
-        Level::Err => Severity::LOG_ERR,
-        Level::Warning => Severity::LOG_WARNING,
-        Level::Notice => Severity::LOG_NOTICE,
-        Level::Debug => Severity::LOG_DEBUG,
+        Level::Err => 3,
+        Level::Warning => 4,
+        Level::Notice => 5,
+        Level::Debug => 7,
     };
-    let mut datagram = Vec::with_capacity(line.len() + 64);
-    if formatter.format(&mut datagram, severity, line).is_err() {
-        return;
-    }
-    pam_totp_core::syslog_line::send(&datagram);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let datagram = syslog_line::format_3164(
+        FACILITY_AUTHPRIV,
+        severity,
+        now,
+        "pam_totp",
+        std::process::id(),
+        &line,
+    );
+    syslog_line::send(datagram.as_bytes());
 }

@@ -291,16 +291,24 @@ pub fn load(args: &[&str], config_override: Option<&Path>) -> Result<Config, Con
     let mut table = toml::Table::new();
     let mut source = None;
     let mut key_lines = BTreeMap::new();
+    let mut file_text = None;
     match read_config_file(&path)? {
         Some(text) => {
-            // One TOML parse on the happy path. Unknown keys or wrong types are reported by
-            // `parse_file`, which parses again to name the line; only then is that cost paid.
+            // One TOML parse and one typed conversion on the happy path. Unknown keys or wrong
+            // types are reported by `parse_file`, which parses again to name the line; only
+            // then is that cost paid. The file's values are checked on their own only when an
+            // argument replaces one of them (a bad value there must still be refused); else the
+            // conversion of the merged table below checks every one of them.
             table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: path.clone(),
                 error: ParseError::from_toml(&e, &text, false),
             })?;
             let unknown = table.keys().any(|k| kind_of(k).is_none());
-            if unknown || RawConfig::deserialize(toml::Value::Table(table.clone())).is_err() {
+            let overridden = arg_table.keys().any(|k| table.contains_key(k));
+            if unknown
+                || (overridden
+                    && RawConfig::deserialize(toml::Value::Table(table.clone())).is_err())
+            {
                 parse_file(&text).map_err(|error| ConfigError::Parse {
                     path: path.clone(),
                     error,
@@ -308,6 +316,7 @@ pub fn load(args: &[&str], config_override: Option<&Path>) -> Result<Config, Con
             }
             key_lines = key_lines_of(&text);
             source = Some(path.clone());
+            file_text = Some(text);
         }
         None if explicit.is_some() => {
             return Err(ConfigError::File {
@@ -320,6 +329,13 @@ pub fn load(args: &[&str], config_override: Option<&Path>) -> Result<Config, Con
     // Arguments win: they replace the file's value of the same key.
     table.extend(arg_table.clone());
     let raw = RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
+        // A bad value from the file is named with its line, as above.
+        if let Some(Err(error)) = file_text.as_deref().map(parse_file) {
+            return ConfigError::Parse {
+                path: path.clone(),
+                error,
+            };
+        }
         let argument = arg_table
             .keys()
             .find(|k| e.message().contains(k.as_str()))
@@ -682,8 +698,8 @@ impl Config {
     /// The store this configuration describes.
     ///
     /// # Errors
-    /// The `user=` identity does not exist.
-    pub fn store(&self) -> Result<LocalFiles, String> {
+    /// The `user=` identity does not exist, or cannot be looked up.
+    pub fn store(&self) -> Result<LocalFiles, ConfigError> {
         let file_owner = match &self.user {
             None => None,
             Some(name) => {
@@ -691,10 +707,14 @@ impl Config {
                     Ok(uid) => UserInfo::lookup_uid(uid),
                     Err(_) => UserInfo::lookup(name),
                 };
+                let unknown = |detail: String| ConfigError::Argument {
+                    argument: format!("user={name}"),
+                    reason: detail,
+                };
                 Some(
                     found
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("user={name}: no such user"))?,
+                        .map_err(|e| unknown(e.to_string()))?
+                        .ok_or_else(|| unknown("no such user".into()))?,
                 )
             }
         };
@@ -975,6 +995,20 @@ mod tests {
             e.to_string().contains("line 2") && e.to_string().contains("bogus"),
             "{e}"
         );
+        // A wrongly typed value in the file is refused with its line, whether or not an argument
+        // replaces it, and whatever the arguments say about other keys.
+        std::fs::write(&path, "nullok = true\nwindow = \"two\"\n").unwrap();
+        for args in [&[][..], &["window=4"][..], &["nullok=false"][..]] {
+            let e = load(args, Some(&path)).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::Parse { .. }) && e.to_string().contains("line 2"),
+                "{args:?}: {e}"
+            );
+        }
+        // A bad argument beside a good file is the argument's fault.
+        std::fs::write(&path, "window = 2\n").unwrap();
+        let e = load(&["window=many"], Some(&path)).unwrap_err();
+        assert!(matches!(e, ConfigError::Argument { .. }), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

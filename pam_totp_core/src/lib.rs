@@ -30,6 +30,7 @@
 //! in the design depends on it.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod backup;
 pub mod clock;
 pub mod config;

@@ -42,6 +42,21 @@ impl Control {
     }
 }
 
+impl std::fmt::Display for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Control::Required => f.write_str("required"),
+            Control::Requisite => f.write_str("requisite"),
+            Control::Sufficient => f.write_str("sufficient"),
+            Control::Optional => f.write_str("optional"),
+            Control::Actions(pairs) => {
+                let words: Vec<String> = pairs.iter().map(|(v, a)| format!("{v}={a}")).collect();
+                write!(f, "[{}]", words.join(" "))
+            }
+        }
+    }
+}
+
 /// One module line of a stack, with where it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {

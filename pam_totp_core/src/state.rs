@@ -134,8 +134,8 @@ impl State {
     ///
     /// # Errors
     /// Only if serialisation fails, which valid data does not make it do.
-    pub fn to_toml(&self) -> Result<String, String> {
-        toml::to_string(self).map_err(|e| format!("cannot serialise the state: {e}"))
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
     }
 
     /// Makes the state belong to `enrollment_id`. After a re-enrollment the replay and backup

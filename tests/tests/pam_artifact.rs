@@ -57,3 +57,37 @@ fn given_built_module_then_only_pam_sm_symbols_are_exported() {
         );
     }
 }
+
+/// sshd and most PAM applications do not have libgcc_s.so.1 loaded: needing it would make every
+/// connection load and unload a second library (pam_totp/build.rs links the unwinder in).
+#[test]
+fn given_built_module_then_libgcc_s_is_not_needed() {
+    let dynamic = tool("readelf", &["-d"]);
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(
+        !needed.is_empty() && !needed.iter().any(|l| l.contains("libgcc_s")),
+        "libpam_totp.so needs libgcc_s.so.1 (or nothing at all):\n{dynamic}"
+    );
+}
+
+/// Full RELRO: relocations done at load (BIND_NOW) and the relocated data made read-only.
+#[test]
+fn given_built_module_then_bind_now_and_relro() {
+    let dynamic = tool("readelf", &["-d"]);
+    assert!(
+        dynamic
+            .lines()
+            .any(|l| l.contains("(FLAGS)") && l.contains("BIND_NOW"))
+            || dynamic
+                .lines()
+                .any(|l| l.contains("(FLAGS_1)") && l.contains("NOW")),
+        "libpam_totp.so is not linked with -z now:\n{dynamic}"
+    );
+    let headers = tool("readelf", &["-l", "-W"]);
+    assert!(
+        headers
+            .lines()
+            .any(|l| l.trim_start().starts_with("GNU_RELRO")),
+        "libpam_totp.so has no GNU_RELRO segment:\n{headers}"
+    );
+}

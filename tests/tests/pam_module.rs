@@ -111,6 +111,42 @@ fn given_backup_code_then_success_once_and_info_tells_how_many_left() {
     login(&s, code).assert_result("PAM_AUTH_ERR");
 }
 
+/// A `[backup]` table as earlier versions wrote it: PBKDF2 with 50,000 rounds. The hash of
+/// `k7m2p9q4rt` was computed independently (Python's `hashlib.pbkdf2_hmac`).
+const LEGACY_BACKUP: &str = "[backup]
+set_id = \"legacy50k\"
+created = 1700000000
+kdf = \"pbkdf2-sha256\"
+iterations = 50000
+salt = \"00112233445566778899aabbccddeeff\"
+hashes = [\"b726ead79482df8912c05841f9e2ea8034e75b52e1b1677332182619fcd9f591\"]
+";
+
+#[test]
+fn given_secret_file_with_legacy_50000_round_backup_hashes_then_its_code_works_once() {
+    require_root!();
+    let (s, e) = enrolled();
+    let text = std::fs::read_to_string(&e.secret_file).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    assert_eq!(
+        table["backup"]["iterations"].as_integer(),
+        Some(1000),
+        "a new enrollment should hash its backup codes with 1,000 rounds:\n{text}"
+    );
+    // Keep the enrollment's key and bookkeeping; swap in the old-scheme set (the last table).
+    let start = text
+        .find("\n[backup]\n")
+        .expect("the secret file has a [backup] table");
+    let rewritten = format!("{}\n{LEGACY_BACKUP}", &text[..start]);
+    // Truncating the existing file keeps its owner and mode.
+    std::fs::write(&e.secret_file, rewritten).unwrap();
+    let run = login(&s, "k7m2p-9q4rt");
+    run.assert_result("PAM_SUCCESS");
+    login(&s, "k7m2p9q4rt").assert_result("PAM_AUTH_ERR");
+    // The enrollment's own codes belonged to the replaced set: refused.
+    login(&s, &e.backup_codes[0]).assert_result("PAM_AUTH_ERR");
+}
+
 #[test]
 fn given_backup_code_with_pam_silent_then_success_without_info() {
     require_root!();

@@ -5,14 +5,13 @@ use crate::cli::StatusArgs;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
+use pam_totp_core::accounts::Accounts;
 use pam_totp_core::secret_file::SecretFile;
 use pam_totp_core::state::State;
 use pam_totp_core::store::{LocalFiles, Store, UserInfo};
 use pam_totp_core::throttle::{self, Lockout};
 use pam_totp_core::verify;
 use serde::Serialize;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// An authenticator as reports show it (no key).
 #[derive(Serialize)]
@@ -365,39 +364,13 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
     Ok(())
 }
 
-/// Users worth looking at for `--all`: every local passwd entry, plus every user with a state
-/// file (accounts from LDAP or SSSD who have logged in). Reading /etc/passwd once avoids an NSS
-/// query per user; only state-file users missing from it are looked up.
+/// Users worth looking at for `--all`: every account of one pass over the password database,
+/// plus every user with a state file that it did not list (directory users whose backend does
+/// not enumerate), looked up one by one.
 fn candidates(backend: &LocalFiles) -> Result<Vec<UserInfo>> {
-    let mut users: BTreeMap<String, UserInfo> = BTreeMap::new();
-    if let Ok(text) = std::fs::read_to_string("/etc/passwd") {
-        for line in text.lines() {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 7 || f[0].is_empty() || f[0].starts_with(['+', '-']) {
-                continue;
-            }
-            let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) else {
-                continue;
-            };
-            users.insert(
-                f[0].to_string(),
-                UserInfo {
-                    name: f[0].to_string(),
-                    uid,
-                    gid,
-                    home: PathBuf::from(f[5]),
-                },
-            );
-        }
-    }
-    for name in backend.users_with_state().map_err(Error::State)? {
-        if let std::collections::btree_map::Entry::Vacant(slot) = users.entry(name) {
-            if let Ok(Some(u)) = UserInfo::lookup(slot.key()) {
-                slot.insert(u);
-            }
-        }
-    }
-    Ok(users.into_values().collect())
+    let mut accounts = Accounts::read();
+    accounts.add_by_lookup(backend.users_with_state().map_err(Error::State)?);
+    Ok(accounts.into_users())
 }
 
 fn all(ctx: &Ctx, json: bool) -> Result<()> {

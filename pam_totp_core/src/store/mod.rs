@@ -53,7 +53,7 @@ pub use fs::{
 };
 pub use local::LocalFiles;
 pub use privilege::{FsIdentity, Groups};
-pub use template::{expand_template, safe_file_name};
+pub use template::{TemplateError, expand_template, safe_file_name};
 
 use crate::error::StoreError;
 use crate::secret_file::SecretFile;

@@ -4,24 +4,57 @@
 use super::account::UserInfo;
 use std::path::PathBuf;
 
+/// Why a path template cannot be used for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// The user name is not a plain file name.
+    UnsafeUserName(String),
+    /// `~user` (only `~` alone or `~/` is supported).
+    TildeUser,
+    /// An escape other than `~`, `${HOME}`, `${USER}`, `%h`, `%u`, `%%`; the text at it.
+    UnknownEscape(String),
+    /// The result is not an absolute path.
+    Relative,
+}
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TemplateError::UnsafeUserName(u) => {
+                write!(f, "the user name {u:?} cannot be used in a path")
+            }
+            TemplateError::TildeUser => {
+                f.write_str("`~` must be followed by `/` (`~user` is not supported)")
+            }
+            TemplateError::UnknownEscape(at) => write!(
+                f,
+                "unknown escape at `{at}` (use ~, ${{HOME}}, ${{USER}}, %h, %u or %%)"
+            ),
+            TemplateError::Relative => {
+                f.write_str("the path must be absolute (start with /, ~ or ${HOME})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
 /// Expands a path template: a leading `~`, `${HOME}` and `%h` become the home directory,
 /// `${USER}` and `%u` the user name, `%%` a percent sign.
 ///
 /// # Errors
 /// An unknown escape, a user name that is not a safe file name, or a relative result.
-pub fn expand_template(template: &str, user: &UserInfo) -> Result<PathBuf, String> {
+pub fn expand_template(template: &str, user: &UserInfo) -> Result<PathBuf, TemplateError> {
     if !safe_file_name(&user.name) {
-        return Err(format!(
-            "the user name {:?} cannot be used in a path",
-            user.name
-        ));
+        return Err(TemplateError::UnsafeUserName(user.name.clone()));
     }
     let home = user.home.to_string_lossy();
     let mut out = String::new();
     let mut rest = template;
     if let Some(r) = rest.strip_prefix('~') {
         if !(r.is_empty() || r.starts_with('/')) {
-            return Err("`~` must be followed by `/` (`~user` is not supported)".into());
+            return Err(TemplateError::TildeUser);
         }
         out.push_str(&home);
         rest = r;
@@ -43,9 +76,8 @@ pub fn expand_template(template: &str, user: &UserInfo) -> Result<PathBuf, Strin
             out.push('%');
             rest = r;
         } else if rest.starts_with('%') || rest.starts_with("${") {
-            return Err(format!(
-                "unknown escape at `{}` (use ~, ${{HOME}}, ${{USER}}, %h, %u or %%)",
-                rest.chars().take(8).collect::<String>()
+            return Err(TemplateError::UnknownEscape(
+                rest.chars().take(8).collect::<String>(),
             ));
         } else {
             let c = rest.chars().next().unwrap_or_default();
@@ -55,7 +87,7 @@ pub fn expand_template(template: &str, user: &UserInfo) -> Result<PathBuf, Strin
     }
     let path = PathBuf::from(out);
     if !path.is_absolute() {
-        return Err("the path must be absolute (start with /, ~ or ${HOME})".into());
+        return Err(TemplateError::Relative);
     }
     Ok(path)
 }
