@@ -16,7 +16,7 @@ fn given_json_enrollment_then_login_with_code_and_backup_code() {
     };
     let dir = TempDir::new("login");
     let conf = dir.config("");
-    let user = TestUser::new();
+    let user = TestUser::create();
     let o = run(
         &[
             "--config",
@@ -53,7 +53,7 @@ fn given_imported_google_authenticator_file_then_login_with_code_and_scratch_cod
     };
     let dir = TempDir::new("login-ga");
     let conf = dir.config("");
-    let user = TestUser::new();
+    let user = TestUser::create();
     let ga = dir.path().join("ga");
     let made = Command::new("google-authenticator")
         .args([
