@@ -1,4 +1,4 @@
-//! `pam-totp forget-hosts`: after it, a host remembered through the real libpam (pamtester with
+//! `pam-totp forget-hosts`: after it, a host remembered through the real libpam (the harness's PAM client with
 //! PAM_RHOST, `remember = "1h"`) is asked for a code again, whether a user ran it for themselves
 //! (their secret file is marked, the root-owned state is left alone) or root ran it with
 //! `--user` (the state's entries are cleared too). Each run is one syslog line without secrets.

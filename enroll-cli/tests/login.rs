@@ -1,8 +1,7 @@
 //! The end of the chain: an enrollment made by the CLI (interactive through a pty is covered in
 //! interactive.rs; here `--json` and the google-authenticator import) logs in through the real
-//! libpam with the built module, via pamtester. Skipped, with a message, when not root, when
-//! pamtester is missing, or when target/*/libpam_totp.so has not been built
-//! (`cargo build -p pam-totp`).
+//! libpam with the built module, via the harness's PAM client. Skipped, with a message, when
+//! not root or when target/*/libpam_totp.so has not been built (`cargo build -p pam-totp`).
 
 mod common;
 
