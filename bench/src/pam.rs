@@ -2,7 +2,7 @@
 //! (`pam_totp_e2e::pam_app`, the same code `pam-client` uses). `pam_start_confdir` reads the
 //! service files from the run's own directory, so no file in /etc/pam.d is touched.
 
-use pam_totp_e2e::pam_app::{Converse, Session, Style};
+use pam_totp_e2e::pam_app::{Converse, Refused, Session, Style};
 use std::ffi::{CStr, CString, c_int};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ const PAM_RHOST: c_int = 4;
 struct SameAnswer(Vec<u8>);
 
 impl Converse for SameAnswer {
-    fn message(&mut self, style: Style, _text: &[u8]) -> Result<Option<Vec<u8>>, ()> {
+    fn message(&mut self, style: Style, _text: &[u8]) -> Result<Option<Vec<u8>>, Refused> {
         Ok(match style {
             Style::PromptEchoOff | Style::PromptEchoOn => Some(self.0.clone()),
             _ => None,

@@ -90,11 +90,15 @@ pub enum Style {
     Other(c_int),
 }
 
+/// The application refuses to answer (the conversation fails with PAM_CONV_ERR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused;
+
 /// The application side of the conversation.
 pub trait Converse {
     /// Handles one message; a prompt returns `Ok(Some(answer))`. `Err` aborts the whole
     /// conversation with PAM_CONV_ERR.
-    fn message(&mut self, style: Style, text: &[u8]) -> Result<Option<Vec<u8>>, ()>;
+    fn message(&mut self, style: Style, text: &[u8]) -> Result<Option<Vec<u8>>, Refused>;
 }
 
 /// One PAM transaction; `pam_end` runs on drop with the status of the last call.
@@ -337,7 +341,7 @@ unsafe fn converse(
         };
         let answer = match handler.message(style, text) {
             Ok(answer) => answer,
-            Err(()) => {
+            Err(Refused) => {
                 // SAFETY: as above.
                 unsafe { free_responses(responses, n) };
                 return PAM_CONV_ERR;

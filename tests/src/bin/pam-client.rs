@@ -95,7 +95,7 @@ struct Answers {
 }
 
 impl Converse for Answers {
-    fn message(&mut self, style: Style, text: &[u8]) -> Result<Option<Vec<u8>>, ()> {
+    fn message(&mut self, style: Style, text: &[u8]) -> Result<Option<Vec<u8>>, ffi::Refused> {
         match style {
             Style::PromptEchoOff => emit("PROMPT_ECHO_OFF", text),
             Style::PromptEchoOn => emit("PROMPT_ECHO_ON", text),
@@ -109,7 +109,7 @@ impl Converse for Answers {
             }
             Style::Other(n) => {
                 emit(&format!("UNSUPPORTED_STYLE_{n}"), text);
-                return Err(());
+                return Err(ffi::Refused);
             }
         }
         if self.interactive {
@@ -117,7 +117,7 @@ impl Converse for Answers {
             match std::io::stdin().lock().read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => {
                     eprintln!("pam-client: end of input while a prompt waits for an answer");
-                    Err(())
+                    Err(ffi::Refused)
                 }
                 Ok(_) => {
                     if line.last() == Some(&b'\n') {
@@ -131,7 +131,7 @@ impl Converse for Answers {
                 Some(answer) => Ok(Some(answer)),
                 None => {
                     eprintln!("pam-client: no --answer left for this prompt");
-                    Err(())
+                    Err(ffi::Refused)
                 }
             }
         }
