@@ -14,12 +14,15 @@ fn current_code_run(s: &Scenario) -> PamRun {
     s.client().answer(&e.code_for_step(step)).run()
 }
 
+/// One row: configuration file lines, module arguments, the result, and the question asked.
+type ArgumentCase<'a> = (&'a str, &'a str, &'a str, Option<(&'a str, &'a str)>);
+
 /// Module arguments and configuration keys, each a scenario run with the current code: the
 /// expected result and, for the prompt forms, the question asked.
 #[test]
 fn given_arguments_and_keys_then_result_and_prompt_as_configured() {
     require_root!();
-    let table: &[(&str, &str, &str, Option<(&str, &str)>)] = &[
+    let table: &[ArgumentCase] = &[
         // (config file lines, module arguments, result, prompt)
         ("", "no_such_option", "PAM_SERVICE_ERR", None),
         ("", "windw=3", "PAM_SERVICE_ERR", None),
