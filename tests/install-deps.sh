@@ -11,7 +11,7 @@ packages=(
   # build: the unversioned libpam.so the module links against
   libpam0g-dev pkg-config
   # real libpam clients, real sshd and its clients
-  pamtester openssh-server openssh-client python3-paramiko
+  openssh-server openssh-client python3-paramiko
   # QR decoding, code computation, clock shifting
   zbar-tools oathtool libfaketime
   # the peer we compare with and import from

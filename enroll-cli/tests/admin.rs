@@ -42,8 +42,8 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
     let dir = TempDir::new("admin");
     let conf = dir.config("");
     let c = conf.to_str().unwrap();
-    let alice = TestUser::new();
-    let bob = TestUser::new();
+    let alice = TestUser::create();
+    let bob = TestUser::create();
     let o = run(
         &[
             "--config",
@@ -165,7 +165,7 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
     );
 
     let _serial = SYSLOG.lock().unwrap_or_else(|e| e.into_inner());
-    let capture = SyslogCapture::bind();
+    let capture = syslog_capture();
     // explain: the host lockout decides.
     let o = run(
         &[
@@ -259,7 +259,7 @@ fn given_user_removes_a_device_and_disables_then_one_syslog_line_each() {
     let dir = TempDir::new("disable-log");
     let conf = dir.config("");
     let c = conf.to_str().unwrap();
-    let user = TestUser::new();
+    let user = TestUser::create();
     let o = run(
         &["--config", c, "enroll", "--json", "--user", &user.name],
         "",
@@ -283,7 +283,7 @@ fn given_user_removes_a_device_and_disables_then_one_syslog_line_each() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let _serial = SYSLOG.lock().unwrap_or_else(|e| e.into_inner());
-    let capture = SyslogCapture::bind();
+    let capture = syslog_capture();
     let o = run_as(&user.name, &["--config", c, "remove", "tablet"], "");
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(load(&user.secret_path()).authenticators.len(), 1);
@@ -452,7 +452,7 @@ fn given_real_google_authenticator_file_then_imported_with_scratch_codes_as_back
     }
     let dir = TempDir::new("ga");
     let conf = dir.config("");
-    let user = TestUser::new();
+    let user = TestUser::create();
     let ga = dir.path().join("ga");
     if !google_authenticator(&ga, &[]) {
         return;

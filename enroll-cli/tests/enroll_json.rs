@@ -23,7 +23,7 @@ fn given_root_and_user_then_file_owned_by_user_and_json_complete() {
     }
     let dir = TempDir::new("json-user");
     let conf = dir.config("");
-    let user = TestUser::new();
+    let user = TestUser::create();
     let conf_s = conf.to_str().unwrap();
     let o = run(
         &[
@@ -103,7 +103,7 @@ fn given_config_user_identity_then_file_owned_by_that_identity() {
         return;
     }
     let dir = TempDir::new("json-identity");
-    let owner = TestUser::new();
+    let owner = TestUser::create();
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).unwrap();
     nix::unistd::chown(&secrets, Some(nix::unistd::Uid::from_raw(owner.uid)), None).unwrap();
@@ -112,7 +112,7 @@ fn given_config_user_identity_then_file_owned_by_that_identity() {
         secrets.display(),
         owner.name
     ));
-    let user = TestUser::new();
+    let user = TestUser::create();
     let v = json(&run(
         &[
             "--config",

@@ -50,7 +50,7 @@ fn given_label_with_escape_sequences_then_qr_and_status_refuse_the_file_clearly(
     let dir = TempDir::new("esc-label");
     let conf = dir.config("");
     let c = conf.to_str().unwrap();
-    let user = TestUser::new();
+    let user = TestUser::create();
     enroll(c, &user);
     // The user edits their own file: ownership and mode stay as they were.
     let path = user.secret_path();
@@ -100,7 +100,7 @@ fn given_state_strings_with_control_characters_then_status_prints_them_escaped()
     let dir = TempDir::new("esc-state");
     let conf = dir.config("");
     let c = conf.to_str().unwrap();
-    let user = TestUser::new();
+    let user = TestUser::create();
     enroll(c, &user);
     let t = now();
     let service = "ssh\x1b]0;owned\x07d";

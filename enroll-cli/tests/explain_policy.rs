@@ -61,7 +61,7 @@ fn given_exemptions_then_explain_names_the_rule_and_the_result() {
         return;
     }
     let dir = TempDir::new("explain-exempt");
-    let user = TestUser::new();
+    let user = TestUser::create();
     let group = TestGroup::new();
     group.add(&user.name);
     let conf = dir.config(&format!(
@@ -81,7 +81,7 @@ fn given_exemptions_then_explain_names_the_rule_and_the_result() {
     );
 
     // A user outside the group: the network decides, then nothing does.
-    let other = TestUser::new();
+    let other = TestUser::create();
     enroll(&conf, &other.name);
     let r = explain(&conf, &other.name, &["--rhost", "192.0.2.77"]);
     assert_eq!(r["decision"], "ignore");
@@ -132,7 +132,7 @@ fn given_unenrolled_user_then_deadline_and_enroll_at_login_decide() {
         return;
     }
     let dir = TempDir::new("explain-deadline");
-    let user = TestUser::new();
+    let user = TestUser::create();
     // Twelve days from today (UTC).
     let today = pam_totp_core::policy::Date::of_time(now());
     let soon = pam_totp_core::policy::Date {
@@ -196,7 +196,7 @@ fn given_remembered_host_then_allowed_until_expiry_and_only_for_that_host() {
         return;
     }
     let dir = TempDir::new("explain-remember");
-    let user = TestUser::new();
+    let user = TestUser::create();
     let conf = dir.config("remember = \"1h\"\n");
     enroll(&conf, &user.name);
     let t = now();

@@ -1,4 +1,4 @@
-//! `pam-totp forget-hosts`: after it, a host remembered through the real libpam (pamtester with
+//! `pam-totp forget-hosts`: after it, a host remembered through the real libpam (the harness's PAM client with
 //! PAM_RHOST, `remember = "1h"`) is asked for a code again, whether a user ran it for themselves
 //! (their secret file is marked, the root-owned state is left alone) or root ran it with
 //! `--user` (the state's entries are cleared too). Each run is one syslog line without secrets.
@@ -59,8 +59,8 @@ fn given_remembered_host_then_forget_hosts_makes_the_module_ask_again() {
     let dir = TempDir::new("forget");
     let conf = dir.config("remember = \"1h\"\n");
     let c = conf.to_str().unwrap();
-    let alice = TestUser::new();
-    let bob = TestUser::new();
+    let alice = TestUser::create();
+    let bob = TestUser::create();
     let alice_key = enroll(c, &alice.name);
     let bob_key = enroll(c, &bob.name);
     let service = Service::new("forget", &module, &conf);
@@ -92,7 +92,7 @@ fn given_remembered_host_then_forget_hosts_makes_the_module_ask_again() {
             .any(|l| l.starts_with(&bob.name) && l.contains(" 1 until ")),
         "{table}"
     );
-    let capture = SyslogCapture::bind();
+    let capture = syslog_capture();
 
     // Alice, for herself: her secret file is marked; the root-owned state stays as it is.
     let before = now();
@@ -191,7 +191,7 @@ fn given_no_enrollment_then_user_told_to_enroll_and_root_told_nothing_was_rememb
     let dir = TempDir::new("forget-none");
     let conf = dir.config("");
     let c = conf.to_str().unwrap();
-    let user = TestUser::new();
+    let user = TestUser::create();
     let o = run_as(&user.name, &["--config", c, "forget-hosts"], "");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("pam-totp enroll"), "{}", stderr(&o));

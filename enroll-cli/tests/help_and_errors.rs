@@ -277,7 +277,7 @@ fn given_unwritable_home_then_nothing_written_and_fix_named() {
     }
     let dir = TempDir::new("home");
     let conf = dir.config("");
-    let user = TestUser::new();
+    let user = TestUser::create();
     // The home now belongs to root: the user (whose rights the write uses) cannot create ~/.config.
     nix::unistd::chown(
         &user.home,

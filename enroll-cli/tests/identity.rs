@@ -15,7 +15,7 @@ fn issue_12_9_given_root_with_a_group_the_user_lacks_then_the_cli_cannot_use_it(
     }
     let dir = TempDir::new("identity");
     let conf = dir.config("");
-    let user = TestUser::new();
+    let user = TestUser::create();
     let group = TestGroup::new();
     let gid = nix::unistd::Group::from_name(&group.name)
         .unwrap()

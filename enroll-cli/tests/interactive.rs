@@ -335,7 +335,7 @@ fn given_enroll_waiting_at_the_code_prompt_then_the_key_holder_is_not_dumpable()
     }
     let dir = TempDir::new("dumpable");
     let conf = dir.config("");
-    let user = TestUser::new();
+    let user = TestUser::create();
     let (uid, gid) = (
         format!("--reuid={}", user.uid),
         format!("--regid={}", user.gid),

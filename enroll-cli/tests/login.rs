@@ -1,8 +1,7 @@
 //! The end of the chain: an enrollment made by the CLI (interactive through a pty is covered in
 //! interactive.rs; here `--json` and the google-authenticator import) logs in through the real
-//! libpam with the built module, via pamtester. Skipped, with a message, when not root, when
-//! pamtester is missing, or when target/*/libpam_totp.so has not been built
-//! (`cargo build -p pam-totp`).
+//! libpam with the built module, via the harness's PAM client. Skipped, with a message, when
+//! not root or when target/*/libpam_totp.so has not been built (`cargo build -p pam-totp`).
 
 mod common;
 
@@ -16,7 +15,7 @@ fn given_json_enrollment_then_login_with_code_and_backup_code() {
     };
     let dir = TempDir::new("login");
     let conf = dir.config("");
-    let user = TestUser::new();
+    let user = TestUser::create();
     let o = run(
         &[
             "--config",
@@ -53,7 +52,7 @@ fn given_imported_google_authenticator_file_then_login_with_code_and_scratch_cod
     };
     let dir = TempDir::new("login-ga");
     let conf = dir.config("");
-    let user = TestUser::new();
+    let user = TestUser::create();
     let ga = dir.path().join("ga");
     let made = Command::new("google-authenticator")
         .args([

@@ -44,21 +44,14 @@ pub fn format_3164(
     line
 }
 
-/// Year, month (1-12) and day (1-31) of the proleptic Gregorian calendar, `days` after
-/// 1970-01-01: the usual era arithmetic (eras of 400 years, 146,097 days; years starting on
-/// 1 March so that the leap day comes last).
+/// Year, month (1-12) and day (1-31), `days` after 1970-01-01: the core's one calendar.
 fn civil_from_days(days: u64) -> (u64, u8, u8) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    // Both fit in u8: 1..=31 and 1..=12.
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let (y, m, d) = crate::policy::civil_from_days(i64::try_from(days).unwrap_or(i64::MAX));
+    (
+        u64::try_from(y).unwrap_or(0),
+        u8::try_from(m).unwrap_or(1),
+        u8::try_from(d).unwrap_or(1),
+    )
 }
 
 /// The local syslog socket.

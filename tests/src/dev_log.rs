@@ -4,7 +4,7 @@
 //! test must neither stop it nor take the path over. So when anything is at `/dev/log`, the test's
 //! datagram socket is bound in a temporary directory and the calling thread moves into a private
 //! mount namespace in which that socket is bind-mounted over `/dev/log`. Every process the thread
-//! starts afterwards (pam-client, pamtester, sshd, `pam-totp`) inherits the namespace and logs to
+//! starts afterwards (pam-client, sshd, `pam-totp`) inherits the namespace and logs to
 //! the test; the host, and other threads, still see the daemon. Only when nothing is at
 //! `/dev/log` (a machine without a syslog daemon) is the socket bound there directly, as before.
 //!

@@ -57,7 +57,7 @@ pub fn target_dir() -> PathBuf {
 /// # Panics
 /// The artifact is missing: the message says how to build it.
 pub fn artifact(name: &str) -> PathBuf {
-    let path = target_dir().join(profile()).join(name);
+    let path = artifact_path(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --workspace` first{} (profile from PAM_TOTP_PROFILE, \
@@ -70,6 +70,11 @@ pub fn artifact(name: &str) -> PathBuf {
         }
     );
     path
+}
+
+/// `<target>/<profile>/<name>`, built or not.
+pub fn artifact_path(name: &str) -> PathBuf {
+    target_dir().join(profile()).join(name)
 }
 
 /// The built module, `<target>/<profile>/libpam_totp.so`.
@@ -170,6 +175,54 @@ impl TestUser {
         user.home = entry.dir;
         user
     }
+
+    /// The default place of the user's secret file.
+    pub fn secret_path(&self) -> PathBuf {
+        self.home.join(".config/pam-totp/secret.toml")
+    }
+}
+
+/// A throwaway local group (`groupadd`), removed on drop.
+#[derive(Debug)]
+pub struct TestGroup {
+    /// Group name.
+    pub name: String,
+}
+
+impl TestGroup {
+    /// Creates a group named `ptt<pid>g<n>`.
+    ///
+    /// # Panics
+    /// groupadd fails.
+    pub fn new() -> TestGroup {
+        let name = unique_name("ptt", 'g');
+        if let Err(e) = run_account_tool("groupadd", &[&name]) {
+            panic!("cannot create test group {name}: {e}");
+        }
+        TestGroup { name }
+    }
+
+    /// Makes `user` a supplementary member.
+    ///
+    /// # Panics
+    /// usermod fails.
+    pub fn add(&self, user: &str) {
+        if let Err(e) = run_account_tool("usermod", &["-a", "-G", &self.name, user]) {
+            panic!("usermod -a -G {} {user}: {e}", self.name);
+        }
+    }
+}
+
+impl Default for TestGroup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestGroup {
+    fn drop(&mut self) {
+        let _ = run_account_tool("groupdel", &[&self.name]);
+    }
 }
 
 impl Drop for TestUser {
@@ -219,6 +272,16 @@ impl TempDir {
     /// A path inside the directory.
     pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
         self.path.join(name)
+    }
+
+    /// Writes `pam_totp.conf` here (mode 0644) with the state directory inside this directory
+    /// and the `extra` lines, and returns its path.
+    pub fn config(&self, extra: &str) -> PathBuf {
+        let path = self.join("pam_totp.conf");
+        let text = format!("state_dir = \"{}/state\"\n{extra}", self.path.display());
+        fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        set_mode(&path, 0o644);
+        path
     }
 }
 

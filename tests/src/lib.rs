@@ -8,10 +8,16 @@
 //! - [`harness_syslog`]: captures syslog lines through a `/dev/log` of the test's own
 //!   ([`dev_log`]: a private mount namespace when a daemon owns the host's).
 //! - [`harness_totp`]: `pam-totp enroll --json` and TOTP codes for chosen time steps.
+//! - [`harness_qr`]: QR codes as a terminal shows them, turned into images zbarimg reads.
+//! - [`pam_app`]: libpam as an application sees it, for `pam-client` and the benchmark.
+//!
+//! The CLI's tests (`enroll-cli/tests`) use this harness too.
 
 pub mod dev_log;
 pub mod harness;
 pub mod harness_client;
+pub mod harness_qr;
 pub mod harness_syslog;
 pub mod harness_totp;
+pub mod pam_app;
 pub mod ssh;

@@ -984,74 +984,25 @@ pub fn qr_cells(transcript: &str) -> Vec<Vec<char>> {
 /// terminal's background around it.
 pub fn terminal_picture(cells: &[Vec<char>], theme: Theme, scale: usize) -> String {
     let width = cells.iter().map(Vec::len).max().unwrap_or(0);
-    let margin = 6;
-    let (ink, paper) = match theme {
-        Theme::Light => ('1', '0'),
-        Theme::Dark => ('0', '1'),
-    };
-    let mut rows: Vec<Vec<char>> = Vec::new();
+    // The blocks are drawn in the terminal's foreground colour.
+    let ink_dark = matches!(theme, Theme::Light);
+    let mut rows: Vec<Vec<bool>> = Vec::new();
     for line in cells {
         let mut top = Vec::with_capacity(width);
         let mut bottom = Vec::with_capacity(width);
         for x in 0..width {
             let c = line.get(x).copied().unwrap_or(' ');
-            top.push(if matches!(c, '\u{2580}' | '\u{2588}') {
-                ink
-            } else {
-                paper
-            });
-            bottom.push(if matches!(c, '\u{2584}' | '\u{2588}') {
-                ink
-            } else {
-                paper
-            });
+            let (t, b) = (
+                matches!(c, '\u{2580}' | '\u{2588}'),
+                matches!(c, '\u{2584}' | '\u{2588}'),
+            );
+            top.push(t == ink_dark);
+            bottom.push(b == ink_dark);
         }
         rows.push(top);
         rows.push(bottom);
     }
-    let full = width + 2 * margin;
-    let mut framed = vec![vec![paper; full]; margin];
-    for row in rows {
-        let mut r = vec![paper; margin];
-        r.extend(row);
-        r.extend(vec![paper; margin]);
-        framed.push(r);
-    }
-    framed.extend(vec![vec![paper; full]; margin]);
-    let mut pbm = format!("P1\n{} {}\n", full * scale, framed.len() * scale);
-    for row in &framed {
-        let mut line = String::with_capacity(full * scale * 2);
-        for &p in row {
-            for _ in 0..scale {
-                line.push(p);
-                line.push(' ');
-            }
-        }
-        for _ in 0..scale {
-            pbm.push_str(&line);
-            pbm.push('\n');
-        }
-    }
-    pbm
+    crate::harness_qr::pbm(&rows, 6, !ink_dark, scale)
 }
 
-/// Decodes the QR code in the PBM image `pbm` with zbarimg; `also_inverted` lets zbar try the
-/// inverted image too (`-Stest-inverted`), as phone scanners that read light-on-dark codes do.
-/// `None` when zbar finds no code.
-pub fn zbar_decode(pbm: &str, dir: &Path, also_inverted: bool) -> Option<String> {
-    let image = dir.join(format!("qr-{}.pbm", unique()));
-    write_file(&image, pbm, 0o600);
-    let mut cmd = Command::new("zbarimg");
-    cmd.args(["--raw", "-q"]);
-    if also_inverted {
-        cmd.arg("-Stest-inverted");
-    }
-    let out = cmd
-        .arg(&image)
-        .output()
-        .expect("zbarimg (Debian package zbar-tools) is installed");
-    let _ = fs::remove_file(&image);
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())
-}
+pub use crate::harness_qr::zbar_decode;

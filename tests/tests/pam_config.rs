@@ -14,18 +14,68 @@ fn current_code_run(s: &Scenario) -> PamRun {
     s.client().answer(&e.code_for_step(step)).run()
 }
 
-#[test]
-fn given_unknown_module_argument_then_service_err() {
-    require_root!();
-    let s = Scenario::new("", "no_such_option");
-    current_code_run(&s).assert_result("PAM_SERVICE_ERR");
-}
+/// One row: configuration file lines, module arguments, the result, and the question asked.
+type ArgumentCase<'a> = (&'a str, &'a str, &'a str, Option<(&'a str, &'a str)>);
 
+/// Module arguments and configuration keys, each a scenario run with the current code: the
+/// expected result and, for the prompt forms, the question asked.
 #[test]
-fn given_unknown_module_argument_with_value_then_service_err() {
+fn given_arguments_and_keys_then_result_and_prompt_as_configured() {
     require_root!();
-    let s = Scenario::new("", "windw=3");
-    current_code_run(&s).assert_result("PAM_SERVICE_ERR");
+    let table: &[ArgumentCase] = &[
+        // (config file lines, module arguments, result, prompt)
+        ("", "no_such_option", "PAM_SERVICE_ERR", None),
+        ("", "windw=3", "PAM_SERVICE_ERR", None),
+        ("", "window=9999", "PAM_SERVICE_ERR", None),
+        (
+            "",
+            "prompt=OTP:",
+            "PAM_SUCCESS",
+            Some(("PROMPT_ECHO_OFF", "OTP:")),
+        ),
+        (
+            "",
+            "[prompt=Your one-time code, please:]",
+            "PAM_SUCCESS",
+            Some(("PROMPT_ECHO_OFF", "Your one-time code, please:")),
+        ),
+        (
+            "prompt = \"From the file: \"",
+            "prompt=FromArgument:",
+            "PAM_SUCCESS",
+            Some(("PROMPT_ECHO_OFF", "FromArgument:")),
+        ),
+        (
+            "prompt = \"From the file: \"",
+            "",
+            "PAM_SUCCESS",
+            Some(("PROMPT_ECHO_OFF", "From the file: ")),
+        ),
+        (
+            "",
+            "echo_verification_code",
+            "PAM_SUCCESS",
+            Some(("PROMPT_ECHO_ON", "Verification code: ")),
+        ),
+    ];
+    for (config, args, result, prompt) in table {
+        let s = Scenario::new(config, args);
+        let run = current_code_run(&s);
+        assert_eq!(
+            run.result(),
+            *result,
+            "config {config:?}, arguments {args:?}:\n{}",
+            run.transcript()
+        );
+        if let Some(prompt) = prompt {
+            assert_eq!(
+                run.prompts(),
+                vec![*prompt],
+                "config {config:?}, arguments {args:?}:\n{}",
+                run.transcript()
+            );
+        }
+    }
 }
 
 #[test]
@@ -41,83 +91,6 @@ fn given_unknown_config_file_key_then_service_err() {
         .answer(&e.code_for_step(step))
         .run()
         .assert_result("PAM_SERVICE_ERR");
-}
-
-#[test]
-fn given_out_of_range_window_argument_then_service_err() {
-    require_root!();
-    let s = Scenario::new("", "window=9999");
-    current_code_run(&s).assert_result("PAM_SERVICE_ERR");
-}
-
-#[test]
-fn given_prompt_argument_then_prompt_text_changes() {
-    require_root!();
-    let s = Scenario::new("", "prompt=OTP:");
-    let run = current_code_run(&s);
-    run.assert_result("PAM_SUCCESS");
-    assert_eq!(
-        run.prompts(),
-        vec![("PROMPT_ECHO_OFF", "OTP:")],
-        "{}",
-        run.transcript()
-    );
-}
-
-#[test]
-fn given_bracketed_prompt_with_spaces_then_prompt_text_changes() {
-    require_root!();
-    let s = Scenario::new("", "[prompt=Your one-time code, please:]");
-    let run = current_code_run(&s);
-    run.assert_result("PAM_SUCCESS");
-    assert_eq!(
-        run.prompts(),
-        vec![("PROMPT_ECHO_OFF", "Your one-time code, please:")],
-        "{}",
-        run.transcript()
-    );
-}
-
-#[test]
-fn given_prompt_in_config_and_argument_then_argument_wins() {
-    require_root!();
-    let s = Scenario::new("prompt = \"From the file: \"", "prompt=FromArgument:");
-    let run = current_code_run(&s);
-    run.assert_result("PAM_SUCCESS");
-    assert_eq!(
-        run.prompts(),
-        vec![("PROMPT_ECHO_OFF", "FromArgument:")],
-        "{}",
-        run.transcript()
-    );
-}
-
-#[test]
-fn given_prompt_in_config_file_then_used() {
-    require_root!();
-    let s = Scenario::new("prompt = \"From the file: \"", "");
-    let run = current_code_run(&s);
-    run.assert_result("PAM_SUCCESS");
-    assert_eq!(
-        run.prompts(),
-        vec![("PROMPT_ECHO_OFF", "From the file: ")],
-        "{}",
-        run.transcript()
-    );
-}
-
-#[test]
-fn given_echo_verification_code_then_prompt_echo_on() {
-    require_root!();
-    let s = Scenario::new("", "echo_verification_code");
-    let run = current_code_run(&s);
-    run.assert_result("PAM_SUCCESS");
-    assert_eq!(
-        run.prompts(),
-        vec![("PROMPT_ECHO_ON", "Verification code: ")],
-        "{}",
-        run.transcript()
-    );
 }
 
 #[test]

@@ -4,47 +4,14 @@
 //! enrollment at first login driven by a conversation that reads the key from the messages,
 //! remembered hosts and their expiry, the low-backup-codes notice, and bad policy values.
 
-use pam_totp_e2e::harness::{Scenario, TestUser, set_password};
+use pam_totp_e2e::harness::{Scenario, TestGroup, TestUser, set_password};
 use pam_totp_e2e::harness_client::{PamRun, wait_run};
 use pam_totp_e2e::harness_syslog::SyslogCapture;
 use pam_totp_e2e::harness_totp::now;
 use pam_totp_e2e::require_root;
-use std::process::Command;
 
 const MARGIN: u64 = 4;
 const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-/// A group created for one test, removed on drop.
-struct TestGroup(String);
-
-impl TestGroup {
-    fn create(members: &[&str]) -> TestGroup {
-        let name = format!("pttg{}{}", std::process::id(), members.len());
-        let name = format!("{name}{}", now() % 100_000);
-        let ok = Command::new("groupadd")
-            .arg(&name)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "groupadd {name} failed");
-        let group = TestGroup(name);
-        for m in members {
-            let ok = Command::new("usermod")
-                .args(["-aG", &group.0, m])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            assert!(ok, "usermod -aG {} {m} failed", group.0);
-        }
-        group
-    }
-}
-
-impl Drop for TestGroup {
-    fn drop(&mut self) {
-        let _ = Command::new("groupdel").arg(&self.0).status();
-    }
-}
 
 /// pam_totp followed by pam_permit: PAM_IGNORE from pam_totp lets the stack succeed, while a
 /// failure of pam_totp still fails it.
@@ -75,11 +42,12 @@ fn given_exempt_group_member_then_not_asked_and_others_asked() {
     require_root!();
     let s = with_permit("", "");
     let outsider = TestUser::create();
-    let group = TestGroup::create(&[&s.user.name]);
+    let group = TestGroup::new();
+    group.add(&s.user.name);
     let text = std::fs::read_to_string(&s.config.path).unwrap();
     std::fs::write(
         &s.config.path,
-        format!("{text}exempt_groups = [\"{}\"]\n", group.0),
+        format!("{text}exempt_groups = [\"{}\"]\n", group.name),
     )
     .unwrap();
     let run = s.client().run();
@@ -142,13 +110,14 @@ fn given_exempt_network_then_only_matching_rhost_skips() {
 fn given_require_groups_then_only_members_are_asked() {
     require_root!();
     let s = with_permit("", "");
-    let group = TestGroup::create(&[&s.user.name]);
+    let group = TestGroup::new();
+    group.add(&s.user.name);
     let text = std::fs::read_to_string(&s.config.path).unwrap();
     std::fs::write(
         &s.config.path,
         format!(
             "{text}require = \"groups\"\nrequire_groups = [\"{}\"]\n",
-            group.0
+            group.name
         ),
     )
     .unwrap();

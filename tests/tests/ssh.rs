@@ -84,6 +84,19 @@ fn assert_refused(t: &Transcript, what: &str) {
     assert!(t.stdout.is_empty(), "{what}: no command may run: {t:#?}");
 }
 
+/// Runs each login of the table (with `id -un` as its command, in order) and checks that it
+/// is refused; returns the transcripts for further checks.
+fn refused_each(sshd: &Sshd, table: Vec<(&str, Login)>) -> Vec<Transcript> {
+    table
+        .into_iter()
+        .map(|(what, login)| {
+            let t = login.command("id -un").run(sshd);
+            assert_refused(&t, what);
+            t
+        })
+        .collect()
+}
+
 /// The harness alone, with no pam_totp: pam_unix through keyboard-interactive. Shows that the
 /// private sshd, its PAM service and the client work, so the other tests' failures are about
 /// pam_totp.
@@ -265,25 +278,30 @@ fn given_forward_pass_then_one_prompt_for_password_and_code() {
     assert_eq!(ok.prompts(), one, "a single prompt");
     assert_logged_in(&ok, &user, &sshd);
 
-    let wrong_code = Login::without_key(&user)
-        .answer(&format!("{}{}", user.password, enrollment.wrong_code()))
-        .command("id -un")
-        .run(&sshd);
-    assert_eq!(wrong_code.prompts(), one);
-    assert_refused(&wrong_code, "the right password with a wrong code");
-
-    let wrong_password = Login::without_key(&user)
-        .answer(&format!("not-the-password{}", enrollment.fresh_code()))
-        .command("id -un")
-        .run(&sshd);
-    assert_eq!(wrong_password.prompts(), one);
-    assert_refused(&wrong_password, "a wrong password with the right code");
-
-    let password_only = Login::without_key(&user)
-        .answer(&user.password)
-        .command("id -un")
-        .run(&sshd);
-    assert_refused(&password_only, "the password without a code");
+    let refused = refused_each(
+        &sshd,
+        vec![
+            (
+                "the right password with a wrong code",
+                Login::without_key(&user).answer(&format!(
+                    "{}{}",
+                    user.password,
+                    enrollment.wrong_code()
+                )),
+            ),
+            (
+                "a wrong password with the right code",
+                Login::without_key(&user)
+                    .answer(&format!("not-the-password{}", enrollment.fresh_code())),
+            ),
+            (
+                "the password without a code",
+                Login::without_key(&user).answer(&user.password),
+            ),
+        ],
+    );
+    assert_eq!(refused[0].prompts(), one);
+    assert_eq!(refused[1].prompts(), one);
 }
 
 /// Scenario 3, continued: a client that only has a password field (the "password" method, no
@@ -311,16 +329,23 @@ fn given_forward_pass_then_password_method_takes_password_and_code() {
         .command("id -un")
         .run(&sshd);
     assert_logged_in(&ok, &user, &sshd);
-    let password_only = Login::without_key(&user)
-        .password(&user.password)
-        .command("id -un")
-        .run(&sshd);
-    assert_refused(&password_only, "the password without a code");
-    let wrong_code = Login::without_key(&user)
-        .password(&format!("{}{}", user.password, enrollment.wrong_code()))
-        .command("id -un")
-        .run(&sshd);
-    assert_refused(&wrong_code, "the password with a wrong code");
+    refused_each(
+        &sshd,
+        vec![
+            (
+                "the password without a code",
+                Login::without_key(&user).password(&user.password),
+            ),
+            (
+                "the password with a wrong code",
+                Login::without_key(&user).password(&format!(
+                    "{}{}",
+                    user.password,
+                    enrollment.wrong_code()
+                )),
+            ),
+        ],
+    );
 }
 
 /// Scenario 4: a user without a secret file: in with the key alone under `nullok`, refused

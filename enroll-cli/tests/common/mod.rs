@@ -1,12 +1,13 @@
-//! Shared helpers of the CLI tests: temporary directories, throwaway users, running the binary.
+//! The CLI tests' own helpers (running the binary, reading its output, decoding its QR codes);
+//! users, groups, temporary directories, PAM services, the PAM client and the syslog capture
+//! come from the one harness of the end-to-end tests (`pam_totp_e2e`).
 #![allow(dead_code)]
 
-use std::os::unix::fs::PermissionsExt;
+#[allow(unused_imports)]
+pub use pam_totp_e2e::harness::{TempDir, TestGroup, TestUser};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Path of the built `pam-totp`.
 pub fn bin() -> &'static str {
@@ -20,88 +21,6 @@ pub fn root_or_skip(test: &str) -> bool {
         println!("skipping {test}: needs root (creates users and changes file ownership)");
     }
     root
-}
-
-/// A directory removed on drop, world-readable so unprivileged runs can read a config in it.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("pam-totp-cli-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        TempDir(p)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes a config file (mode 0644) with a state directory inside this directory and the
-    /// extra lines given, and returns its path.
-    pub fn config(&self, extra: &str) -> PathBuf {
-        let path = self.0.join("pam_totp.conf");
-        let text = format!("state_dir = \"{}/state\"\n{extra}", self.0.display());
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A local user made for one test and deleted (with its home) on drop.
-pub struct TestUser {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: PathBuf,
-}
-
-impl TestUser {
-    pub fn new() -> TestUser {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!("ptc{}x{n}", std::process::id() % 100_000);
-        // useradd fails while another test holds the passwd lock: retry a few times.
-        let mut ok = false;
-        for _ in 0..20 {
-            let out = Command::new("useradd")
-                .args(["-m", "-s", "/bin/sh", &name])
-                .output()
-                .expect("useradd runs");
-            if out.status.success() {
-                ok = true;
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        assert!(ok, "useradd {name}");
-        let u = nix::unistd::User::from_name(&name).unwrap().unwrap();
-        TestUser {
-            name,
-            uid: u.uid.as_raw(),
-            gid: u.gid.as_raw(),
-            home: u.dir,
-        }
-    }
-
-    pub fn secret_path(&self) -> PathBuf {
-        self.home.join(".config/pam-totp/secret.toml")
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel")
-            .args(["-r", "-f", &self.name])
-            .output();
-    }
 }
 
 /// Runs `pam-totp` with `args` and `stdin`, as the current user.
@@ -235,39 +154,8 @@ pub fn decode_qr(drawn: &str, dir: &Path) -> String {
         }
     }
     assert!(!rows.is_empty(), "no QR code in the output");
-    let width = rows.iter().map(Vec::len).max().unwrap();
-    let scale = 4;
-    let mut pbm = format!("P1\n{} {}\n", width * scale, rows.len() * scale);
-    for row in &rows {
-        let mut line = String::new();
-        for x in 0..width {
-            let dark = row.get(x).copied().unwrap_or(false);
-            for _ in 0..scale {
-                line.push(if dark { '1' } else { '0' });
-                line.push(' ');
-            }
-        }
-        for _ in 0..scale {
-            pbm.push_str(&line);
-            pbm.push('\n');
-        }
-    }
-    let image = dir.join("qr.pbm");
-    std::fs::write(&image, pbm).unwrap();
-    let out = Command::new("zbarimg")
-        .args(["--raw", "-q"])
-        .arg(&image)
-        .output()
-        .expect("zbarimg (Debian package zbar-tools) is installed");
-    assert!(
-        out.status.success(),
-        "zbarimg found no QR code: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim_end()
-        .to_string()
+    let pbm = pam_totp_e2e::harness_qr::pbm(&rows, 0, false, 4);
+    pam_totp_e2e::harness_qr::zbar_decode(&pbm, dir, false).expect("zbarimg found no QR code")
 }
 
 /// The lines of the QR drawing in an output: from the first line with a colour sequence, half
@@ -285,78 +173,34 @@ pub fn qr_lines(output: &str) -> String {
     lines[start..=end].join("\n")
 }
 
-/// A local group made for one test and deleted on drop.
-pub struct TestGroup {
-    pub name: String,
-}
-
-impl TestGroup {
-    pub fn new() -> TestGroup {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!("ptg{}x{n}", std::process::id() % 100_000);
-        let mut ok = false;
-        for _ in 0..20 {
-            let out = Command::new("groupadd")
-                .arg(&name)
-                .output()
-                .expect("groupadd runs");
-            if out.status.success() {
-                ok = true;
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        assert!(ok, "groupadd {name}");
-        TestGroup { name }
-    }
-
-    /// Makes `user` a supplementary member.
-    pub fn add(&self, user: &str) {
-        for _ in 0..20 {
-            let out = Command::new("usermod")
-                .args(["-a", "-G", &self.name, user])
-                .output()
-                .expect("usermod runs");
-            if out.status.success() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        panic!("usermod -a -G {} {user}", self.name);
-    }
-}
-
-impl Drop for TestGroup {
-    fn drop(&mut self) {
-        let _ = Command::new("groupdel").arg(&self.name).output();
-    }
-}
-
-/// The built module, target/{debug,release}/libpam_totp.so, if any.
+/// The built module, if any.
 pub fn module() -> Option<PathBuf> {
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
-    ["debug", "release"]
-        .iter()
-        .map(|p| target.join(p).join("libpam_totp.so"))
-        .find(|p| p.exists())
+    let m = pam_totp_e2e::harness::artifact_path("libpam_totp.so");
+    m.exists().then_some(m)
 }
 
-/// A throwaway /etc/pam.d service using the built module, removed on drop.
-pub struct Service(pub String);
+/// A throwaway /etc/pam.d service using the built module (auth and account), removed on drop.
+pub struct Service(pam_totp_e2e::harness::PamService);
 
 impl Service {
-    pub fn new(tag: &str, module: &std::path::Path, conf: &std::path::Path) -> Service {
-        let name = format!("pttcli{tag}{}", std::process::id());
-        std::fs::write(
-            format!("/etc/pam.d/{name}"),
+    pub fn new(_tag: &str, module: &Path, conf: &Path) -> Service {
+        let line = |kind: &str| {
             format!(
-                "auth required {m} config={c}\naccount required {m} config={c}\naccount required pam_permit.so\n",
-                m = module.display(),
-                c = conf.display()
-            ),
-        )
-        .unwrap();
-        Service(name)
+                "{kind} required {} config={}",
+                module.display(),
+                conf.display()
+            )
+        };
+        Service(pam_totp_e2e::harness::PamService::new(&[
+            line("auth"),
+            line("account"),
+            "account required pam_permit.so".into(),
+        ]))
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.0.name
     }
 
     pub fn login(&self, user: &str, answer: &str) -> bool {
@@ -366,38 +210,19 @@ impl Service {
     /// Authenticates, then runs the account phase as login programs do (the whole stack's
     /// success is what remembers a host), with PAM_RHOST set to `rhost` (none when empty).
     pub fn login_from(&self, rhost: &str, user: &str, answer: &str) -> bool {
-        let mut cmd = Command::new("pamtester");
+        let mut client = pam_totp_e2e::harness_client::Client::new(&self.0.name, user)
+            .answer(answer)
+            .acct();
         if !rhost.is_empty() {
-            cmd.args(["-I", &format!("rhost={rhost}")]);
+            client = client.rhost(rhost);
         }
-        let mut child = cmd
-            .args([&self.0, user, "authenticate", "acct_mgmt"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        // pamtester may end without reading it (no code asked): a closed pipe is not an error.
-        let _ = stdin.write_all(format!("{answer}\n").as_bytes());
-        drop(stdin);
-        child.wait_with_output().unwrap().status.success()
+        client.run().result() == "PAM_SUCCESS"
     }
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(format!("/etc/pam.d/{}", self.0));
-    }
-}
-
+/// Root and the built module, or a note why the test is skipped.
 pub fn ready(test: &str) -> Option<PathBuf> {
     if !root_or_skip(test) {
-        return None;
-    }
-    if Command::new("pamtester").arg("--version").output().is_err() {
-        println!("skipping {test}: pamtester is not installed (apt-get install pamtester)");
         return None;
     }
     let m = module();
@@ -407,85 +232,11 @@ pub fn ready(test: &str) -> Option<PathBuf> {
     m
 }
 
-/// The test's own `/dev/log` (a private mount namespace when a daemon owns the host's): the
-/// e2e harness's helper, shared until the two harnesses are one.
-#[path = "../../../tests/src/dev_log.rs"]
-mod dev_log;
-
-/// Receives syslog lines on the test's `/dev/log` for the life of the value. A thread reads them
-/// as they come: a datagram socket nobody reads fills up after a few lines and then blocks every
-/// sender. Bind it on the test's thread before running the commands whose lines it should get.
-pub struct SyslogCapture {
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    reader: std::sync::Mutex<Option<std::thread::JoinHandle<std::os::unix::net::UnixDatagram>>>,
-    dev_log: std::sync::Mutex<dev_log::PrivateDevLog>,
-}
-
-impl SyslogCapture {
-    pub fn bind() -> Option<SyslogCapture> {
-        let dev_log = match dev_log::PrivateDevLog::bind() {
-            Ok(d) => d,
-            Err(e) => {
-                println!("skipping the syslog part: no private /dev/log ({e})");
-                return None;
-            }
-        };
-        let socket = dev_log.socket().try_clone().unwrap();
-        socket
-            .set_read_timeout(Some(std::time::Duration::from_millis(50)))
-            .unwrap();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (l, s) = (lines.clone(), stop.clone());
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while !s.load(Ordering::SeqCst) {
-                if let Ok(n) = socket.recv(&mut buf) {
-                    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    l.lock().unwrap().push(line);
-                }
-            }
-            socket
-        });
-        Some(SyslogCapture {
-            lines,
-            stop,
-            reader: std::sync::Mutex::new(Some(reader)),
-            dev_log: std::sync::Mutex::new(dev_log),
-        })
-    }
-
-    /// The lines received (every sender has finished by the time its process exits): stops
-    /// the reader, gives /dev/log back (so nobody waits on a socket no longer read) and takes
-    /// what is still queued.
-    pub fn lines(&self) -> Vec<String> {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(reader) = self.reader.lock().unwrap().take() {
-            let socket = reader.join().unwrap();
-            self.dev_log.lock().unwrap().close();
-            socket.set_nonblocking(true).unwrap();
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = socket.recv(&mut buf) {
-                let line = String::from_utf8_lossy(&buf[..n]).into_owned();
-                self.lines.lock().unwrap().push(line);
-            }
-        }
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-impl Drop for SyslogCapture {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(r) = self.reader.lock().unwrap().take() {
-            let _ = r.join();
-        }
-        self.dev_log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .close();
-    }
+/// The syslog capture of the e2e harness (root only: it needs a private mount namespace).
+pub fn syslog_capture() -> Option<pam_totp_e2e::harness_syslog::SyslogCapture> {
+    nix::unistd::Uid::effective()
+        .is_root()
+        .then(pam_totp_e2e::harness_syslog::SyslogCapture::start)
 }
 
 /// The current state of `user` under `state_dir`, read as the module reads it (`None`: nothing
