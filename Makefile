@@ -2,6 +2,7 @@
 #
 #   make                                  cargo build --release of the module and the CLI
 #   make deps                             the distribution's build dependencies (apt-get/dnf)
+#   make check-cargo                      which cargo is used; one line with the fix if it is missing or old
 #   make install [DESTDIR=...] [PREFIX=/usr/local] [PAMDIR=...]
 #   make uninstall                        same variables as install
 #   make deb rpm                          target/packages/*.deb and *.rpm (see packaging/README.md)
@@ -11,7 +12,9 @@
 # /lib/<triplet>/security on Debian 12, /usr/lib/<triplet>/security later; /usr/lib64/security on
 # Fedora/RHEL). The configuration file stays in /etc, where the module reads it.
 
-CARGO       ?= cargo
+# packaging/cargo.sh checks the version (rust-version in Cargo.toml) and, under sudo, finds the
+# invoking user's rustup toolchain and builds as that user.
+CARGO       ?= sh packaging/cargo.sh
 CARGO_FLAGS ?= --locked
 PREFIX      ?= /usr/local
 DESTDIR     ?=
@@ -49,13 +52,16 @@ DOCS        := $(wildcard docs/*.md)
 EXAMPLES    := $(wildcard config/pam.d/*.example config/sshd_config.d/*.example)
 INSTALL     ?= install
 
-.PHONY: all build deps install uninstall deb rpm packages check-packages clean-packages print-pamdir
+.PHONY: all build check-cargo deps install uninstall deb rpm packages check-packages clean-packages print-pamdir
 
 all: build
 
 build:
 	$(CARGO) build --release $(CARGO_FLAGS) -p pam-totp -p pam-totp-cli
 	@touch $(MODULE) $(CLI)
+
+check-cargo:
+	@$(CARGO) --check
 
 print-pamdir:
 	@echo $(PAMDIR)
@@ -72,17 +78,16 @@ DEPS_APT ?= libpam0g-dev pkg-config gcc make gzip dpkg-dev rpm
 DEPS_DNF ?= pam-devel pkgconf-pkg-config gcc make gzip rpm-build
 deps:
 	@if command -v apt-get >/dev/null; then \
-		echo "apt-get install $(DEPS_APT)"; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEPS_APT) >/dev/null || \
-		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEPS_APT) >/dev/null; }; \
-	elif command -v dnf >/dev/null; then echo "dnf install $(DEPS_DNF)"; dnf install -y $(DEPS_DNF); \
+		echo "apt-get install $(DEPS_APT)"; sh packaging/apt-install.sh $(DEPS_APT); \
+	elif command -v dnf >/dev/null; then echo "dnf install $(DEPS_DNF)"; dnf install -y -q $(DEPS_DNF); \
 	else echo "install the PAM development files (libpam.so) and a C linker by hand" >&2; fi
-	@command -v $(CARGO) >/dev/null || echo "note: no cargo in PATH; install a Rust toolchain (rustup)" >&2
 
 install: $(MODULE) $(CLI)
 	@test -n "$(PAMDIR)" || { echo "PAM module directory not found: set PAMDIR=" >&2; exit 1; }
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/security \
-		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(STATEDIR) $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)
+	# The state tells when and from where users log in: root's alone.
+	$(INSTALL) -d -m 0700 $(DESTDIR)$(STATEDIR)
 	$(INSTALL) -m $(MODULE_MODE) $(MODULE) $(DESTDIR)$(PAMDIR)/pam_totp.so
 	$(INSTALL) -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/pam-totp
 	@if [ "$(STRIP)" = yes ]; then \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the whole test suite need (Debian 12 or later).
-# Run as root. Safe to run again: apt-get skips what is installed.
+# Run as root. Safe to run again: apt-get skips what is installed. The package lists are updated
+# first only when they are missing or more than a day old (packaging/apt-install.sh).
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
   echo "tests/install-deps.sh: run as root (sudo tests/install-deps.sh)" >&2
@@ -20,7 +21,5 @@ packages=(
   # misc tools used by tests
   util-linux procps passwd file binutils libnss-wrapper time
 )
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+sh "$(dirname "$0")/../packaging/apt-install.sh" "${packages[@]}"
 echo "install-deps: ${#packages[@]} packages present"

@@ -179,7 +179,7 @@ for f in docs/*.md config/pam.d/*.example config/sshd_config.d/*.example; do
     case $f in docs/*) dest=/usr/share/doc/$package/${f##*/} ;; *) dest=/usr/share/doc/$package/examples/${f##*/} ;; esac
     check "ships $f as $dest" deb_has -rw-r--r-- "$dest"
 done
-check "ships the state directory /var/lib/pam-totp (0755 root)" deb_has drwxr-xr-x /var/lib/pam-totp
+check "ships the state directory /var/lib/pam-totp (0700 root)" deb_has drwx------ /var/lib/pam-totp
 check "every file is root/root" sh -c "! grep -v ' root/root ' '$tmp/deb-list'"
 dpkg-deb -e "$deb" "$tmp/control"
 check "conffiles lists /etc/security/pam_totp.conf" grep -qxF /etc/security/pam_totp.conf "$tmp/control/conffiles"
@@ -205,8 +205,8 @@ profile="$tmp/deb/usr/share/pam-configs/totp"
 check "pam-configs profile: Default: no" grep -qx 'Default: no' "$profile"
 check "pam-configs profile: Auth-Type: Additional" grep -qx 'Auth-Type: Additional' "$profile"
 check "pam-configs profile: pam_totp.so nullok" grep -qP '^\t\S.*\tpam_totp\.so nullok$' "$profile"
-check "tmpfiles.d: d /var/lib/pam-totp 0755 root root" \
-    grep -qE '^d +/var/lib/pam-totp +0755 +root +root' "$tmp/deb/usr/lib/tmpfiles.d/pam-totp.conf"
+check "tmpfiles.d: d /var/lib/pam-totp 0700 root root" \
+    grep -qE '^d +/var/lib/pam-totp +0700 +root +root' "$tmp/deb/usr/lib/tmpfiles.d/pam-totp.conf"
 
 step "the .rpm: files, modes, requires, scriptlets"
 rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags}: %{FILENAMES}\n]' \
@@ -219,7 +219,7 @@ check "rpm: /usr/lib64/security/pam_totp.so 0755" rpm_has -rwxr-xr-x "" /usr/lib
 check "rpm: /usr/bin/pam-totp 0755" rpm_has -rwxr-xr-x "" /usr/bin/pam-totp
 check "rpm: /etc/security/pam_totp.conf is %config(noreplace)" rpm_has -rw-r--r-- cn /etc/security/pam_totp.conf
 check "rpm: /usr/lib/tmpfiles.d/pam-totp.conf" rpm_has -rw-r--r-- "" /usr/lib/tmpfiles.d/pam-totp.conf
-check "rpm: /var/lib/pam-totp 0755" rpm_has drwxr-xr-x "" /var/lib/pam-totp
+check "rpm: /var/lib/pam-totp 0700" rpm_has drwx------ "" /var/lib/pam-totp
 for f in /usr/share/man/man8/pam_totp.8.gz /usr/share/man/man5/pam_totp.conf.5.gz \
     /usr/share/man/man1/pam-totp.1.gz /usr/share/doc/pam-totp/README.md; do
     check "rpm: $f (%doc)" rpm_has -rw-r--r-- d "$f"
@@ -296,7 +296,7 @@ fi
 check "dpkg: $package is installed" sh -c "dpkg-query -W -f='\${Status}' $package | grep -qx 'install ok installed'"
 check "module at $deb_pamdir/pam_totp.so" test -f "$deb_pamdir/pam_totp.so"
 check "/usr/bin/pam-totp runs" /usr/bin/pam-totp --help
-check "/var/lib/pam-totp exists, 0755 root" sh -c "[ \"\$(stat -c '%a %U' $statedir)\" = '755 root' ]"
+check "/var/lib/pam-totp exists, 0700 root" sh -c "[ \"\$(stat -c '%a %U' $statedir)\" = '700 root' ]"
 for f in "${common_files[@]}"; do
     check "postinst left ${f##*/} unchanged (Default: no)" cmp "$tmp/orig/${f##*/}" "$f"
 done
@@ -332,7 +332,8 @@ check "the same code a second time is refused" refused "$service" "$user_a" "$co
 wrong=$(printf '%06d' $(((10#$code + 500000) % 1000000)))
 check "a wrong code is refused" refused "$service" "$user_a" "$wrong"
 check "user without a secret, no nullok: refused" refused "$service" "$user_b" 123456
-check "state $statedir/$user_a.state: root, 0644" sh -c "[ \"\$(stat -c '%a %U' '$statedir/$user_a.state')\" = '644 root' ]"
+check "state $statedir/$user_a/: root, 0700" sh -c "[ \"\$(stat -c '%a %U' '$statedir/$user_a')\" = '700 root' ]"
+check "state records in $statedir/$user_a/: root, 0600" sh -c "for f in '$statedir/$user_a'/*.state; do [ \"\$(stat -c '%a %U' \"\$f\")\" = '600 root' ] || exit 1; done"
 
 step "pam-auth-update --enable totp / --disable totp"
 printf '@include common-auth\naccount\trequired\tpam_permit.so\n' >"/etc/pam.d/$service_common"

@@ -5,16 +5,16 @@
 use crate::error::{Error, Result};
 use pam_totp_core::config::{self, Config};
 use pam_totp_core::state::State;
-use pam_totp_core::store::{self, Backend, LocalFiles, ReadRules, UserInfo};
+use pam_totp_core::store::{LocalFiles, Location, Store, UserInfo};
 use pam_totp_core::{Clock, StoreError, SystemClock};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Configuration, backend and clock of one run.
 pub struct Ctx {
     /// The validated configuration.
     pub config: Config,
     /// Where secrets and state live.
-    pub backend: LocalFiles,
+    pub store: LocalFiles,
     /// Unix time at the start of the command.
     pub now: u64,
 }
@@ -32,10 +32,10 @@ impl Ctx {
     /// The file is unreadable or wrong, or its `user=` identity does not exist.
     pub fn load(path: Option<&Path>) -> Result<Ctx> {
         let config = config::load(&[], path).map_err(Error::Config)?;
-        let backend = config.backend().map_err(Error::ConfigIdentity)?;
+        let store = cli_store(&config)?;
         Ok(Ctx {
             config,
-            backend,
+            store,
             now: SystemClock.now(),
         })
     }
@@ -64,7 +64,8 @@ impl Ctx {
                 "Give the path of the file itself, e.g. --secret-file /var/lib/pam-totp/secrets/alice.toml.",
             ));
         }
-        self.backend.secret_template = template;
+        self.config.secret = template;
+        self.store = cli_store(&self.config)?;
         Ok(())
     }
 
@@ -95,8 +96,8 @@ impl Ctx {
     ///
     /// # Errors
     /// The user name cannot be used in the path template.
-    pub fn secret_path(&self, user: &UserInfo) -> Result<PathBuf> {
-        self.backend.secret_location(user).map_err(Error::Store)
+    pub fn secret_path(&self, user: &UserInfo) -> Result<Location> {
+        self.store.enrollment_location(user).map_err(Error::Store)
     }
 
     /// Loads the secret file of `user`, which must exist.
@@ -104,7 +105,7 @@ impl Ctx {
     /// # Errors
     /// Not enrolled, or the file is unusable.
     pub fn enrolled(&self, user: &UserInfo) -> Result<pam_totp_core::secret_file::SecretFile> {
-        match self.backend.load_secret(user).map_err(Error::from_load)? {
+        match self.store.load_enrollment(user).map_err(Error::from_load)? {
             Some(f) => Ok(f),
             None => Err(Error::NotEnrolled {
                 user: user.name.clone(),
@@ -113,39 +114,51 @@ impl Ctx {
         }
     }
 
-    /// Reads the state of `user` without locking it, for reports. The state directory belongs to
-    /// root; an unprivileged caller may read it but only trusts files owned by root (or, in a
-    /// test set-up, by itself).
+    /// Reads the state of `user`, for reports. The state belongs to root and only root can read
+    /// it; for anyone else it is `None`.
     ///
     /// # Errors
-    /// The state file exists but cannot be read or parsed.
+    /// The state exists but cannot be read or parsed.
     pub fn peek_state(&self, user: &str) -> Result<Option<State>> {
-        if is_root() {
-            return self.backend.peek_state(user).map_err(Error::State);
-        }
-        let path = self.backend.state_path(user);
-        let mut rules = ReadRules {
-            owner: Some(0),
-            allowed_perm: 0o644,
-            max_size: pam_totp_core::state::MAX_FILE_SIZE,
-        };
-        let bytes = match store::read_checked(&path, &rules) {
-            Err(StoreError::WrongOwner { owner, .. })
-                if owner == nix::unistd::Uid::effective().as_raw() =>
+        match self.store.state(user) {
+            // The state directory is root's alone (it tells when and from where users log in).
+            Err(StoreError::Io { source, .. })
+                if !is_root() && source.kind() == std::io::ErrorKind::PermissionDenied =>
             {
-                rules.owner = Some(owner);
-                store::read_checked(&path, &rules)
+                Ok(None)
             }
-            other => other,
-        }
-        .map_err(Error::State)?;
-        match bytes {
-            None => Ok(None),
-            Some(b) => State::parse(&b)
-                .map(Some)
-                .map_err(|error| Error::State(StoreError::Corrupt { path, error })),
+            other => other.map_err(Error::State),
         }
     }
+
+    /// Whether this caller can read the state (root only; see [`Ctx::peek_state`]).
+    pub fn state_visible(&self) -> bool {
+        is_root()
+    }
+}
+
+/// Keeps the keys this process is about to hold out of core dumps and away from debuggers of
+/// the same user: `PR_SET_DUMPABLE` 0 (no core dump, even through a `core_pattern` pipe, and no
+/// `ptrace` or `/proc/<pid>/mem` for anyone without `CAP_SYS_PTRACE`) and `RLIMIT_CORE` 0 (no
+/// core file, also should something make the process dumpable again). Called first by every
+/// command: `enroll`, `qr`, `import-google-authenticator` and `backup-codes` show keys or codes,
+/// and nearly all others load a key with the secret file they read.
+///
+/// # Errors
+/// Either call failed: the command does not go on to handle a key unprotected.
+pub fn protect_key_memory() -> Result<()> {
+    use nix::sys::resource::{Resource, setrlimit};
+    setrlimit(Resource::RLIMIT_CORE, 0, 0)
+        .and_then(|()| nix::sys::prctl::set_dumpable(false))
+        .map_err(|e| Error::Io(std::io::Error::from(e)))
+}
+
+/// The store as the CLI uses it: a root shell's supplementary groups are dropped while it acts
+/// in a user's directories.
+fn cli_store(config: &Config) -> Result<LocalFiles> {
+    let mut store = config.store().map_err(Error::ConfigIdentity)?;
+    store.groups = pam_totp_core::store::Groups::Drop;
+    Ok(store)
 }
 
 /// Looks a user up by name.
@@ -172,22 +185,20 @@ pub fn require_root(command: &'static str) -> Result<()> {
 
 /// This host's name, the default issuer.
 pub fn host_name() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    pam_totp_core::store::host_name()
 }
 
 /// Checks an issuer or account label for the app.
 ///
 /// # Errors
-/// Empty, too long, or containing `:` (the separator of the otpauth label).
+/// Empty, too long, containing `:` (the separator of the otpauth label), or a character the
+/// secret file refuses (control, bidirectional and invisible characters: see
+/// [`pam_totp_core::secret_file::is_printable`]).
 pub fn check_label(what: &str, text: &str) -> Result<()> {
     if text.is_empty()
         || text.len() > 64
         || text.contains(':')
-        || text.chars().any(char::is_control)
+        || !pam_totp_core::secret_file::printable(text)
     {
         return Err(Error::usage(
             format!("the {what} must be 1 to 64 printable characters without `:`"),

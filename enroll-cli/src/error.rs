@@ -1,7 +1,8 @@
 //! The CLI's errors. Each one says what is wrong and, on a second line, what to do about it
 //! (after rage's `err-*`/`rec-*` pairs). None of them carries a secret, a code or a backup code.
 
-use pam_totp_core::error::{ConfigError, StoreError};
+use pam_totp_core::error::{ConfigError, FileProblem, StoreError};
+use pam_totp_core::store::Location;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -12,7 +13,7 @@ pub enum Error {
     /// The configuration file cannot be read or is wrong.
     Config(ConfigError),
     /// The `user=` identity of the configuration does not exist.
-    ConfigIdentity(String),
+    ConfigIdentity(ConfigError),
     /// `--user` names someone else and the caller is not root.
     NotRoot {
         /// The user the caller asked to act for.
@@ -31,10 +32,10 @@ pub enum Error {
         /// Whose.
         user: String,
         /// Where it was looked for.
-        path: PathBuf,
+        path: Location,
     },
     /// An enrollment exists and `--force` was not given.
-    Exists(PathBuf),
+    Exists(Location),
     /// The existing secret file cannot be used.
     BadSecretFile(StoreError),
     /// A file could not be written or removed.
@@ -75,7 +76,14 @@ impl Error {
     /// The recommendation line.
     pub fn hint(&self) -> String {
         match self {
-            Error::Config(ConfigError::File { path, reason }) if reason.contains("ermission") => {
+            Error::Config(ConfigError::File {
+                path,
+                problem:
+                    FileProblem::Unreadable {
+                        kind: std::io::ErrorKind::PermissionDenied,
+                        ..
+                    },
+            }) => {
                 format!(
                     "Make {} readable (it must stay owned by root and not writable by others: \
                      chmod 0644 {}), or run the command as root.",
@@ -83,13 +91,12 @@ impl Error {
                     path.display()
                 )
             }
-            Error::Config(ConfigError::File { reason, .. })
-                if reason.contains("does not exist") =>
-            {
-                "Check the path given to --config, or leave --config out to use \
+            Error::Config(ConfigError::File {
+                problem: FileProblem::Missing,
+                ..
+            }) => "Check the path given to --config, or leave --config out to use \
                  /etc/security/pam_totp.conf."
-                    .into()
-            }
+                .into(),
             Error::Config(ConfigError::File { path, .. }) => format!(
                 "Make {} a regular file owned by root with mode 0644 (chown root: {p}; chmod 0644 {p}).",
                 path.display(),
@@ -209,7 +216,7 @@ impl Error {
     /// Sorts a store error from writing a secret file.
     pub fn from_save(e: StoreError) -> Error {
         match e {
-            StoreError::Exists(p) => Error::Exists(p),
+            StoreError::Exists(p) => Error::Exists(Location::new(p.display().to_string())),
             e => Error::Store(e),
         }
     }
@@ -229,10 +236,9 @@ impl fmt::Display for Error {
             Error::UnknownCaller(uid) => write!(f, "uid {uid} has no entry in the user database")?,
             Error::NotEnrolled { user, path } => write!(
                 f,
-                "`{user}` is not enrolled: there is no secret file at {}",
-                path.display()
+                "`{user}` is not enrolled: there is no secret file at {path}"
             )?,
-            Error::Exists(p) => write!(f, "{} already exists", p.display())?,
+            Error::Exists(p) => write!(f, "{p} already exists")?,
             Error::BadSecretFile(e) => write!(f, "the secret file cannot be used: {e}")?,
             Error::Store(e) => write!(f, "{e}")?,
             Error::State(e) => write!(f, "the state file cannot be used: {e}")?,

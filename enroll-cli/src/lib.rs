@@ -25,7 +25,10 @@ pub fn main_entry() -> ExitCode {
                 let upper = first.to_uppercase();
                 text.replace_range(..1, &upper);
             }
-            eprintln!("Error: {text}");
+            // Errors quote names, paths and arguments: escaped like every user-controlled text
+            // (line by line, keeping the line that says what to do).
+            let shown: Vec<_> = text.lines().map(output::safe).collect();
+            eprintln!("Error: {}", shown.join("\n"));
             ExitCode::from(e.exit_code())
         }
     }

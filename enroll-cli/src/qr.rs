@@ -2,7 +2,7 @@
 //! matrix, the UTF-8 half-block drawing and the grouped key come from `pam_totp_core::qr`, the
 //! same code the module uses for enrollment at login; the CLI adds its plainer styles (two
 //! coloured spaces per module, `##` ASCII) on top of that matrix. The output holds the key:
-//! zeroized.
+//! zeroized, and allocated once at its final size (a growing buffer leaves copies behind).
 
 use crate::cli::QrStyle;
 use pam_totp_core::qr;
@@ -20,13 +20,14 @@ pub fn render(data: &str, style: QrStyle) -> Result<Zeroizing<String>, String> {
     let (dark, light, end) = match style {
         QrStyle::None => return Ok(Zeroizing::new(String::new())),
         // Forced black on white, so the code reads the same in dark and light terminals.
-        QrStyle::Utf8 => return qr::half_blocks(data, true),
+        QrStyle::Utf8 => return qr::half_blocks(data, qr::Ink::BlackOnWhite),
         QrStyle::Ansi => ("\x1b[40m  ", "\x1b[107m  ", RESET),
         QrStyle::Ascii => ("##", "  ", ""),
     };
     let rows = matrix(data)?;
-    let mut out = Zeroizing::new(String::new());
-    for row in &rows {
+    let per_line = rows.len() * dark.len().max(light.len()) + end.len() + 1;
+    let mut out = Zeroizing::new(String::with_capacity(rows.len() * per_line));
+    for row in rows.iter() {
         for &module in row {
             out.push_str(if module { dark } else { light });
         }
@@ -67,6 +68,21 @@ mod tests {
         assert!(render(data, QrStyle::None).unwrap().is_empty());
     }
 
+    /// The drawings hold the key: allocated once, never grown (growth leaves copies behind).
+    #[test]
+    fn drawings_are_allocated_once() {
+        let data = "otpauth://totp/h:u?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+        let size = matrix(data).unwrap().len();
+        let ascii = render(data, QrStyle::Ascii).unwrap();
+        assert_eq!(ascii.capacity(), size * (size * 2 + 1));
+        assert_eq!(ascii.len(), ascii.capacity());
+        let ansi = render(data, QrStyle::Ansi).unwrap();
+        assert_eq!(
+            ansi.capacity(),
+            size * (size * "\x1b[107m  ".len() + RESET.len() + 1)
+        );
+    }
+
     #[test]
     fn ansi_and_ascii_draw_two_cells_per_module_of_the_core_matrix() {
         let data = "otpauth://totp/h:u?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -77,7 +93,7 @@ mod tests {
             .lines()
             .map(|l| l.as_bytes().chunks(2).map(|c| c == b"##").collect())
             .collect();
-        assert_eq!(back, rows);
+        assert_eq!(back, *rows);
         let ansi = render(data, QrStyle::Ansi).unwrap();
         assert_eq!(ansi.lines().count(), rows.len());
         assert_eq!(

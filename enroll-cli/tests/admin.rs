@@ -211,8 +211,7 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
         "{}",
         stdout(&o)
     );
-    let raw = std::fs::read(dir.path().join(format!("state/{}.state", alice.name))).unwrap();
-    let after = State::parse(&raw).unwrap();
+    let after = current_state(&dir.path().join("state"), &alice.name).unwrap();
     assert!(after.host_failures.is_empty() && after.user_failures.count == 0);
     assert_eq!(
         after.backup_set, state.backup_set,
@@ -222,11 +221,7 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
     let o = run(&["--config", c, "reset", "--user", &alice.name], "");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!alice.secret_path().exists());
-    assert!(
-        !dir.path()
-            .join(format!("state/{}.state", alice.name))
-            .exists()
-    );
+    assert!(current_state(&dir.path().join("state"), &alice.name).is_none());
     assert!(bob.secret_path().exists(), "others untouched");
     let o = run_as(
         &bob.name,
@@ -375,7 +370,7 @@ fn given_prepared_system_tree_then_doctor_names_each_problem_and_fix() {
         "[warning] nullok: `nullok` is in use (/etc/pam.d/sshd:1)",
         "[ok] sshd_config: UsePAM yes",
         "[ERROR] sshd_config: KbdInteractiveAuthentication no: sshd cannot ask for the code",
-        "fix: Set `KbdInteractiveAuthentication yes` in /etc/ssh/sshd_config",
+        "fix: Set `KbdInteractiveAuthentication yes` in /etc/ssh/sshd_config.d/pam-totp.conf",
         "[warning] sshd_config: AuthenticationMethods publickey password,keyboard-interactive: `publickey` logs in without keyboard-interactive",
         "3 error(s), 2 warning(s).",
     ];

@@ -200,15 +200,20 @@ fn given_remembered_host_then_allowed_until_expiry_and_only_for_that_host() {
     let conf = dir.config("remember = \"1h\"\n");
     enroll(&conf, &user.name);
     let t = now();
+    let d = dir.path().join("state");
+    std::fs::create_dir_all(&d).unwrap();
+    let tag = {
+        use pam_totp_core::store::Store;
+        pam_totp_core::store::LocalFiles::new("/x/${USER}".into(), d.clone(), None, 0o600, true)
+            .password_tag(&user.name)
+    };
     let mut state = State::new();
     state.remembered.push(Remembered {
         rhost: "198.51.100.7".into(),
         until: t + 1800,
-        password_tag: pam_totp_core::store::password_tag(&user.name),
+        password_tag: tag,
         since: t - 1800,
     });
-    let d = dir.path().join("state");
-    std::fs::create_dir_all(&d).unwrap();
     let p = d.join(format!("{}.state", user.name));
     std::fs::write(&p, state.to_toml().unwrap()).unwrap();
 

@@ -18,8 +18,14 @@ struct Pty {
 
 impl Pty {
     fn spawn(args: &[&str]) -> Pty {
-        let quoted: Vec<String> = std::iter::once(bin())
-            .chain(args.iter().copied())
+        let argv: Vec<&str> = std::iter::once(bin()).chain(args.iter().copied()).collect();
+        Pty::spawn_argv(&argv)
+    }
+
+    /// Runs `argv` (a program and its arguments) under the pseudo-terminal.
+    fn spawn_argv(argv: &[&str]) -> Pty {
+        let quoted: Vec<String> = argv
+            .iter()
             .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
             .collect();
         let mut child = Command::new("script")
@@ -280,4 +286,104 @@ fn given_add_with_code_then_second_authenticator_accepted() {
     assert_eq!(left.authenticators.len(), 1);
     assert_eq!(left.authenticators[0].secret.to_base32().as_str(), key);
     assert_eq!(left.backup, before.backup);
+}
+
+/// The pid of the `pam-totp` process running under `ancestor` (through `script` and its shell).
+fn cli_pid_under(ancestor: u32) -> Option<u32> {
+    let mut parent = std::collections::HashMap::new();
+    let mut clis = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let (head, tail) = stat.rsplit_once(')')?;
+        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
+        let ppid: u32 = tail.split_whitespace().nth(1)?.parse().ok()?;
+        parent.insert(pid, ppid);
+        if comm == "pam-totp" {
+            clis.push(pid);
+        }
+    }
+    clis.into_iter().find(|&pid| {
+        let mut p = pid;
+        while let Some(&pp) = parent.get(&p) {
+            if pp == ancestor {
+                return true;
+            }
+            if pp <= 1 {
+                break;
+            }
+            p = pp;
+        }
+        false
+    })
+}
+
+/// Issue 12 item 8: while `pam-totp enroll` holds a new key, waiting at the code prompt, it
+/// cannot be core-dumped or read by a debugger of the same user: it is not dumpable (so the
+/// files in its /proc directory belong to root although it runs as the user) and its core size limit is 0,
+/// although it was started with core dumps allowed.
+#[test]
+fn given_enroll_waiting_at_the_code_prompt_then_the_key_holder_is_not_dumpable() {
+    if !root_or_skip("given_enroll_waiting_at_the_code_prompt_then_the_key_holder_is_not_dumpable")
+    {
+        return;
+    }
+    let dir = TempDir::new("dumpable");
+    let conf = dir.config("");
+    let user = TestUser::new();
+    let (uid, gid) = (
+        format!("--reuid={}", user.uid),
+        format!("--regid={}", user.gid),
+    );
+    let home = format!("HOME={}", user.home.display());
+    let mut pty = Pty::spawn_argv(&[
+        "prlimit",
+        "--core=unlimited",
+        "--",
+        "setpriv",
+        &uid,
+        &gid,
+        "--clear-groups",
+        "env",
+        &home,
+        bin(),
+        "--config",
+        conf.to_str().unwrap(),
+        "enroll",
+        "--qr=none",
+    ]);
+    pty.wait_for("code the app shows now");
+    let pid = cli_pid_under(pty.child.id()).expect("the pam-totp process");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:")
+            && l.split_whitespace().nth(1) == Some(&*user.uid.to_string())),
+        "runs as the user: {status}"
+    );
+    let owner = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata(format!("/proc/{pid}/status")).unwrap(),
+    );
+    assert_eq!(
+        owner, 0,
+        "the /proc files of a process that is not dumpable belong to root"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&core[4..6], ["0", "0"], "{limits}");
+    for _ in 0..3 {
+        pty.send("");
+    }
+    let (code, out) = pty.finish();
+    assert_eq!(code, 1, "{out}");
+    assert!(!user.secret_path().exists());
 }

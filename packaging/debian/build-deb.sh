@@ -60,5 +60,7 @@ sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
 chmod 0644 "$root/DEBIAN/control"
 
 find "$root" -type d -exec chmod 0755 {} +
+# The state tells when and from where users log in: root's alone.
+chmod 0700 "$root/var/lib/pam-totp"
 mkdir -p "$outdir"
 dpkg-deb --root-owner-group -Zxz --build "$root" "$outdir/${package}_${version}_${arch}.deb"

@@ -1,10 +1,10 @@
-//! The two libpam calls pam-bindings does not wrap: setting PAM_AUTHTOK (to hand the password
-//! on after `forward_pass`) and reading the PAM environment (`SSH_AUTH_INFO_0`). This is the
-//! only module with unsafe code.
+//! The libpam calls pam-bindings does not wrap safely: setting PAM_AUTHTOK (to hand the password
+//! on after `forward_pass`), reading the PAM environment (`SSH_AUTH_INFO_0`), and reading back
+//! the data this module keeps with the handle. This is the only module with unsafe code.
 
-use libc::{c_char, c_int, c_void};
 use pam::module::PamHandle;
 use std::ffi::{CStr, CString};
+use std::ffi::{c_char, c_int, c_void};
 
 /// `PAM_AUTHTOK` from `<security/_pam_types.h>`.
 const PAM_AUTHTOK: c_int = 6;
@@ -38,4 +38,20 @@ pub(crate) fn getenv(pamh: &mut PamHandle, name: &str) -> Option<String> {
     // SAFETY: non-null, NUL-terminated string owned by libpam (see above); only read here.
     let value = unsafe { CStr::from_ptr(value) };
     Some(value.to_string_lossy().into_owned())
+}
+
+/// The `pam_set_data` key of [`crate::pam_io::Pending`].
+pub(crate) const PENDING_KEY: &str = "pam_totp_pending_success";
+
+/// The type stored under [`PENDING_KEY`], and only there.
+type PendingCell = std::cell::RefCell<Option<crate::pam_io::Pending>>;
+
+/// Takes the pending success kept with the handle, if any.
+pub(crate) fn take_pending(pamh: &mut PamHandle) -> Option<crate::pam_io::Pending> {
+    // SAFETY: the only writer of PENDING_KEY is `RealPam::set_pending`, which stores a
+    // `Box<PendingCell>`; the reference lives no longer than `pamh`'s borrow here, and libpam
+    // frees the data only at `pam_end` or when the key is set again, neither of which can
+    // happen during this call.
+    let cell = unsafe { pamh.get_data::<PendingCell>(PENDING_KEY) }.ok()?;
+    cell.try_borrow_mut().ok()?.take()
 }

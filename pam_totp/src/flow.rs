@@ -2,17 +2,21 @@
 //! the question, and the locked read-verify-consume-write of the state. Generic over [`PamIo`]
 //! and [`Clock`], so it runs in unit tests without libpam.
 
-use crate::log::{self, Context, Level};
-use crate::outcome::{Method, Outcome};
-use crate::pam_io::{Item, PamIo};
+use crate::log::{self, Context, Event};
+use crate::outcome::{Method, Outcome, Reason};
+use crate::pam_io::{Item, PamIo, Pending};
 use pam::constants::PamResultCode;
 use pam_totp_core::backup::BackupSet;
 use pam_totp_core::config::{self, Config, PassMode};
-use pam_totp_core::policy::{self, Decision, ExemptResult, Facts};
+use pam_totp_core::decide::{self, Facts, Loaded, Plan};
+use pam_totp_core::policy;
 use pam_totp_core::secret::TotpSecret;
 use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
-use pam_totp_core::state::{LastUse, Remembered, State};
-use pam_totp_core::store::{self, Backend, LocalFiles, Replace, UserInfo};
+use pam_totp_core::state::{LastUse, State};
+use pam_totp_core::store::{
+    self, BackupUse, Consumed, Counted, LocalFiles, Remember, Replace, Store, Success, TotpUse,
+    UserInfo,
+};
 use pam_totp_core::verify::{self, Reject, Verdict};
 use pam_totp_core::{Clock, StoreError, qr, throttle};
 use zeroize::Zeroizing;
@@ -25,7 +29,7 @@ pub const ENROLL_PROMPT: &str = "Code shown by the app: ";
 const ENROLL_TRIES: usize = 3;
 
 /// One candidate answer: the code, and the password in front of it when the user typed both.
-struct Attempt {
+struct Answer {
     code: Zeroizing<Vec<u8>>,
     password: Option<Zeroizing<Vec<u8>>>,
 }
@@ -34,7 +38,7 @@ struct Attempt {
 struct Session<'a, C: Clock> {
     ctx: Context,
     cfg: Config,
-    backend: LocalFiles,
+    store: LocalFiles,
     info: UserInfo,
     clock: &'a C,
     host: String,
@@ -62,10 +66,61 @@ pub fn authenticate<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) ->
 /// stack succeeded, so nobody who failed the password can enroll someone else's account.
 /// Anything else is not this phase's business: PAM_IGNORE.
 pub fn account<P: PamIo, C: Clock>(io: &mut P, args: &[&str], clock: &C) -> Outcome {
+    commit(io);
     match prepare(io, args, clock, Phase::Account) {
         Ok(session) => session.account(io),
         Err(outcome) => outcome,
     }
+}
+
+/// `pam_sm_setcred`: libpam calls it once the whole auth stack succeeded, so a second factor
+/// passed in this handle now clears the counters, trusts the host and remembers it.
+pub fn setcred<P: PamIo>(io: &mut P) -> Outcome {
+    commit(io);
+    Outcome::NotApplicable
+}
+
+/// Records the success kept by the auth phase, if any (once: `pam_setcred` and `pam_acct_mgmt`
+/// may both come).
+fn commit<P: PamIo>(io: &mut P) {
+    let Some(p) = io.take_pending() else { return };
+    let success = Success {
+        host: &p.host,
+        last_use: p.last_use.clone(),
+        remember: p.remember.clone(),
+    };
+    if let Err(e) = p.store.record_success(&p.user, &success) {
+        // Not recorded: the counters stay and the host is not remembered; nothing is weakened.
+        let ctx = Context {
+            phase: "setcred",
+            user: p.user.clone(),
+            service: p.last_use.service.clone(),
+            rhost: p.last_use.rhost.clone(),
+            ..Context::default()
+        };
+        let detail = e.to_string();
+        log::write(
+            &ctx,
+            &Event::Broken {
+                method: "none",
+                reason: Reason::Store(e.class()),
+                detail: Some(&detail),
+            },
+        );
+    }
+}
+
+/// Asks the question an enrolled user would get, for an account that will not pass this module
+/// on a code (unknown, not enrolled, throttled), so that the conversation does not tell them
+/// apart. With `forward_pass` the answer is handed on as the password, as for everybody.
+fn ask_anyway<P: PamIo>(io: &mut P, cfg: &Config) -> Result<(), PamResultCode> {
+    if cfg.forward_pass {
+        let answer = io.prompt(FORWARD_PROMPT, false)?;
+        let _ = io.set_authtok(&answer);
+    } else {
+        io.prompt(&cfg.prompt, cfg.echo_verification_code)?;
+    }
+    Ok(())
 }
 
 /// Configuration, user name and account: what both phases need first.
@@ -95,47 +150,46 @@ fn prepare<'a, P: PamIo, C: Clock>(
             let code = code as i32;
             log::write(
                 &ctx,
-                Level::Err,
-                &format!("result=error reason=no-user-name code={code}"),
+                &Event::Error {
+                    reason: Reason::NoUserName,
+                    extra: format!("code={code}"),
+                },
             );
             return Err(Outcome::Conversation(code));
         }
     };
     ctx.user = user;
     if cfg.debug {
-        log::write(&ctx, Level::Debug, &format!("debug: {}", cfg.describe()));
+        log::write(&ctx, &Event::Debug(cfg.describe()));
     }
-    let backend = match cfg.backend() {
+    let store = match cfg.store() {
         Ok(b) => b,
-        Err(e) => return Err(bad_config(&ctx, &e)),
+        Err(e) => return Err(bad_config(&ctx, &e.to_string())),
     };
-    let info = match UserInfo::lookup(&ctx.user) {
+    let info = match decide::canonical_account(&ctx.user) {
         Ok(Some(info)) => info,
         Ok(None) => {
             // Ask anyway, so the prompt does not tell a stranger which accounts exist.
             if phase == Phase::Auth {
-                let _ = io.prompt(&cfg.prompt, cfg.echo_verification_code);
+                let _ = ask_anyway(io, &cfg);
             }
             log::write(
                 &ctx,
-                Level::Notice,
-                "method=none result=failure reason=unknown-user",
+                &Event::Failure {
+                    method: "none",
+                    reason: Reason::UnknownUser,
+                    extra: String::new(),
+                },
             );
             return Err(Outcome::UnknownUser);
         }
         Err(e) => return Err(unusable(&ctx, &e)),
     };
-    // One account, one state: names that resolve to the same uid (a second passwd entry, a
-    // directory matching names case-insensitively) all use the account's canonical entry.
-    let info = match UserInfo::lookup_uid(info.uid) {
-        Ok(Some(canonical)) => canonical,
-        _ => info,
-    };
     let host = throttle::host_key(&ctx.rhost);
     Ok(Session {
         ctx,
         cfg,
-        backend,
+        store,
         info,
         clock,
         host,
@@ -145,30 +199,36 @@ fn prepare<'a, P: PamIo, C: Clock>(
 fn bad_config(ctx: &Context, detail: &str) -> Outcome {
     log::write(
         ctx,
-        Level::Err,
-        &format!("result=error reason=config-error detail=\"{detail}\""),
+        &Event::Error {
+            reason: Reason::ConfigError,
+            extra: format!("detail=\"{detail}\""),
+        },
     );
     Outcome::BadConfig
 }
 
 fn unusable(ctx: &Context, e: &StoreError) -> Outcome {
+    let detail = e.to_string();
     log::write(
         ctx,
-        Level::Err,
-        &format!(
-            "method=none result=failure reason={} detail=\"{e}\"",
-            e.class()
-        ),
+        &Event::Broken {
+            method: "none",
+            reason: Reason::Store(e.class()),
+            detail: Some(&detail),
+        },
     );
-    Outcome::Unusable(e.class())
+    Outcome::Unusable(Reason::Store(e.class()))
 }
 
 fn conversation_failed(ctx: &Context, code: PamResultCode) -> Outcome {
     let code = code as i32;
     log::write(
         ctx,
-        Level::Notice,
-        &format!("method=none result=failure reason=conversation-error code={code}"),
+        &Event::Failure {
+            method: "none",
+            reason: Reason::ConversationError,
+            extra: format!("code={code}"),
+        },
     );
     Outcome::Conversation(code)
 }
@@ -176,65 +236,39 @@ fn conversation_failed(ctx: &Context, code: PamResultCode) -> Outcome {
 impl<C: Clock> Session<'_, C> {
     fn run<P: PamIo>(&self, io: &mut P) -> Outcome {
         let (ctx, cfg) = (&self.ctx, &self.cfg);
-        let loaded = self.backend.load_secret(&self.info);
-        // Group lookups (NSS, maybe a directory server) only when a rule needs them.
-        let needs_groups = !cfg.policy.exempt_groups.is_empty()
-            || matches!(
-                cfg.policy.require,
-                pam_totp_core::policy::Require::Groups(_)
-            );
-        let groups = if needs_groups {
-            match self.info.group_names() {
-                Ok(g) => g,
-                Err(e) => return unusable(ctx, &e),
-            }
-        } else {
-            Vec::new()
-        };
-        // The state matters only for enrolled users (throttling, remembered hosts): an
-        // unenrolled login does not read it.
-        let enrolled = !matches!(loaded, Ok(None));
-        let state = if enrolled {
-            match self.backend.peek_state(&self.info.name) {
-                Ok(state) => state,
-                Err(e) => return unusable(ctx, &e),
-            }
-        } else {
-            None
-        };
-        let password_tag = if cfg.policy.remember > 0 {
-            store::password_tag(&self.info.name)
-        } else {
-            String::new()
-        };
         let auth_info = io.getenv("SSH_AUTH_INFO_0");
-        let facts = Facts {
-            user: &self.info.name,
-            groups: &groups,
-            rhost: &ctx.rhost,
-            enrolled,
-            publickey_used: policy::ssh_publickey_used(auth_info.as_deref()),
-            state: state.as_ref(),
-            password_tag: &password_tag,
-            forget_hosts_before: match &loaded {
-                Ok(Some(f)) => f.forget_hosts_before,
-                _ => 0,
-            },
-            now: self.clock.now(),
-        };
-        let decision = policy::evaluate(&cfg.policy, &facts);
-        match decision {
-            Decision::Exempt(rule) => {
-                let success = cfg.policy.exempt_result == ExemptResult::Success;
-                let result = if success { "success" } else { "ignore" };
+        let facts = Facts::gather(
+            cfg,
+            &self.store,
+            self.info.clone(),
+            &ctx.rhost,
+            policy::ssh_publickey_used(auth_info.as_deref()),
+            self.clock.now(),
+        );
+        let file = match decide::decide(cfg, Some(&facts)) {
+            Plan::UnknownUser => return Outcome::UnknownUser,
+            Plan::Unusable { class, detail, .. } => {
                 log::write(
                     ctx,
-                    Level::Notice,
-                    &format!("method=exempt result={result} rule=\"{rule}\""),
+                    &Event::Broken {
+                        method: "none",
+                        reason: Reason::Store(class),
+                        detail: Some(&detail),
+                    },
+                );
+                return Outcome::Unusable(Reason::Store(class));
+            }
+            Plan::Exempt { rule, success } => {
+                log::write(
+                    ctx,
+                    &Event::Exempt {
+                        success,
+                        rule: &rule,
+                    },
                 );
                 return Outcome::Exempt { success };
             }
-            Decision::Grace {
+            Plan::Grace {
                 deadline,
                 days_left,
             } => {
@@ -244,14 +278,14 @@ impl<C: Clock> Session<'_, C> {
                 ));
                 log::write(
                     ctx,
-                    Level::Notice,
-                    &format!(
-                        "method=none result=ignore reason=not-enrolled-grace deadline={deadline}"
-                    ),
+                    &Event::Ignored {
+                        reason: Reason::NotEnrolledGrace,
+                        extra: format!("deadline={deadline}"),
+                    },
                 );
                 return Outcome::NotEnrolled { nullok: true };
             }
-            Decision::DeadlinePassed { deadline } => {
+            Plan::DeadlinePassed { deadline } => {
                 let contact = cfg
                     .policy
                     .enroll_contact
@@ -263,14 +297,15 @@ impl<C: Clock> Session<'_, C> {
                 ));
                 log::write(
                     ctx,
-                    Level::Notice,
-                    &format!(
-                        "method=none result=failure reason=not-enrolled-after-deadline deadline={deadline}"
-                    ),
+                    &Event::Failure {
+                        method: "none",
+                        reason: Reason::NotEnrolledAfterDeadline,
+                        extra: format!("deadline={deadline}"),
+                    },
                 );
                 return Outcome::NotEnrolled { nullok: false };
             }
-            Decision::EnrollNow => {
+            Plan::EnrollAtLogin => {
                 // Enrolling here would let anyone who reaches this module (even with a wrong
                 // password, under `required`) plant their own key: the account phase does it.
                 if !io.account_phase_has_module() {
@@ -281,78 +316,85 @@ impl<C: Clock> Session<'_, C> {
                 }
                 log::write(
                     ctx,
-                    Level::Notice,
-                    "method=none result=ignore reason=not-enrolled-enroll-in-account-phase",
+                    &Event::Ignored {
+                        reason: Reason::EnrollInAccountPhase,
+                        extra: String::new(),
+                    },
                 );
                 return Outcome::NotEnrolled { nullok: true };
             }
-            Decision::NotEnrolledIgnore => {
+            Plan::NotEnrolled { nullok: true } => {
+                // Asked like everybody (the answer does not matter), so that the conversation
+                // does not tell enrolled, unenrolled and unknown accounts apart.
+                if let Err(code) = ask_anyway(io, cfg) {
+                    return conversation_failed(ctx, code);
+                }
                 log::write(
                     ctx,
-                    Level::Notice,
-                    "method=none result=ignore reason=no-secret",
+                    &Event::Ignored {
+                        reason: Reason::NoSecret,
+                        extra: String::new(),
+                    },
                 );
                 return Outcome::NotEnrolled { nullok: true };
             }
-            Decision::NotEnrolledDeny => {
+            Plan::NotEnrolled { nullok: false } => {
                 // Ask anyway, so the answer does not tell a stranger whether the user is enrolled.
-                let _ = io.prompt(&cfg.prompt, cfg.echo_verification_code);
+                let _ = ask_anyway(io, cfg);
                 log::write(
                     ctx,
-                    Level::Notice,
-                    "method=none result=failure reason=no-secret",
+                    &Event::Failure {
+                        method: "none",
+                        reason: Reason::NoSecret,
+                        extra: String::new(),
+                    },
                 );
                 return Outcome::NotEnrolled { nullok: false };
             }
-            Decision::Remembered { .. } if loaded.is_err() => {
-                // An unreadable or corrupt secret file never passes, remembered host or not.
-                if let Err(e) = &loaded {
-                    return unusable(ctx, e);
-                }
-                return Outcome::Unusable("secret-file");
-            }
-            Decision::Remembered { until } => {
+            Plan::Remembered { until } => {
                 let left = until.saturating_sub(self.clock.now());
                 log::write(
                     ctx,
-                    Level::Notice,
-                    &format!("method=remembered result=success expires_in={left}s"),
+                    &Event::Success {
+                        method: Method::Remembered.name(),
+                        extra: format!("expires_in={left}s"),
+                    },
                 );
                 return Outcome::Accepted(Method::Remembered);
             }
-            Decision::AskCode => {}
-        }
-        let file = match loaded {
-            Ok(Some(file)) => file,
-            Ok(None) => return Outcome::NotEnrolled { nullok: cfg.nullok },
-            Err(e) => return unusable(ctx, &e),
-        };
-        // Tell a throttled client at once, before asking; the check under the lock decides.
-        if let Some(state) = &state {
-            if let Some(out) = self.throttled(io, state, self.clock.now()) {
-                return out;
+            // Asked like everybody, then told (the count before judging decides for parallel
+            // logins).
+            Plan::Throttled(lockout) => {
+                if let Err(code) = ask_anyway(io, cfg) {
+                    return conversation_failed(ctx, code);
+                }
+                return self.throttled_now(io, lockout);
             }
-        }
-        // A first-pass guess that failed is not counted at once (the earlier password is often
-        // just a password); it is counted if the user then gives up at the prompt, so aborting
-        // connections cannot buy free guesses.
-        let mut uncounted_failure = false;
+            Plan::AskCode => match facts.enrollment {
+                Loaded::Present(file) => file,
+                _ => return Outcome::Unusable(Reason::Store("secret-file")),
+            },
+        };
+        let password_tag = facts.password_tag;
+        // The password of an earlier module, tried as password+code. A first pass that holds
+        // something shaped like a code is counted and logged like any answer; a plain password
+        // is not a guess at a code and is not counted.
         if cfg.pass_mode != PassMode::Prompt {
             let attempts = io
                 .authtok()
                 .map(|tok| split_combined(&tok, &file))
                 .unwrap_or_default();
             if !attempts.is_empty() || cfg.pass_mode == PassMode::UseFirstPass {
-                let count = cfg.pass_mode == PassMode::UseFirstPass;
+                let count = cfg.pass_mode == PassMode::UseFirstPass
+                    || attempts.iter().any(|a| code_shaped(&a.code, &file));
                 let out = self.check(io, &file, &attempts, count, &password_tag);
                 // try_first_pass: if the earlier password was not password+code, ask.
                 if cfg.pass_mode == PassMode::UseFirstPass
                     || !matches!(out, Outcome::Rejected(_))
-                    || out == Outcome::Rejected("throttled")
+                    || out == Outcome::Rejected(Reason::Throttled)
                 {
                     return out;
                 }
-                uncounted_failure = true;
             }
         }
         let asked = if cfg.forward_pass {
@@ -361,7 +403,7 @@ impl<C: Clock> Session<'_, C> {
         } else {
             io.prompt(&cfg.prompt, cfg.echo_verification_code)
                 .map(|answer| {
-                    vec![Attempt {
+                    vec![Answer {
                         code: answer,
                         password: None,
                     }]
@@ -369,32 +411,9 @@ impl<C: Clock> Session<'_, C> {
         };
         let attempts = match asked {
             Ok(attempts) => attempts,
-            Err(code) => {
-                if uncounted_failure {
-                    self.count_failure();
-                }
-                return conversation_failed(ctx, code);
-            }
+            Err(code) => return conversation_failed(ctx, code),
         };
         self.check(io, &file, &attempts, true, &password_tag)
-    }
-
-    /// Records one failed attempt (under the lock) without checking anything.
-    fn count_failure(&self) {
-        let Ok(lock) = self.backend.lock_state(&self.info.name) else {
-            return;
-        };
-        let Ok(mut state) = self.backend.load_state(&lock) else {
-            return;
-        };
-        throttle::record_failure(&mut state, &self.host, self.clock.now());
-        if let Err(e) = self.backend.save_state(&lock, &state) {
-            log::write(
-                &self.ctx,
-                Level::Err,
-                &format!("result=failure reason=state-write-failed detail=\"{e}\""),
-            );
-        }
     }
 
     /// The account phase: enrollment at first login, when the policy says so.
@@ -403,92 +422,90 @@ impl<C: Clock> Session<'_, C> {
         if !cfg.policy.enroll_at_login {
             return Outcome::NotApplicable;
         }
-        match self.backend.load_secret(&self.info) {
-            Ok(None) => {}
-            // Enrolled (or an unusable file, which the auth phase refused): nothing to do.
-            _ => return Outcome::NotApplicable,
-        }
-        let needs_groups = !cfg.policy.exempt_groups.is_empty()
-            || matches!(
-                cfg.policy.require,
-                pam_totp_core::policy::Require::Groups(_)
-            );
-        let groups = if needs_groups {
-            match self.info.group_names() {
-                Ok(g) => g,
-                Err(e) => return unusable(&self.ctx, &e),
-            }
-        } else {
-            Vec::new()
-        };
         let auth_info = io.getenv("SSH_AUTH_INFO_0");
-        let facts = Facts {
-            user: &self.info.name,
-            groups: &groups,
-            rhost: &self.ctx.rhost,
-            enrolled: false,
-            publickey_used: policy::ssh_publickey_used(auth_info.as_deref()),
-            state: None,
-            password_tag: "",
-            forget_hosts_before: 0,
-            now: self.clock.now(),
-        };
-        match policy::evaluate(&cfg.policy, &facts) {
-            Decision::EnrollNow => {
-                let tag = if cfg.policy.remember > 0 {
-                    store::password_tag(&self.info.name)
-                } else {
-                    String::new()
-                };
-                self.enroll_at_login(io, &tag)
+        let facts = Facts::gather(
+            cfg,
+            &self.store,
+            self.info.clone(),
+            &self.ctx.rhost,
+            policy::ssh_publickey_used(auth_info.as_deref()),
+            self.clock.now(),
+        );
+        match decide::decide(cfg, Some(&facts)) {
+            Plan::EnrollAtLogin => self.enroll_at_login(io, &facts.password_tag),
+            Plan::Unusable {
+                what: decide::Unusable::Groups,
+                class,
+                detail,
+            } => {
+                log::write(
+                    &self.ctx,
+                    &Event::Broken {
+                        method: "none",
+                        reason: Reason::Store(class),
+                        detail: Some(&detail),
+                    },
+                );
+                Outcome::Unusable(Reason::Store(class))
             }
+            // Enrolled (or an unusable file, which the auth phase refused): nothing to do.
             _ => Outcome::NotApplicable,
         }
     }
 
-    fn throttled<P: PamIo>(&self, io: &P, state: &State, now: u64) -> Option<Outcome> {
-        let lock = throttle::check(state, &self.host, &self.cfg.throttle, now)?;
-        let scope = match lock {
+    /// Refuses a login whose host or user must wait.
+    fn throttled_now<P: PamIo>(&self, io: &P, lockout: throttle::Lockout) -> Outcome {
+        let scope = match lockout {
             throttle::Lockout::Host { .. } => "host",
             throttle::Lockout::User { .. } => "user",
         };
         io.error(&format!(
             "Too many failed attempts; try again in {} s.",
-            lock.seconds()
+            lockout.seconds()
         ));
         log::write(
             &self.ctx,
-            Level::Warning,
-            &format!(
-                "method=none result=failure reason=throttled scope={scope} wait={}s",
-                lock.seconds()
-            ),
+            &Event::Throttled {
+                scope,
+                wait: lockout.seconds(),
+            },
         );
-        Some(Outcome::Rejected("throttled"))
+        Outcome::Rejected(Reason::Throttled)
     }
 
-    /// The locked part: read the state, check throttling, verify, consume, write.
+    /// Judges the answers: the attempt is counted first (refused if the host or user must
+    /// wait), the answers are verified against the current state, and an accepted code is spent
+    /// with one compare-and-set that refuses it if another login spent it meanwhile.
     fn check<P: PamIo>(
         &self,
         io: &mut P,
         file: &SecretFile,
-        attempts: &[Attempt],
+        attempts: &[Answer],
         count_failure: bool,
         password_tag: &str,
     ) -> Outcome {
         let ctx = &self.ctx;
-        let lock = match self.backend.lock_state(&self.info.name) {
-            Ok(lock) => lock,
-            Err(e) => return unusable(ctx, &e),
-        };
-        let mut state = match self.backend.load_state(&lock) {
-            Ok(state) => state,
-            Err(e) => return unusable(ctx, &e),
-        };
         let now = self.clock.now();
-        if let Some(out) = self.throttled(io, &state, now) {
-            return out;
+        if count_failure {
+            let attempt = store::Attempt {
+                host: &self.host,
+                now,
+                throttle: &self.cfg.throttle,
+            };
+            match self.store.record_failure(&self.info.name, &attempt) {
+                Ok(Counted::Counted { clock_back, .. }) => {
+                    if let Some(seconds) = clock_back {
+                        log::write(ctx, &Event::ClockBack { seconds });
+                    }
+                }
+                Ok(Counted::Throttled(lockout)) => return self.throttled_now(io, lockout),
+                Err(e) => return unusable(ctx, &e),
+            }
         }
+        let state = match self.store.state(&self.info.name) {
+            Ok(state) => state.unwrap_or_else(State::new),
+            Err(e) => return unusable(ctx, &e),
+        };
         let mut accepted = None;
         let mut reason = Reject::Malformed;
         for attempt in attempts {
@@ -500,24 +517,23 @@ impl<C: Clock> Session<'_, C> {
                 }
             }
         }
-        let Some((verdict, attempt)) = accepted else {
-            if !count_failure {
-                return Outcome::Rejected(reason.class());
+        let refused = |reason: Reject| {
+            if count_failure {
+                let method = attempted_method(attempts, file, reason);
+                log::write(
+                    ctx,
+                    &Event::Failure {
+                        method,
+                        reason: Reason::Code(reason),
+                        extra: String::new(),
+                    },
+                );
             }
-            throttle::record_failure(&mut state, &self.host, now);
-            if let Err(e) = self.backend.save_state(&lock, &state) {
-                return unusable(ctx, &e);
-            }
-            let method = attempted_method(attempts, file, reason);
-            log::write(
-                ctx,
-                Level::Notice,
-                &format!("method={method} result=failure reason={}", reason.class()),
-            );
-            return Outcome::Rejected(reason.class());
+            Outcome::Rejected(Reason::Code(reason))
         };
-        verify::consume(&verdict, file, &mut state);
-        throttle::record_success(&mut state, &self.host);
+        let Some((verdict, attempt)) = accepted else {
+            return refused(reason);
+        };
         let (method, detail) = match &verdict {
             Verdict::Totp {
                 authenticator,
@@ -527,47 +543,97 @@ impl<C: Clock> Session<'_, C> {
                 Method::Totp,
                 format!("authenticator={authenticator} step_offset={offset}"),
             ),
-            _ => (
-                Method::Backup,
-                format!("backup_left={}", verify::backup_codes_left(file, &state)),
-            ),
+            _ => (Method::Backup, String::new()),
         };
-        state.last_success = Some(LastUse {
-            time: now,
-            service: ctx.service.clone(),
-            rhost: ctx.rhost.clone(),
-            method: method.name().into(),
-            authenticator: match &verdict {
-                Verdict::Totp { authenticator, .. } => authenticator.clone(),
-                _ => String::new(),
-            },
-        });
-        self.remember_host(&mut state, now, password_tag);
-        if let Err(e) = self.backend.save_state(&lock, &state) {
-            // Not recorded means it could be replayed: refuse.
-            log::write(
-                ctx,
-                Level::Err,
-                &format!(
-                    "method={} result=failure reason=state-write-failed detail=\"{e}\"",
-                    method.name()
+        let success = self.success(method, &verdict, now, password_tag);
+        let refund = count_failure.then_some(self.host.as_str());
+        let spent = match &verdict {
+            Verdict::Totp {
+                authenticator,
+                step,
+                ..
+            } => self.store.consume_totp(
+                &self.info.name,
+                &TotpUse {
+                    enrollment_id: &file.enrollment_id,
+                    authenticator,
+                    step: *step,
+                    refund,
+                    success: None,
+                },
+            ),
+            Verdict::Backup { index } => match &file.backup {
+                Some(set) => self.store.consume_backup(
+                    &self.info.name,
+                    &BackupUse {
+                        enrollment_id: &file.enrollment_id,
+                        set_id: &set.set_id,
+                        index: *index,
+                        refund,
+                        success: None,
+                    },
                 ),
-            );
-            return Outcome::Unusable("state-write-failed");
-        }
-        drop(lock);
+                None => return refused(Reject::WrongCode),
+            },
+            Verdict::Rejected(r) => return refused(*r),
+        };
+        let state = match spent {
+            Ok(Consumed::Accepted(state)) => state,
+            // Another login spent it between our reading and our writing.
+            Ok(Consumed::AlreadyUsed) => {
+                return refused(match method {
+                    Method::Backup => Reject::BackupUsed,
+                    _ => Reject::Replayed,
+                });
+            }
+            Err(e) => {
+                // Not recorded means it could be replayed: refuse.
+                let detail = e.to_string();
+                log::write(
+                    ctx,
+                    &Event::Broken {
+                        method: method.name(),
+                        reason: Reason::StateWriteFailed,
+                        detail: Some(&detail),
+                    },
+                );
+                return Outcome::Unusable(Reason::StateWriteFailed);
+            }
+        };
+        // Counters, trust and remembered hosts wait for the whole stack's success.
+        io.set_pending(Pending {
+            store: self.store.clone(),
+            user: self.info.name.clone(),
+            host: self.host.clone(),
+            last_use: success.last_use,
+            remember: success.remember,
+        });
         if let Some(password) = &attempt.password {
             if io.set_authtok(password).is_err() {
-                log::write(ctx, Level::Err, "result=failure reason=set-authtok-failed");
-                return Outcome::Unusable("set-authtok-failed");
+                log::write(
+                    ctx,
+                    &Event::Broken {
+                        method: "none",
+                        reason: Reason::SetAuthtokFailed,
+                        detail: None,
+                    },
+                );
+                return Outcome::Unusable(Reason::SetAuthtokFailed);
             }
         }
+        let left = verify::backup_codes_left(file, &state);
+        let detail = if method == Method::Backup {
+            format!("backup_left={left}")
+        } else {
+            detail
+        };
         log::write(
             ctx,
-            Level::Notice,
-            &format!("method={} result=success {detail}", method.name()),
+            &Event::Success {
+                method: method.name(),
+                extra: detail,
+            },
         );
-        let left = verify::backup_codes_left(file, &state);
         if method == Method::Backup {
             io.info(&format!(
                 "Backup code accepted; {left} backup code{} left.",
@@ -583,25 +649,34 @@ impl<C: Clock> Session<'_, C> {
         Outcome::Accepted(method)
     }
 
-    /// With `remember`, a remote host that passed a code skips it until the period ends.
-    fn remember_host(&self, state: &mut State, now: u64, password_tag: &str) {
-        let period = self.cfg.policy.remember;
+    /// What a success records: the login, and the host to remember (with `remember`).
+    fn success(
+        &self,
+        method: Method,
+        verdict: &Verdict,
+        now: u64,
+        password_tag: &str,
+    ) -> Success<'_> {
         let rhost = self.ctx.rhost.trim();
-        if period == 0 || !policy::rememberable(rhost) {
-            return;
+        let period = self.cfg.policy.remember;
+        Success {
+            host: &self.host,
+            last_use: LastUse {
+                time: now,
+                service: self.ctx.service.clone(),
+                rhost: self.ctx.rhost.clone(),
+                method: method.name().into(),
+                authenticator: match verdict {
+                    Verdict::Totp { authenticator, .. } => authenticator.clone(),
+                    _ => String::new(),
+                },
+            },
+            remember: (period > 0 && policy::rememberable(rhost)).then(|| Remember {
+                rhost: rhost.to_string(),
+                until: now.saturating_add(period),
+                password_tag: password_tag.to_string(),
+            }),
         }
-        state
-            .remembered
-            .retain(|r| r.rhost != rhost && r.until > now);
-        state.remembered.push(Remembered {
-            rhost: rhost.to_string(),
-            until: now.saturating_add(period),
-            password_tag: password_tag.to_string(),
-            since: now,
-        });
-        // Bounded: the newest 64 hosts.
-        let excess = state.remembered.len().saturating_sub(64);
-        state.remembered.drain(..excess);
     }
 
     /// Enrollment inside the login conversation: show the key, ask for a first code, and only
@@ -609,7 +684,7 @@ impl<C: Clock> Session<'_, C> {
     fn enroll_at_login<P: PamIo>(&self, io: &mut P, password_tag: &str) -> Outcome {
         let ctx = &self.ctx;
         let now = self.clock.now();
-        let issuer = nix_hostname();
+        let issuer = store::host_name();
         let made =
             TotpSecret::generate(pam_totp_core::secret::NEW_SECRET_BYTES).and_then(|secret| {
                 let (backup, codes) =
@@ -620,10 +695,13 @@ impl<C: Clock> Session<'_, C> {
         let Ok((secret, backup, codes, enrollment_id)) = made else {
             log::write(
                 ctx,
-                Level::Err,
-                "method=enroll result=failure reason=random-source-failed",
+                &Event::Broken {
+                    method: Method::Enrolled.name(),
+                    reason: Reason::RandomSourceFailed,
+                    detail: None,
+                },
             );
-            return Outcome::Unusable("random-source-failed");
+            return Outcome::Unusable(Reason::RandomSourceFailed);
         };
         let file = SecretFile {
             enrollment_id,
@@ -635,8 +713,8 @@ impl<C: Clock> Session<'_, C> {
                 digits: 6,
                 period: 30,
                 added: now,
-                issuer: issuer.replace(':', "-"),
-                label: self.info.name.replace(':', "-"),
+                issuer: secret_file::label_from(&issuer),
+                label: secret_file::label_from(&self.info.name),
             }],
             backup: Some(backup),
             forget_hosts_before: 0,
@@ -644,12 +722,17 @@ impl<C: Clock> Session<'_, C> {
         let a = &file.authenticators[0];
         let uri = a.otpauth_uri();
         let key = a.secret.to_base32();
-        let picture = qr::half_blocks(&uri, true).unwrap_or_default();
+        // No control characters through the conversation (OpenSSH's client shows escapes as
+        // text): the light modules are the blocks, right on dark terminals (docs/ssh.md).
+        let picture = qr::half_blocks(&uri, qr::Ink::LightBlocks).unwrap_or_default();
         io.info("Two-factor authentication is required for this account. Set it up now:");
-        io.info(&Zeroizing::new(format!(
-            "Scan this QR code with your authenticator app (Google Authenticator, Authy, 1Password, ...):\n{}",
-            picture.as_str()
-        )));
+        const SCAN: &str = "Scan this QR code with your authenticator app (Google Authenticator, \
+            Authy, 1Password, ...). It is drawn for a dark terminal background; on a light one it \
+            shows inverted: if the app cannot read it, enter the key shown below.\n";
+        let mut text = Zeroizing::new(String::with_capacity(SCAN.len() + picture.len()));
+        text.push_str(SCAN);
+        text.push_str(&picture);
+        io.info(&text);
         io.info(&Zeroizing::new(format!(
             "Or enter this key by hand: {}\nAccount: {}:{} (time-based, SHA1, 6 digits, 30 s)",
             qr::grouped_key(&key).as_str(),
@@ -681,53 +764,59 @@ impl<C: Clock> Session<'_, C> {
         let Some(verdict) = matched else {
             log::write(
                 ctx,
-                Level::Notice,
-                "method=enroll result=failure reason=enroll-code-wrong",
+                &Event::Failure {
+                    method: Method::Enrolled.name(),
+                    reason: Reason::EnrollCodeWrong,
+                    extra: String::new(),
+                },
             );
-            return Outcome::Rejected("enroll-code-wrong");
+            return Outcome::Rejected(Reason::EnrollCodeWrong);
         };
-        // The state first: if it cannot be written, no enrollment exists without replay protection.
-        let lock = match self.backend.lock_state(&self.info.name) {
-            Ok(lock) => lock,
-            Err(e) => return unusable(ctx, &e),
-        };
-        let mut state = match self.backend.load_state(&lock) {
-            Ok(state) => state,
-            Err(e) => return unusable(ctx, &e),
-        };
-        if let Err(e) = self.backend.save_secret(&self.info, &file, Replace::No) {
+        if let Err(e) = self.store.save_enrollment(&self.info, &file, Replace::No) {
+            let detail = e.to_string();
             log::write(
                 ctx,
-                Level::Err,
-                &format!(
-                    "method=enroll result=failure reason={} detail=\"{e}\"",
-                    e.class()
-                ),
+                &Event::Broken {
+                    method: Method::Enrolled.name(),
+                    reason: Reason::Store(e.class()),
+                    detail: Some(&detail),
+                },
             );
             io.error("The new key could not be saved; nothing was changed.");
-            return Outcome::Unusable(e.class());
+            return Outcome::Unusable(Reason::Store(e.class()));
         }
-        verify::consume(&verdict, &file, &mut state);
-        throttle::record_success(&mut state, &self.host);
-        state.last_success = Some(LastUse {
-            time: now,
-            service: ctx.service.clone(),
-            rhost: ctx.rhost.clone(),
-            method: "enroll".into(),
-            authenticator: secret_file::DEFAULT_NAME.into(),
-        });
-        self.remember_host(&mut state, now, password_tag);
-        if let Err(e) = self.backend.save_state(&lock, &state) {
+        let Verdict::Totp { step, .. } = verdict else {
+            return Outcome::Unusable(Reason::EnrollCodeWrong);
+        };
+        let mut success = self.success(Method::Enrolled, &verdict, now, password_tag);
+        success.last_use.authenticator = secret_file::DEFAULT_NAME.into();
+        let spent = self.store.consume_totp(
+            &self.info.name,
+            &TotpUse {
+                enrollment_id: &file.enrollment_id,
+                authenticator: secret_file::DEFAULT_NAME,
+                step,
+                refund: None,
+                success: Some(success),
+            },
+        );
+        if !matches!(spent, Ok(Consumed::Accepted(_))) {
             // Undo: an enrollment whose first code could be replayed is not kept.
-            let _ = self.backend.remove_secret(&self.info);
+            let _ = self.store.remove_enrollment(&self.info);
+            let detail = match spent {
+                Err(e) => e.to_string(),
+                _ => "the first code was spent already".into(),
+            };
             log::write(
                 ctx,
-                Level::Err,
-                &format!("method=enroll result=failure reason=state-write-failed detail=\"{e}\""),
+                &Event::Broken {
+                    method: Method::Enrolled.name(),
+                    reason: Reason::StateWriteFailed,
+                    detail: Some(&detail),
+                },
             );
-            return Outcome::Unusable("state-write-failed");
+            return Outcome::Unusable(Reason::StateWriteFailed);
         }
-        drop(lock);
         // Messages holding the key or the codes are zeroized like the values they hold.
         let list: Vec<&str> = codes.0.iter().map(|c| c.as_str()).collect();
         io.info(&Zeroizing::new(format!(
@@ -738,22 +827,20 @@ impl<C: Clock> Session<'_, C> {
         // A last question carries the codes: sshd shows text that comes before a prompt, while
         // text pending at the end of a successful conversation only reaches its debug log.
         let _ = io.prompt("Press Enter once the backup codes are stored: ", true);
-        log::write(ctx, Level::Notice, "method=enroll result=success");
+        log::write(
+            ctx,
+            &Event::Success {
+                method: Method::Enrolled.name(),
+                extra: String::new(),
+            },
+        );
         Outcome::Accepted(Method::Enrolled)
     }
 }
 
-fn nix_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
 /// Splits "password followed by code" at each length a code can have: TOTP lengths first
 /// (cheap), then backup-code lengths (each costs a slow hash, so only plausible ones).
-fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Attempt> {
+fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Answer> {
     let mut lengths: Vec<usize> = file
         .authenticators
         .iter()
@@ -765,13 +852,13 @@ fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Attempt> {
         // A generated code with and without its dash, and 8-digit imported scratch codes.
         lengths.extend([11, 10, 8]);
     }
-    let mut out: Vec<Attempt> = Vec::new();
+    let mut out: Vec<Answer> = Vec::new();
     for len in lengths {
         if len > input.len() || out.iter().any(|a| a.code.len() == len) {
             continue;
         }
         let (password, code) = input.split_at(input.len() - len);
-        out.push(Attempt {
+        out.push(Answer {
             code: Zeroizing::new(code.to_vec()),
             password: Some(Zeroizing::new(password.to_vec())),
         });
@@ -779,9 +866,22 @@ fn split_combined(input: &[u8], file: &SecretFile) -> Vec<Attempt> {
     out
 }
 
+/// Whether `code` could be a code of `file` (TOTP digits of a right length, or a backup code's
+/// shape).
+fn code_shaped(code: &[u8], file: &SecretFile) -> bool {
+    pam_totp_core::backup::normalize(code).is_some_and(|n| {
+        (n.bytes().all(|b| b.is_ascii_digit())
+            && file
+                .authenticators
+                .iter()
+                .any(|a| usize::from(a.digits) == n.len()))
+            || (file.backup.is_some() && pam_totp_core::backup::has_backup_shape(&n))
+    })
+}
+
 /// What a refused answer looked like, for the log: `backup` for an answer with the shape of a
 /// backup code (and not of a TOTP code), `totp` otherwise, `none` if it was no code at all.
-fn attempted_method(attempts: &[Attempt], file: &SecretFile, reason: Reject) -> &'static str {
+fn attempted_method(attempts: &[Answer], file: &SecretFile, reason: Reject) -> &'static str {
     if reason == Reject::BackupUsed {
         return "backup";
     }
@@ -828,7 +928,7 @@ mod tests {
     use pam_totp_core::clock::FixedClock;
     use pam_totp_core::secret::TotpSecret;
     use pam_totp_core::secret_file::{Algorithm, Authenticator};
-    use pam_totp_core::store::Replace;
+    use pam_totp_core::store::{Replace, Store};
     use std::cell::RefCell;
     use std::collections::VecDeque;
     use std::path::PathBuf;
@@ -853,6 +953,7 @@ mod tests {
         dynamic: Option<Answerer>,
         env: Option<String>,
         account_line: bool,
+        pending: RefCell<Option<Pending>>,
     }
 
     impl FakePam {
@@ -869,6 +970,7 @@ mod tests {
                 dynamic: None,
                 env: None,
                 account_line: true,
+                pending: RefCell::default(),
             }
         }
     }
@@ -923,6 +1025,12 @@ mod tests {
         }
         fn account_phase_has_module(&self) -> bool {
             self.account_line
+        }
+        fn set_pending(&mut self, pending: Pending) {
+            *self.pending.borrow_mut() = Some(pending);
+        }
+        fn take_pending(&mut self) -> Option<Pending> {
+            self.pending.borrow_mut().take()
         }
     }
 
@@ -982,9 +1090,9 @@ mod tests {
                 forget_hosts_before: 0,
             };
             let cfg = config::load(&[&self.arg()], None).unwrap();
-            cfg.backend()
+            cfg.store()
                 .unwrap()
-                .save_secret(&self.user, &file, Replace::Yes)
+                .save_enrollment(&self.user, &file, Replace::Yes)
                 .unwrap();
         }
 
@@ -1038,7 +1146,7 @@ mod tests {
         let mut pam = FakePam::new(&w.user.name, &[c.as_bytes()]);
         assert_eq!(
             w.run(&mut pam, &[], NOW + 1),
-            Outcome::Rejected("replayed-code")
+            Outcome::Rejected(Reason::Code(Reject::Replayed))
         );
         assert!(
             pam.errors.borrow().is_empty(),
@@ -1060,7 +1168,7 @@ mod tests {
         let mut pam = FakePam::new(&w.user.name, &[b.as_bytes()]);
         assert_eq!(
             w.run(&mut pam, &[], NOW),
-            Outcome::Rejected("backup-code-already-used")
+            Outcome::Rejected(Reason::Code(Reject::BackupUsed))
         );
     }
 
@@ -1072,11 +1180,13 @@ mod tests {
             let mut pam = FakePam::new(&w.user.name, &[b"000000"]);
             assert!(matches!(w.run(&mut pam, &[], NOW), Outcome::Rejected(_)));
         }
-        let mut pam = FakePam::new(&w.user.name, &[]);
+        // Asked like everybody, then told.
+        let mut pam = FakePam::new(&w.user.name, &[code(NOW).as_bytes()]);
         assert_eq!(
             w.run(&mut pam, &[], NOW + 1),
-            Outcome::Rejected("throttled")
+            Outcome::Rejected(Reason::Throttled)
         );
+        assert_eq!(pam.prompts.borrow().len(), 1);
         assert_eq!(
             pam.errors.borrow()[0],
             "Too many failed attempts; try again in 59 s."
@@ -1143,9 +1253,9 @@ mod tests {
 
     fn cfg_state_failures(w: &World) -> u32 {
         let cfg = config::load(&[&w.arg()], None).unwrap();
-        cfg.backend()
+        cfg.store()
             .unwrap()
-            .peek_state(&w.user.name)
+            .state(&w.user.name)
             .unwrap()
             .map_or(0, |s| s.user_failures.count)
     }
@@ -1153,7 +1263,8 @@ mod tests {
     #[test]
     fn given_no_secret_then_nullok_decides() {
         let w = World::new("nullok", "");
-        let mut pam = FakePam::new(&w.user.name, &[]);
+        // Asked like an enrolled user; the answer does not matter.
+        let mut pam = FakePam::new(&w.user.name, &[b"anything"]);
         assert_eq!(
             w.run(&mut pam, &["nullok"], NOW),
             Outcome::NotEnrolled { nullok: true }
@@ -1238,6 +1349,14 @@ mod tests {
         let me = w.user.name.clone();
         let mut pam = FakePam::new(&me, &[code(NOW).as_bytes()]);
         assert_eq!(w.run(&mut pam, &[], NOW), Outcome::Accepted(Method::Totp));
+        // Not before the whole stack succeeded (pam_setcred).
+        let mut again = FakePam::new(&me, &[code(NOW + 30).as_bytes()]);
+        assert_eq!(
+            w.run(&mut again, &[], NOW + 30),
+            Outcome::Accepted(Method::Totp)
+        );
+        assert_eq!(setcred(&mut again), Outcome::NotApplicable);
+        assert!(again.pending.borrow().is_none(), "committed once");
         let mut pam = FakePam::new(&me, &[]);
         assert_eq!(
             w.run(&mut pam, &[], NOW + 60),
@@ -1256,7 +1375,7 @@ mod tests {
             Outcome::Accepted(Method::Totp),
             "never for local logins"
         );
-        let later = NOW + 3601;
+        let later = NOW + 30 + 3601;
         let mut pam = FakePam::new(&me, &[code(later).as_bytes()]);
         assert_eq!(
             w.run(&mut pam, &[], later),
@@ -1289,13 +1408,13 @@ mod tests {
         let mut pam = FakePam::new(&me, &[b"000000", b"111111", b"222222"]);
         assert_eq!(
             w.run_account(&mut pam, &[], NOW),
-            Outcome::Rejected("enroll-code-wrong")
+            Outcome::Rejected(Reason::EnrollCodeWrong)
         );
         let cfg = config::load(&[&w.arg()], None).unwrap();
         assert!(
-            cfg.backend()
+            cfg.store()
                 .unwrap()
-                .load_secret(&w.user)
+                .load_enrollment(&w.user)
                 .unwrap()
                 .is_none(),
             "nothing written"
@@ -1331,9 +1450,9 @@ mod tests {
             "Press Enter once the backup codes are stored: "
         );
         let file = cfg
-            .backend()
+            .store()
             .unwrap()
-            .load_secret(&w.user)
+            .load_enrollment(&w.user)
             .unwrap()
             .expect("enrolled");
         assert_eq!(file.backup.as_ref().unwrap().hashes.len(), 10);
@@ -1350,7 +1469,7 @@ mod tests {
         let mut again = FakePam::new(&me, &[&replay]);
         assert_eq!(
             w.run(&mut again, &[], NOW),
-            Outcome::Rejected("replayed-code")
+            Outcome::Rejected(Reason::Code(Reject::Replayed))
         );
     }
 

@@ -28,7 +28,6 @@ pub mod flow;
 mod log;
 pub mod outcome;
 pub mod pam_io;
-pub mod stack;
 
 use pam::constants::{PamFlag, PamResultCode};
 use pam::module::{PamHandle, PamHooks};
@@ -43,33 +42,39 @@ mod hooks {
     use super::PamTotp;
 }
 
+/// One phase of the flow, with the module arguments as strings and the system clock.
+type Phase = fn(&mut pam_io::RealPam<'_>, &[&str], &pam_totp_core::SystemClock) -> outcome::Outcome;
+
+fn run(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag, phase: Phase) -> PamResultCode {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut io = pam_io::RealPam::new(pamh, flags);
+    outcome::to_pam_code(&phase(&mut io, &args, &pam_totp_core::SystemClock))
+}
+
 impl PamHooks for PamTotp {
     fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut io = pam_io::RealPam::new(pamh, flags);
-        let outcome = flow::authenticate(&mut io, &args, &pam_totp_core::SystemClock);
-        outcome::to_pam_code(&outcome)
+        run(pamh, &args, flags, |io, a, c| flow::authenticate(io, a, c))
     }
 
-    /// Enrollment at first login (`enroll_at_login`), after the whole auth stack succeeded.
+    /// Commits a success passed in the auth phase; enrollment at first login
+    /// (`enroll_at_login`), after the whole auth stack succeeded.
     fn acct_mgmt(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut io = pam_io::RealPam::new(pamh, flags);
-        let outcome = flow::account(&mut io, &args, &pam_totp_core::SystemClock);
-        outcome::to_pam_code(&outcome)
+        run(pamh, &args, flags, |io, a, c| flow::account(io, a, c))
     }
 
-    /// Nothing to establish: the second factor grants no credentials. PAM_SUCCESS, as the
-    /// peers do (the pam-bindings default would be PAM_IGNORE).
-    fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+    /// The second factor grants no credentials, so this returns PAM_SUCCESS, as the peers do
+    /// (the pam-bindings default would be PAM_IGNORE). libpam's application calls it once the
+    /// whole auth stack succeeded: only then does a code passed in this handle clear the
+    /// counters, trust the host and remember it.
+    fn sm_setcred(pamh: &mut PamHandle, _args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        if flags & pam::constants::PAM_DELETE_CRED == 0 {
+            let mut io = pam_io::RealPam::new(pamh, flags);
+            flow::setcred(&mut io);
+        }
         PamResultCode::PAM_SUCCESS
     }
 }

@@ -25,6 +25,23 @@ pub enum Item {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetItemError;
 
+/// A second factor passed in the auth phase, waiting for the whole stack's success (libpam's
+/// `pam_setcred` or `pam_acct_mgmt`) before it clears counters, trusts or remembers the host.
+/// Kept with the handle (`pam_set_data`), so it dies with a failed stack at `pam_end`.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Where the state lives.
+    pub store: pam_totp_core::store::LocalFiles,
+    /// The canonical account.
+    pub user: String,
+    /// Throttle key of the host.
+    pub host: String,
+    /// The login.
+    pub last_use: pam_totp_core::state::LastUse,
+    /// The host to remember, with `remember`.
+    pub remember: Option<pam_totp_core::store::Remember>,
+}
+
 /// The PAM operations the flow uses.
 pub trait PamIo {
     /// PAM_USER (may ask the application).
@@ -43,9 +60,13 @@ pub trait PamIo {
     fn info(&self, message: &str);
     /// Shows an error line (not under PAM_SILENT).
     fn error(&self, message: &str);
-    /// Whether this service's PAM stack runs pam_totp in its account phase (needed by
-    /// `enroll_at_login`; see [`crate::stack`]).
+    /// Whether this service's PAM stack runs pam_totp in its account phase with a control that
+    /// fails the stack (needed by `enroll_at_login`; see [`pam_totp_core::pamd`]).
     fn account_phase_has_module(&self) -> bool;
+    /// Keeps `pending` with the handle until [`PamIo::take_pending`].
+    fn set_pending(&mut self, pending: Pending);
+    /// Takes what [`PamIo::set_pending`] kept, once.
+    fn take_pending(&mut self) -> Option<Pending>;
 }
 
 /// The real handle, as libpam passed it to the hook.
@@ -127,11 +148,21 @@ impl PamIo for RealPam<'_> {
 
     fn account_phase_has_module(&self) -> bool {
         let service = self.item(Item::Service).unwrap_or_default();
-        crate::stack::has_module(
-            std::path::Path::new(crate::stack::PAM_D),
-            &service,
-            "account",
-            "pam_totp",
-        )
+        let dir = std::path::Path::new(pam_totp_core::pamd::PAM_D);
+        pam_totp_core::pamd::stack(dir, &service, Some("account"))
+            .iter()
+            .any(|l| l.is_module("pam_totp.so") && l.control.fails_stack())
+    }
+
+    fn set_pending(&mut self, pending: Pending) {
+        // Without it the success is simply not recorded: nothing is weakened.
+        let _ = self.pamh.set_data(
+            crate::ffi::PENDING_KEY,
+            Box::new(std::cell::RefCell::new(Some(pending))),
+        );
+    }
+
+    fn take_pending(&mut self) -> Option<Pending> {
+        crate::ffi::take_pending(self.pamh)
     }
 }

@@ -3,14 +3,13 @@
 //! with defaults. A module argument and a configuration key share one name; arguments win.
 //! Unknown keys and bad values are errors, never ignored.
 
-use crate::error::{ConfigError, ParseError};
+use crate::error::{ConfigError, FileProblem, ParseError, StoreError};
 use crate::policy::{self, Cidr, Date, ExemptResult, Policy, Publickey, Require};
 use crate::store::{LocalFiles, ReadRules, UserInfo};
 use crate::throttle::ThrottlePolicy;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Where the configuration file lives unless `config=` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/security/pam_totp.conf";
@@ -301,7 +300,7 @@ pub fn load(args: &[&str], config_override: Option<&Path>) -> Result<Config, Con
         None if explicit.is_some() => {
             return Err(ConfigError::File {
                 path,
-                reason: "does not exist".into(),
+                problem: FileProblem::Missing,
             });
         }
         None => {}
@@ -357,7 +356,13 @@ fn read_config_file(path: &Path) -> Result<Option<String>, ConfigError> {
     };
     let read = crate::store::read_checked_owner(path, &rules).map_err(|e| ConfigError::File {
         path: path.into(),
-        reason: e.to_string(),
+        problem: match &e {
+            StoreError::Io { source, .. } => FileProblem::Unreadable {
+                kind: source.kind(),
+                detail: e.to_string(),
+            },
+            _ => FileProblem::Unsafe(e.to_string()),
+        },
     })?;
     let Some((bytes, owner)) = read else {
         return Ok(None);
@@ -365,14 +370,14 @@ fn read_config_file(path: &Path) -> Result<Option<String>, ConfigError> {
     if owner != 0 && owner != euid {
         return Err(ConfigError::File {
             path: path.into(),
-            reason: format!("is owned by uid {owner}; it must be owned by root"),
+            problem: FileProblem::WrongOwner(owner),
         });
     }
     String::from_utf8(bytes.to_vec())
         .map(Some)
         .map_err(|_| ConfigError::File {
             path: path.into(),
-            reason: "is not UTF-8 text".into(),
+            problem: FileProblem::NotText,
         })
 }
 
@@ -653,11 +658,11 @@ fn validate_policy(k: &RawConfig, nullok: bool) -> Result<Policy, ParseError> {
 }
 
 impl Config {
-    /// The storage backend this configuration describes.
+    /// The store this configuration describes.
     ///
     /// # Errors
-    /// The `user=` identity does not exist.
-    pub fn backend(&self) -> Result<LocalFiles, String> {
+    /// The `user=` identity does not exist, or cannot be looked up.
+    pub fn store(&self) -> Result<LocalFiles, ConfigError> {
         let file_owner = match &self.user {
             None => None,
             Some(name) => {
@@ -665,21 +670,24 @@ impl Config {
                     Ok(uid) => UserInfo::lookup_uid(uid),
                     Err(_) => UserInfo::lookup(name),
                 };
+                let unknown = |detail: String| ConfigError::Argument {
+                    argument: format!("user={name}"),
+                    reason: detail,
+                };
                 Some(
                     found
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("user={name}: no such user"))?,
+                        .map_err(|e| unknown(e.to_string()))?
+                        .ok_or_else(|| unknown("no such user".into()))?,
                 )
             }
         };
-        Ok(LocalFiles {
-            secret_template: self.secret.clone(),
-            state_dir: self.state_dir.clone(),
+        Ok(LocalFiles::new(
+            self.secret.clone(),
+            self.state_dir.clone(),
             file_owner,
-            allowed_perm: self.allowed_perm,
-            strict_owner: !self.no_strict_owner,
-            lock_timeout: Duration::from_secs(10),
-        })
+            self.allowed_perm,
+            !self.no_strict_owner,
+        ))
     }
 
     /// Checks that every group named by the policy exists (NSS lookups), so a typo fails closed

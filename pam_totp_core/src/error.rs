@@ -75,12 +75,48 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// What is wrong with the configuration file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileProblem {
+    /// It was named explicitly (`--config`, `config=`) but does not exist.
+    Missing,
+    /// It could not be read (the kind of I/O error, and its description).
+    Unreadable {
+        /// `PermissionDenied`, ...
+        kind: std::io::ErrorKind,
+        /// What failed.
+        detail: String,
+    },
+    /// It fails a safety check (a link, not a regular file, too open, too large).
+    Unsafe(String),
+    /// It is owned by this uid instead of root.
+    WrongOwner(u32),
+    /// It is not UTF-8 text.
+    NotText,
+}
+
+impl fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileProblem::Missing => f.write_str("does not exist"),
+            FileProblem::Unreadable { detail, .. } | FileProblem::Unsafe(detail) => {
+                f.write_str(detail)
+            }
+            FileProblem::WrongOwner(uid) => {
+                write!(f, "is owned by uid {uid}; it must be owned by root")
+            }
+            FileProblem::NotText => f.write_str("is not UTF-8 text"),
+        }
+    }
+}
+
 /// The configuration file or a module argument is wrong. The module answers PAM_SERVICE_ERR.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The configuration file could not be opened or is unsafe (owner, mode, type).
-    File { path: PathBuf, reason: String },
+    File { path: PathBuf, problem: FileProblem },
     /// The configuration file parsed badly, or a key or value in it is wrong.
     Parse { path: PathBuf, error: ParseError },
     /// A module argument is unknown or has a bad value.
@@ -90,7 +126,7 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::File { path, reason } => write!(f, "{}: {reason}", path.display()),
+            ConfigError::File { path, problem } => write!(f, "{}: {problem}", path.display()),
             ConfigError::Parse { path, error } => write!(f, "{}: {error}", path.display()),
             ConfigError::Argument { argument, reason } => {
                 write!(f, "module argument `{argument}`: {reason}")
@@ -125,8 +161,8 @@ pub enum StoreError {
     BadSize { path: PathBuf, size: u64 },
     /// The content does not parse; the file is left as it is.
     Corrupt { path: PathBuf, error: ParseError },
-    /// The lock could not be taken in time.
-    LockTimeout(PathBuf),
+    /// Other changes kept winning the compare-and-set for longer than allowed.
+    Contention(PathBuf),
     /// Already exists and replacing was not asked for.
     Exists(PathBuf),
     /// The user name cannot be used in a file name or path template.
@@ -161,7 +197,7 @@ impl StoreError {
             StoreError::TooOpen { .. } => "insecure-permissions",
             StoreError::BadSize { .. } => "bad-size",
             StoreError::Corrupt { .. } => "corrupt",
-            StoreError::LockTimeout(_) => "lock-timeout",
+            StoreError::Contention(_) => "state-contention",
             StoreError::Exists(_) => "exists",
             StoreError::BadUser(_) => "bad-user-name",
             StoreError::Io { .. } => "io-error",
@@ -204,8 +240,12 @@ impl fmt::Display for StoreError {
                 )
             }
             StoreError::Corrupt { path, error } => write!(f, "{}: {error}", path.display()),
-            StoreError::LockTimeout(p) => {
-                write!(f, "timed out waiting for the lock {}", p.display())
+            StoreError::Contention(p) => {
+                write!(
+                    f,
+                    "{}: other logins kept changing it; try again",
+                    p.display()
+                )
             }
             StoreError::Exists(p) => write!(f, "{} already exists", p.display()),
             StoreError::BadUser(u) => write!(f, "user name {u:?} cannot be used in a file name"),

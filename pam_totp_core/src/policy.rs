@@ -318,21 +318,37 @@ impl Decision {
     }
 }
 
+/// Remembered entries that still skip the code now: not expired, not forgotten by
+/// `pam-totp forget-hosts` (the secret file's `forget_hosts_before`), and remembered with the
+/// current password (`password_tag`; a password change forgets them). The one rule the module,
+/// `explain`, `status` and `forget-hosts` use.
+pub fn active_remembered<'a>(
+    state: &'a State,
+    password_tag: &str,
+    forget_hosts_before: u64,
+    now: u64,
+) -> impl Iterator<Item = &'a crate::state::Remembered> {
+    let password_tag = password_tag.to_string();
+    state.remembered.iter().filter(move |r| {
+        r.until > now
+            && r.password_tag == password_tag
+            && (forget_hosts_before == 0 || r.since > forget_hosts_before)
+    })
+}
+
 /// Whether a remembered entry for `rhost` is still valid now.
 pub fn remembered_until(state: &State, facts: &Facts<'_>) -> Option<u64> {
     if !rememberable(facts.rhost) {
         return None;
     }
-    state
-        .remembered
-        .iter()
-        .find(|r| {
-            r.rhost == facts.rhost
-                && r.until > facts.now
-                && r.password_tag == facts.password_tag
-                && (facts.forget_hosts_before == 0 || r.since > facts.forget_hosts_before)
-        })
-        .map(|r| r.until)
+    active_remembered(
+        state,
+        facts.password_tag,
+        facts.forget_hosts_before,
+        facts.now,
+    )
+    .find(|r| r.rhost == facts.rhost)
+    .map(|r| r.until)
 }
 
 /// Whether a login from `rhost` may be remembered at all: never a local login, which has no

@@ -179,6 +179,42 @@ pub(crate) fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// Whether a terminal shows `c` as itself. Refused: control characters (C0, DEL, C1: they
+/// move the cursor, clear lines, retitle windows), bidirectional formatting characters (they
+/// reorder the text that follows), line and paragraph separators, and invisible format
+/// characters (zero-width spaces and joiners, word joiners, the byte order mark, interlinear
+/// annotation and tag characters). `issuer` and `label` come from the user's own file and are
+/// shown on root's terminal by `pam-totp qr --user`; the CLI escapes these on output as well.
+pub fn is_printable(c: char) -> bool {
+    !(c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{E0000}'..='\u{E007F}'
+        ))
+}
+
+/// Whether every character of `text` is [printable](is_printable).
+pub fn printable(text: &str) -> bool {
+    text.chars().all(is_printable)
+}
+
+/// `text` made fit for an issuer or label: `:` (the otpauth separator) and characters that are
+/// not [printable](is_printable) become `-`. For values the module takes from the system (host
+/// and user names) when it writes a secret file itself.
+pub fn label_from(text: &str) -> String {
+    text.chars()
+        .map(|c| if c == ':' || !is_printable(c) { '-' } else { c })
+        .collect()
+}
+
 /// Whether `name` may name an authenticator.
 pub fn valid_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
@@ -268,11 +304,20 @@ impl SecretFile {
                     "must be 1 to 300 seconds",
                 ));
             }
-            if a.issuer.contains(':') || a.label.contains(':') {
-                return Err(ParseError::key(
-                    "authenticator.issuer",
-                    "issuer and label must not contain ':'",
-                ));
+            for (key, text) in [
+                ("authenticator.issuer", &a.issuer),
+                ("authenticator.label", &a.label),
+            ] {
+                if text.contains(':') {
+                    return Err(ParseError::key(key, "must not contain ':'"));
+                }
+                if !printable(text) {
+                    return Err(ParseError::key(
+                        key,
+                        "must not contain control characters (escape sequences), bidirectional \
+                         overrides or other invisible characters",
+                    ));
+                }
             }
             authenticators.push(Authenticator {
                 name: a.name,
@@ -466,5 +511,54 @@ mod tests {
             .replace("[[authenticator]]", "surprise2 = 1\n[[authenticator]]");
         assert!(SecretFile::parse(unknown.as_bytes()).is_err());
         assert!(SecretFile::parse(b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn given_escape_sequences_or_bidi_overrides_in_issuer_or_label_then_refused() {
+        let good = sample().to_toml().unwrap();
+        for (from, to, key) in [
+            (
+                "label = \"alice\"",
+                "label = \"\\u001b]0;owned\\u0007\\u001b[1A\\u001b[2K\"",
+                "authenticator.label",
+            ),
+            (
+                "label = \"alice\"",
+                "label = \"ali\\u009bce\"",
+                "authenticator.label",
+            ),
+            (
+                "label = \"alice\"",
+                "label = \"ali\\u007fce\"",
+                "authenticator.label",
+            ),
+            (
+                "issuer = \"host.example\"",
+                "issuer = \"host\\u202eelpmaxe\"",
+                "authenticator.issuer",
+            ),
+            (
+                "issuer = \"host.example\"",
+                "issuer = \"host\\u2066x\"",
+                "authenticator.issuer",
+            ),
+            (
+                "label = \"alice\"",
+                "label = \"a:b\"",
+                "authenticator.label",
+            ),
+        ] {
+            let bad = good.replace(from, to);
+            assert_ne!(bad, good.as_str(), "{to}");
+            let e = parse_err(&bad);
+            assert_eq!(e.key.as_deref(), Some(key), "{to}");
+            assert!(!e.to_string().contains('\x1b'), "{e}");
+        }
+        let fine = good.replace("label = \"alice\"", "label = \"Älice Ünïcode 名前\"");
+        assert_eq!(
+            SecretFile::parse(fine.as_bytes()).unwrap().authenticators[0].label,
+            "Älice Ünïcode 名前"
+        );
+        assert_eq!(label_from("a:b\x1b[2Kc\u{202e}"), "a-b-[2Kc-");
     }
 }

@@ -86,6 +86,17 @@ pub struct State {
     /// Hosts remembered after a successful code.
     #[serde(default)]
     pub remembered: Vec<Remembered>,
+    /// Hosts (throttle keys) from which the whole PAM stack last succeeded, and when: they are
+    /// not held up by failures from other hosts (see `throttle`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trusted: BTreeMap<String, u64>,
+    /// The latest time seen when the clock was last found to have gone back (logged once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clock_back_logged: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl State {
@@ -119,8 +130,8 @@ impl State {
     ///
     /// # Errors
     /// Only if serialisation fails, which valid data does not make it do.
-    pub fn to_toml(&self) -> Result<String, String> {
-        toml::to_string(self).map_err(|e| format!("cannot serialise the state: {e}"))
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
     }
 
     /// Makes the state belong to `enrollment_id`. After a re-enrollment the replay and backup
@@ -142,6 +153,64 @@ impl State {
         } else {
             &[]
         }
+    }
+
+    /// Spends TOTP step `step` of `authenticator` of enrollment `enrollment_id`. `false` (and
+    /// nothing changed) if that step or a later one was accepted already.
+    pub fn spend_step(&mut self, enrollment_id: &str, authenticator: &str, step: u64) -> bool {
+        if self.enrollment_id == enrollment_id
+            && self
+                .last_step
+                .get(authenticator)
+                .is_some_and(|&l| l >= step)
+        {
+            return false;
+        }
+        self.rebind(enrollment_id);
+        self.last_step.insert(authenticator.to_string(), step);
+        true
+    }
+
+    /// Spends backup code `index` of set `set_id` of enrollment `enrollment_id`. `false` (and
+    /// nothing changed) if it was used already.
+    pub fn spend_backup_code(&mut self, enrollment_id: &str, set_id: &str, index: u32) -> bool {
+        if self.enrollment_id == enrollment_id && self.used_backup_codes(set_id).contains(&index) {
+            return false;
+        }
+        self.rebind(enrollment_id);
+        self.consume_backup_code(set_id, index);
+        true
+    }
+
+    /// Forgets the remembered hosts; returns how many there were.
+    pub fn forget_hosts(&mut self) -> usize {
+        std::mem::take(&mut self.remembered).len()
+    }
+
+    /// Clears every failure counter; returns what was cleared as (user failures, hosts).
+    pub fn unlock(&mut self) -> (u32, usize) {
+        let user = std::mem::take(&mut self.user_failures).count;
+        let hosts = std::mem::take(&mut self.host_failures).len();
+        (user, hosts)
+    }
+
+    /// The latest time this state has seen (for noticing a clock that went back).
+    pub fn latest_time(&self) -> u64 {
+        let mut t = self.user_failures.last;
+        t = t.max(self.last_success.as_ref().map_or(0, |l| l.time));
+        t = t.max(
+            self.host_failures
+                .values()
+                .map(|f| f.last)
+                .max()
+                .unwrap_or(0),
+        );
+        t.max(self.trusted.values().copied().max().unwrap_or(0))
+    }
+
+    /// Whether nothing at all is recorded.
+    pub fn is_empty(&self) -> bool {
+        *self == State::new()
     }
 
     /// Marks code `index` of set `set_id` used.

@@ -3,9 +3,12 @@
 //! Failures are counted per (user, remote host): after `attempts` consecutive failures from one
 //! host, that host waits `delay` seconds, doubling with every further failure up to `max_delay`.
 //! A stranger therefore slows down only their own host. A much higher per-user ceiling
-//! (`user_attempts` failures from anywhere) applies the same back-off to the user as a whole, so
-//! guesses spread over many hosts are bounded too. A success clears both counters for that host;
-//! a quiet day clears a counter on its own.
+//! (`user_attempts` failures from anywhere) applies the same back-off to every host that is not
+//! *trusted*, so guesses spread over many hosts are bounded too. A trusted host is one from which
+//! the whole PAM stack of this user succeeded within [`TRUST_PERIOD`]: failures from other hosts
+//! never hold it up, so no number of addresses a stranger controls can lock the user out of the
+//! hosts they use. A success of the whole stack clears the counters and trusts the host; a quiet
+//! day clears a counter on its own. The arithmetic is in docs/SECURITY.md.
 
 use crate::state::{Failures, State};
 use std::net::{IpAddr, Ipv6Addr};
@@ -14,6 +17,10 @@ use std::net::{IpAddr, Ipv6Addr};
 pub const FORGET_AFTER: u64 = 24 * 3600;
 /// Most remote hosts tracked per user; the oldest are dropped beyond it.
 pub const MAX_HOSTS: usize = 512;
+/// How long a host stays trusted after a success of the whole stack.
+pub const TRUST_PERIOD: u64 = 30 * 24 * 3600;
+/// Most trusted hosts kept per user; the least recently used are dropped beyond it.
+pub const MAX_TRUSTED: usize = 64;
 
 /// Throttling settings (validated by `config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +102,16 @@ fn wait(f: &Failures, free: u32, policy: &ThrottlePolicy, now: u64) -> Option<u6
         .saturating_mul(1u64 << doublings)
         .min(policy.max_delay);
     let until = f.last.saturating_add(delay);
-    (now < until).then(|| until - now)
+    // A clock that went back must not stretch a wait past the longest one.
+    (now < until).then(|| (until - now).min(policy.max_delay))
+}
+
+/// Whether `host` is trusted now: the whole stack succeeded from it within [`TRUST_PERIOD`].
+pub fn trusted(state: &State, host: &str, now: u64) -> bool {
+    state
+        .trusted
+        .get(host)
+        .is_some_and(|&t| now.saturating_sub(t) < TRUST_PERIOD)
 }
 
 /// Whether `host` (a [`host_key`]) must wait now.
@@ -103,8 +119,10 @@ pub fn check(state: &State, host: &str, policy: &ThrottlePolicy, now: u64) -> Op
     if !policy.enabled {
         return None;
     }
-    if let Some(seconds) = wait(&state.user_failures, policy.user_attempts, policy, now) {
-        return Some(Lockout::User { seconds });
+    if !trusted(state, host, now) {
+        if let Some(seconds) = wait(&state.user_failures, policy.user_attempts, policy, now) {
+            return Some(Lockout::User { seconds });
+        }
     }
     let f = state.host_failures.get(host)?;
     wait(f, policy.attempts, policy, now).map(|seconds| Lockout::Host { seconds })
@@ -141,10 +159,38 @@ pub fn record_failure(state: &mut State, host: &str, now: u64) {
     }
 }
 
-/// A success from `host` clears its counter and the per-user one.
-pub fn record_success(state: &mut State, host: &str) {
+/// A success of the whole stack from `host` clears its counter and the per-user one, and
+/// trusts the host.
+pub fn record_success(state: &mut State, host: &str, now: u64) {
     state.user_failures = Failures::default();
     state.host_failures.remove(host);
+    state.trusted.insert(host.to_string(), now);
+    state
+        .trusted
+        .retain(|_, &mut t| now.saturating_sub(t) < TRUST_PERIOD);
+    while state.trusted.len() > MAX_TRUSTED {
+        let oldest = state
+            .trusted
+            .iter()
+            .min_by_key(|(_, t)| **t)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => state.trusted.remove(&k),
+            None => break,
+        };
+    }
+}
+
+/// Takes back the count of one attempt from `host` that turned out to give a right code (the
+/// whole stack may still fail, so nothing else is cleared).
+pub fn refund(state: &mut State, host: &str) {
+    state.user_failures.count = state.user_failures.count.saturating_sub(1);
+    if let Some(f) = state.host_failures.get_mut(host) {
+        f.count = f.count.saturating_sub(1);
+        if f.count == 0 {
+            state.host_failures.remove(host);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -196,7 +242,7 @@ mod tests {
             Some(Lockout::Host { seconds: 40 }),
             "capped"
         );
-        record_success(&mut s, "a");
+        record_success(&mut s, "a", T0 + 100);
         assert_eq!(check(&s, "a", &p, T0 + 101), None);
     }
 
@@ -215,6 +261,53 @@ mod tests {
             Some(Lockout::User { seconds: 30 })
         );
         assert_eq!(check(&s, "fresh", &p, T0 + FORGET_AFTER), None);
+    }
+
+    #[test]
+    fn given_100_attacking_hosts_then_a_trusted_host_is_not_held_up() {
+        let p = ThrottlePolicy::default();
+        let mut s = State::new();
+        record_success(&mut s, "home", T0 - 3600);
+        record_success(&mut s, "old", T0 + 50 - TRUST_PERIOD);
+        for i in 0..100u64 {
+            record_failure(&mut s, &format!("198.51.{}.{}", i / 250, i % 250), T0 + i);
+        }
+        assert!(matches!(
+            check(&s, "fresh", &p, T0 + 100),
+            Some(Lockout::User { .. })
+        ));
+        assert_eq!(check(&s, "home", &p, T0 + 100), None, "the user's own host");
+        assert!(
+            matches!(check(&s, "old", &p, T0 + 100), Some(Lockout::User { .. })),
+            "trust ends after TRUST_PERIOD"
+        );
+    }
+
+    #[test]
+    fn given_clock_gone_back_then_waits_are_clamped() {
+        let p = ThrottlePolicy {
+            delay: 10,
+            max_delay: 40,
+            ..Default::default()
+        };
+        let mut s = State::new();
+        for _ in 0..10 {
+            record_failure(&mut s, "a", T0);
+        }
+        let wait = check(&s, "a", &p, T0 - 10_000).unwrap().seconds();
+        assert!(wait <= 40, "{wait}");
+    }
+
+    #[test]
+    fn refund_takes_back_one_attempt_only() {
+        let mut s = State::new();
+        record_failure(&mut s, "a", T0);
+        record_failure(&mut s, "a", T0);
+        refund(&mut s, "a");
+        assert_eq!(s.host_failures["a"].count, 1);
+        assert_eq!(s.user_failures.count, 1);
+        refund(&mut s, "a");
+        assert!(!s.host_failures.contains_key("a"));
     }
 
     #[test]

@@ -277,9 +277,32 @@ impl TestConfig {
         }
     }
 
-    /// The state file of `user` (`<state_dir>/<user>.state`).
+    /// The current state record of `user`: the newest `<state_dir>/<user>/<generation>.state`,
+    /// or a release-0.1 `<state_dir>/<user>.state` if there is none.
     pub fn state_file(&self, user: &str) -> PathBuf {
-        self.state_dir.join(format!("{user}.state"))
+        let dir = self.state_dir.join(user);
+        let newest = fs::read_dir(&dir).ok().and_then(|entries| {
+            entries
+                .filter_map(|e| {
+                    let name = e.ok()?.file_name().into_string().ok()?;
+                    name.strip_suffix(".state")?.parse::<u64>().ok()
+                })
+                .max()
+        });
+        match newest {
+            Some(g) => dir.join(format!("{g}.state")),
+            None => self.state_dir.join(format!("{user}.state")),
+        }
+    }
+
+    /// Removes every state record of `user` (what a fresh install has).
+    pub fn remove_state(&self, user: &str) {
+        let dir = self.state_dir.join(user);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("cannot remove {}: {e}", dir.display()),
+        }
     }
 }
 
@@ -412,7 +435,7 @@ impl Scenario {
         self.config.state_file(&self.user.name)
     }
 
-    /// The user's state file, parsed as TOML.
+    /// The user's state (the `[state]` table of the current record), parsed as TOML.
     ///
     /// # Panics
     /// It is missing or does not parse: the message shows its text.
@@ -420,7 +443,57 @@ impl Scenario {
         let path = self.state_file();
         let text = fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read state file {}: {e}", path.display()));
-        text.parse::<toml::Table>()
-            .unwrap_or_else(|e| panic!("state file {} does not parse: {e}\n{text}", path.display()))
+        let mut record = text.parse::<toml::Table>().unwrap_or_else(|e| {
+            panic!("state file {} does not parse: {e}\n{text}", path.display())
+        });
+        match record.remove("state") {
+            Some(toml::Value::Table(state)) => state,
+            _ => record,
+        }
     }
+
+    /// The user's state, parsed as the module parses it.
+    pub fn state(&self) -> pam_totp_core::state::State {
+        let table = self.state_toml();
+        let text = toml::to_string(&table).expect("serialises");
+        pam_totp_core::state::State::parse(text.as_bytes())
+            .unwrap_or_else(|e| panic!("state does not parse: {e}\n{text}"))
+    }
+
+    /// Runs `pam-totp ARGS --config <this scenario's config>` and asserts it succeeds.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(cli_path())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config.path)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run pam-totp: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "pam-totp {args:?} failed ({}):\nstdout: {stdout}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+}
+
+/// Sets the password of a local account (`chpasswd`), for stacks with pam_unix.
+///
+/// # Panics
+/// chpasswd fails.
+pub fn set_password(user: &str, password: &str) {
+    use std::io::Write;
+    let mut child = Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("chpasswd");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{user}:{password}\n").as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("wait").success(), "chpasswd failed");
 }

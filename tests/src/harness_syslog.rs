@@ -1,21 +1,18 @@
-//! Captures what the module sends to syslog: there is no syslog daemon on the test machines, so a
-//! test binds its own datagram socket at `/dev/log` for its duration. Only one socket can own that
-//! path, so captures are serialised across threads and processes with a lock file.
+//! Captures what the module sends to syslog: a test gets a `/dev/log` of its own for its duration
+//! ([`crate::dev_log`]: in a private mount namespace when a daemon such as journald listens on the
+//! host's, which stays untouched). Start the capture before the processes whose lines it should
+//! get (pam-client, sshd, `pam-totp`), on the test's thread.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The socket syslog(3) and the `syslog` crate write to.
-pub const DEV_LOG: &str = "/dev/log";
-/// Held (flock) while a test owns `/dev/log`.
-pub const LOCK_FILE: &str = "/tmp/pam-totp-e2e-syslog.lock";
+use crate::dev_log::PrivateDevLog;
+pub use crate::dev_log::{DEV_LOG, LOCK_FILE};
+
 /// Prefix of the datagrams [`SyslogCapture::lines`] sends itself to know all earlier ones arrived.
 const MARKER: &str = "\u{0}pam-totp-e2e-sync ";
 
@@ -25,14 +22,15 @@ struct Inbox {
     synced: u64,
 }
 
-/// Owns `/dev/log` until dropped and collects every line sent to it.
+/// Owns the test's `/dev/log` until dropped and collects every line sent to it.
 pub struct SyslogCapture {
     inbox: Arc<(Mutex<Inbox>, Condvar)>,
     stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
     markers: AtomicU64,
-    // Dropped last: the lock is released only after the socket is removed.
-    _lock: nix::fcntl::Flock<File>,
+    // Dropped after the reader is joined (a thread started in the namespace must be gone before
+    // the test's thread leaves it).
+    dev_log: PrivateDevLog,
 }
 
 impl std::fmt::Debug for SyslogCapture {
@@ -42,35 +40,18 @@ impl std::fmt::Debug for SyslogCapture {
 }
 
 impl SyslogCapture {
-    /// Waits for the capture lock, then binds `/dev/log`.
+    /// Waits for the capture lock, then makes the test's socket `/dev/log` for this thread and
+    /// the processes it starts.
     ///
     /// # Panics
-    /// A live syslog daemon owns `/dev/log` (the tests assume none: see the test README), or the
-    /// socket cannot be bound.
+    /// The socket, the private namespace or the bind mount cannot be made.
     pub fn start() -> SyslogCapture {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(LOCK_FILE)
-            .unwrap_or_else(|e| panic!("cannot open {LOCK_FILE}: {e}"));
-        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .unwrap_or_else(|(_, e)| panic!("cannot lock {LOCK_FILE}: {e}"));
-        if Path::new(DEV_LOG).exists() {
-            // A leftover of a killed test run refuses connections; a daemon accepts them.
-            let live = UnixDatagram::unbound()
-                .and_then(|s| s.connect(DEV_LOG))
-                .is_ok();
-            assert!(
-                !live,
-                "{DEV_LOG} belongs to a running syslog daemon: stop it to run the log tests"
-            );
-            std::fs::remove_file(DEV_LOG)
-                .unwrap_or_else(|e| panic!("cannot remove stale {DEV_LOG}: {e}"));
-        }
-        let socket =
-            UnixDatagram::bind(DEV_LOG).unwrap_or_else(|e| panic!("cannot bind {DEV_LOG}: {e}"));
-        // Let any process log, as with a real daemon.
-        let _ = std::fs::set_permissions(DEV_LOG, std::fs::Permissions::from_mode(0o666));
+        let dev_log = PrivateDevLog::bind()
+            .unwrap_or_else(|e| panic!("cannot make a private {DEV_LOG}: {e}"));
+        let socket = dev_log
+            .socket()
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot clone the {DEV_LOG} socket: {e}"));
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap_or_else(|e| panic!("cannot set a read timeout on {DEV_LOG}: {e}"));
@@ -86,7 +67,7 @@ impl SyslogCapture {
             stop,
             reader: Some(reader),
             markers: AtomicU64::new(0),
-            _lock: lock,
+            dev_log,
         }
     }
 
@@ -97,7 +78,7 @@ impl SyslogCapture {
         let sender = UnixDatagram::unbound()
             .unwrap_or_else(|e| panic!("cannot create a datagram socket: {e}"));
         sender
-            .send_to(format!("{MARKER}{n}").as_bytes(), DEV_LOG)
+            .send_to(format!("{MARKER}{n}").as_bytes(), self.dev_log.address())
             .unwrap_or_else(|e| panic!("cannot send to {DEV_LOG}: {e}"));
         let (lock, cond) = &*self.inbox;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -160,9 +141,7 @@ impl Drop for SyslogCapture {
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
-        if let Err(e) = std::fs::remove_file(DEV_LOG) {
-            eprintln!("warning: cannot remove {DEV_LOG}: {e}");
-        }
+        self.dev_log.close();
     }
 }
 

@@ -5,9 +5,11 @@
 //! - [`harness`]: root check, build artifacts, RAII guards for users, PAM services, temp dirs,
 //!   per-test configuration, and [`harness::Scenario`] bundling them.
 //! - [`harness_client`]: runs `pam-client` (scripted or interactive) and reads its transcript.
-//! - [`harness_syslog`]: captures syslog lines by owning `/dev/log` for a test.
+//! - [`harness_syslog`]: captures syslog lines through a `/dev/log` of the test's own
+//!   ([`dev_log`]: a private mount namespace when a daemon owns the host's).
 //! - [`harness_totp`]: `pam-totp enroll --json` and TOTP codes for chosen time steps.
 
+pub mod dev_log;
 pub mod harness;
 pub mod harness_client;
 pub mod harness_syslog;

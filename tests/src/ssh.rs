@@ -801,3 +801,257 @@ impl TotpConfig {
         format!("config={}", self.path.display())
     }
 }
+
+/// The real OpenSSH client, `/usr/bin/ssh`, on a pseudo-terminal (util-linux `script` gives it
+/// one as its controlling terminal, which `ssh` needs to ask keyboard-interactive questions),
+/// in a UTF-8 locale, driven as a person would: wait for text, type a line. Everything the
+/// terminal received is kept, byte for byte, as the transcript.
+#[derive(Debug)]
+pub struct RealSsh {
+    child: Child,
+    output: std::sync::Arc<Mutex<Vec<u8>>>,
+}
+
+/// The client binary [`RealSsh`] runs.
+pub const SSH_CLIENT: &str = "/usr/bin/ssh";
+
+impl RealSsh {
+    /// Logs in to `sshd` as `user` with its key, then keyboard-interactive, to run `command`.
+    /// Host keys are neither checked nor remembered, and no configuration file is read.
+    pub fn login(sshd: &Sshd, user: &TestUser, command: &str) -> RealSsh {
+        assert!(
+            Path::new(SSH_CLIENT).exists(),
+            "{SSH_CLIENT} is missing: apt-get install -y openssh-client"
+        );
+        let args = [
+            SSH_CLIENT.to_string(),
+            "-F".into(),
+            "/dev/null".into(),
+            "-p".into(),
+            sshd.port.to_string(),
+            "-i".into(),
+            user.key.display().to_string(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-o".into(),
+            "StrictHostKeyChecking=no".into(),
+            "-o".into(),
+            "UserKnownHostsFile=/dev/null".into(),
+            "-o".into(),
+            "PreferredAuthentications=publickey,keyboard-interactive".into(),
+            "-o".into(),
+            "LogLevel=ERROR".into(),
+            "-o".into(),
+            "ConnectTimeout=30".into(),
+            format!("{}@127.0.0.1", user.name),
+            command.to_string(),
+        ];
+        let quoted: Vec<String> = args
+            .iter()
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect();
+        let mut child = Command::new("script")
+            .args(["-q", "-f", "-e", "-c", &quoted.join(" "), "/dev/null"])
+            .env("LANG", "C.UTF-8")
+            .env("LC_ALL", "C.UTF-8")
+            .env("TERM", "xterm-256color")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs");
+        let output = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut out = child.stdout.take().expect("stdout");
+        let sink = std::sync::Arc::clone(&output);
+        std::thread::spawn(move || {
+            use std::io::Read as _;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
+            }
+        });
+        RealSsh { child, output }
+    }
+
+    /// Every byte the terminal received so far.
+    pub fn transcript(&self) -> Vec<u8> {
+        self.output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits (up to a minute) until the terminal shows `text`; returns the transcript as text.
+    pub fn wait_for(&mut self, text: &str, sshd: &Sshd) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let shown = String::from_utf8_lossy(&self.transcript()).into_owned();
+            if shown.contains(text) {
+                return shown;
+            }
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "ssh never showed {text:?}; the terminal so far:\n{shown}\nsshd log:\n{}",
+                    sshd.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Types `line` and Enter.
+    pub fn type_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write to the terminal");
+        stdin.flush().expect("flush");
+    }
+
+    /// Waits for the client to exit; its exit status and the whole transcript.
+    pub fn finish(mut self) -> (Option<i32>, Vec<u8>) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(self.child.stdin.take());
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.transcript())
+    }
+}
+
+impl Drop for RealSsh {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A terminal theme: what colour the terminal paints the glyphs (foreground) and the rest of
+/// each cell (background).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Theme {
+    /// Dark text on a light background.
+    Light,
+    /// Light text on a dark background.
+    Dark,
+}
+
+/// The QR drawing in a terminal transcript: the run of lines made only of half blocks, full
+/// blocks and spaces (with at least one block). Each line is a list of cells.
+pub fn qr_cells(transcript: &str) -> Vec<Vec<char>> {
+    let is_qr = |l: &str| {
+        l.chars().count() >= 21
+            && l.chars()
+                .any(|c| matches!(c, '\u{2580}' | '\u{2584}' | '\u{2588}'))
+            && l.chars()
+                .all(|c| matches!(c, '\u{2580}' | '\u{2584}' | '\u{2588}' | ' '))
+    };
+    let lines: Vec<&str> = transcript
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
+    let start = lines
+        .iter()
+        .position(|l| is_qr(l))
+        .unwrap_or_else(|| panic!("no QR drawing in the transcript:\n{transcript}"));
+    lines[start..]
+        .iter()
+        .take_while(|l| is_qr(l))
+        .map(|l| l.chars().collect())
+        .collect()
+}
+
+/// The picture a terminal with `theme` shows for `cells`, as a PBM image (`1` is dark): each
+/// cell is one column and two half-height rows (a terminal cell is about twice as tall as
+/// wide, so a half cell is square), `scale` pixels per half cell, with a margin of the
+/// terminal's background around it.
+pub fn terminal_picture(cells: &[Vec<char>], theme: Theme, scale: usize) -> String {
+    let width = cells.iter().map(Vec::len).max().unwrap_or(0);
+    let margin = 6;
+    let (ink, paper) = match theme {
+        Theme::Light => ('1', '0'),
+        Theme::Dark => ('0', '1'),
+    };
+    let mut rows: Vec<Vec<char>> = Vec::new();
+    for line in cells {
+        let mut top = Vec::with_capacity(width);
+        let mut bottom = Vec::with_capacity(width);
+        for x in 0..width {
+            let c = line.get(x).copied().unwrap_or(' ');
+            top.push(if matches!(c, '\u{2580}' | '\u{2588}') {
+                ink
+            } else {
+                paper
+            });
+            bottom.push(if matches!(c, '\u{2584}' | '\u{2588}') {
+                ink
+            } else {
+                paper
+            });
+        }
+        rows.push(top);
+        rows.push(bottom);
+    }
+    let full = width + 2 * margin;
+    let mut framed = vec![vec![paper; full]; margin];
+    for row in rows {
+        let mut r = vec![paper; margin];
+        r.extend(row);
+        r.extend(vec![paper; margin]);
+        framed.push(r);
+    }
+    framed.extend(vec![vec![paper; full]; margin]);
+    let mut pbm = format!("P1\n{} {}\n", full * scale, framed.len() * scale);
+    for row in &framed {
+        let mut line = String::with_capacity(full * scale * 2);
+        for &p in row {
+            for _ in 0..scale {
+                line.push(p);
+                line.push(' ');
+            }
+        }
+        for _ in 0..scale {
+            pbm.push_str(&line);
+            pbm.push('\n');
+        }
+    }
+    pbm
+}
+
+/// Decodes the QR code in the PBM image `pbm` with zbarimg; `also_inverted` lets zbar try the
+/// inverted image too (`-Stest-inverted`), as phone scanners that read light-on-dark codes do.
+/// `None` when zbar finds no code.
+pub fn zbar_decode(pbm: &str, dir: &Path, also_inverted: bool) -> Option<String> {
+    let image = dir.join(format!("qr-{}.pbm", unique()));
+    write_file(&image, pbm, 0o600);
+    let mut cmd = Command::new("zbarimg");
+    cmd.args(["--raw", "-q"]);
+    if also_inverted {
+        cmd.arg("-Stest-inverted");
+    }
+    let out = cmd
+        .arg(&image)
+        .output()
+        .expect("zbarimg (Debian package zbar-tools) is installed");
+    let _ = fs::remove_file(&image);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}

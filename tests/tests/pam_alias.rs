@@ -60,7 +60,7 @@ fn given_alias_of_the_same_account_then_state_is_shared() {
     s.client().answer(&code).run().assert_result("PAM_AUTH_ERR");
     let dir = &s.config.state_dir;
     assert!(
-        !dir.join(format!("{}.state", alias.0)).exists(),
+        !dir.join(format!("{}.state", alias.0)).exists() && !dir.join(&alias.0).exists(),
         "no separate state for the alias"
     );
 }

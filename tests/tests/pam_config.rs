@@ -226,9 +226,11 @@ fn syslog_scenario(module_args: &str, check_fields: bool) {
     // check below).
     let mut problems = Vec::new();
     for (seen, (answer, expected, fields_expected)) in attempts.into_iter().enumerate() {
+        // As sshd does: pam_setcred after a success of the whole stack.
         s.client()
             .rhost(rhost)
             .answer(answer)
+            .setcred()
             .run()
             .assert_result(expected);
         let lines: Vec<String> = log

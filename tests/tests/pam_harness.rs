@@ -5,6 +5,7 @@ use pam_totp_e2e::harness::{PamService, TempDir, TestUser};
 use pam_totp_e2e::harness_syslog::{DEV_LOG, SyslogCapture, has_fields};
 use pam_totp_e2e::harness_totp::parse_enrollment;
 use pam_totp_e2e::require_root;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 fn service(lines: &[&str]) -> PamService {
@@ -143,6 +144,12 @@ fn given_syslog_capture_then_pam_warn_line_is_collected_and_socket_removed_after
     require_root!();
     let user = TestUser::create();
     let svc = service(&["auth required pam_warn.so", "auth required pam_permit.so"]);
+    let host_dev_log = || {
+        std::fs::symlink_metadata(DEV_LOG)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let before = host_dev_log();
     {
         let log = SyslogCapture::start();
         pam_totp_e2e::harness_client::Client::new(&svc.name, &user.name)
@@ -157,7 +164,7 @@ fn given_syslog_capture_then_pam_warn_line_is_collected_and_socket_removed_after
             "pam_warn line not captured: {lines:?}"
         );
     }
-    assert!(!Path::new(DEV_LOG).exists());
+    assert_eq!(host_dev_log(), before, "{DEV_LOG} is not as it was");
 }
 
 #[test]

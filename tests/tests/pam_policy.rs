@@ -4,7 +4,7 @@
 //! enrollment at first login driven by a conversation that reads the key from the messages,
 //! remembered hosts and their expiry, the low-backup-codes notice, and bad policy values.
 
-use pam_totp_e2e::harness::{Scenario, TestUser};
+use pam_totp_e2e::harness::{Scenario, TestUser, set_password};
 use pam_totp_e2e::harness_client::{PamRun, wait_run};
 use pam_totp_e2e::harness_syslog::SyslogCapture;
 use pam_totp_e2e::harness_totp::now;
@@ -304,9 +304,11 @@ fn given_remember_then_host_skips_code_until_it_expires() {
     let s = Scenario::new("remember = \"1h\"\n", "");
     let e = s.enroll(&[]);
     let step = e.settled_step(MARGIN);
+    // pam_setcred: the whole stack succeeded, as sshd reports it.
     s.client()
         .rhost("198.51.100.20")
         .answer(&e.code_for_step(step))
+        .setcred()
         .run()
         .assert_result("PAM_SUCCESS");
     let again = s.client().rhost("198.51.100.20").run();
@@ -359,21 +361,6 @@ fn given_bad_policy_values_then_service_err_with_key_and_line_in_syslog() {
     }
 }
 
-fn set_password(user: &str, password: &str) {
-    use std::io::Write;
-    let mut child = Command::new("chpasswd")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("chpasswd");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{user}:{password}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "chpasswd failed");
-}
-
 #[test]
 fn given_remembered_host_then_password_change_forgets_it() {
     require_root!();
@@ -384,6 +371,7 @@ fn given_remembered_host_then_password_change_forgets_it() {
     s.client()
         .rhost("198.51.100.30")
         .answer(&e.code_for_step(step))
+        .setcred()
         .run()
         .assert_result("PAM_SUCCESS");
     let again = s.client().rhost("198.51.100.30").run();

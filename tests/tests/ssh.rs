@@ -6,7 +6,8 @@
 
 use pam_totp_e2e::harness_syslog::{SyslogCapture, has_fields};
 use pam_totp_e2e::ssh::{
-    Enrollment, Login, Sshd, TestUser, TotpConfig, Transcript, module_path, root_or_skip,
+    Enrollment, Login, RealSsh, Sshd, TestUser, Theme, TotpConfig, Transcript, module_path,
+    qr_cells, root_or_skip, terminal_picture, zbar_decode,
 };
 
 /// The keyboard-interactive prompt of pam_unix.
@@ -345,11 +346,17 @@ fn given_unenrolled_user_then_nullok_lets_key_alone_in_and_default_refuses() {
         PUBLICKEY_AND_CODE,
         &[&unenrolled, &enrolled],
     );
-    let key_alone = Login::with_key(&unenrolled).command("id -un").run(&sshd);
+    // Asked like an enrolled user (so the prompt tells nobody who is enrolled); whatever the
+    // answer, the key alone lets an unenrolled user in under nullok.
+    let key_alone = Login::with_key(&unenrolled)
+        .answer("")
+        .command("id -un")
+        .run(&sshd);
     assert_logged_in(&key_alone, &unenrolled, &sshd);
-    assert!(
-        key_alone.prompts().is_empty(),
-        "no code prompt: {key_alone:#?}"
+    assert_eq!(
+        key_alone.prompts(),
+        vec![(CODE_PROMPT.to_string(), false)],
+        "{key_alone:#?}"
     );
     let enrolled_wrong = Login::with_key(&enrolled)
         .answer(&enrollment.wrong_code())
@@ -405,9 +412,11 @@ fn given_failures_on_separate_connections_then_lockout_holds() {
         .command("id -un")
         .run(&sshd);
     assert_refused(&locked, "the right code during a lock-out");
-    assert!(
-        locked.prompts().is_empty(),
-        "a locked-out client is not asked for a code: {locked:#?}"
+    // Asked like everybody, then told (the prompt does not tell a stranger who is locked out).
+    assert_eq!(
+        locked.prompts(),
+        vec![(CODE_PROMPT.to_string(), false)],
+        "{locked:#?}"
     );
     assert!(
         locked
@@ -434,12 +443,13 @@ fn given_ssh_login_then_syslog_line_names_rhost() {
     let user = TestUser::create();
     let config = TotpConfig::new("");
     let enrollment = Enrollment::enroll(&user, &config.path);
+    // Before sshd: its connection processes inherit the capture's /dev/log.
+    let syslog = SyslogCapture::start();
     let sshd = Sshd::start(
         &pam_service(&totp_line(&config, "")),
         PUBLICKEY_AND_CODE,
         &[&user],
     );
-    let syslog = SyslogCapture::start();
     let code = enrollment.fresh_code();
     let ok = Login::with_key(&user)
         .answer(&code)
@@ -576,6 +586,17 @@ fn given_shipped_password_example_then_password_and_code_required() {
     assert_refused(&password_method, "the password method");
 }
 
+/// The PAM service of the enrollment-at-login tests: pam_totp's auth line (which defers for an
+/// unenrolled user), then its account line, where the enrollment happens.
+fn enroll_at_login_service(config: &TotpConfig) -> String {
+    pam_service(&format!(
+        "{}\nauth required pam_permit.so\naccount required {} {}",
+        totp_line(config, ""),
+        module_path().display(),
+        config.arg()
+    ))
+}
+
 /// Enrollment at first login over SSH: after the public key, the keyboard-interactive step runs
 /// the auth phase (which defers) and then the account phase, which shows the QR code and key,
 /// asks for a first code, saves the secret and shows the backup codes before a last prompt.
@@ -587,13 +608,11 @@ fn given_enroll_at_login_then_user_enrolls_inside_the_ssh_login() {
     }
     let user = TestUser::create();
     let config = TotpConfig::new("enroll_at_login = true");
-    let auth = format!(
-        "{}\nauth required pam_permit.so\naccount required {} {}",
-        totp_line(&config, ""),
-        module_path().display(),
-        config.arg()
+    let sshd = Sshd::start(
+        &enroll_at_login_service(&config),
+        PUBLICKEY_AND_CODE,
+        &[&user],
     );
-    let sshd = Sshd::start(&pam_service(&auth), PUBLICKEY_AND_CODE, &[&user]);
     let secret = user.home.join(".config/pam-totp/secret.toml");
     let first = Login::with_key(&user)
         .answer("@code-from-key")
@@ -622,5 +641,106 @@ fn given_enroll_at_login_then_user_enrolls_inside_the_ssh_login() {
     assert!(
         !second.succeeded(),
         "the next login needs a code from the new key: {second:#?}"
+    );
+}
+
+/// Issue 12 item 11: enrollment at first login through the real OpenSSH client. `ssh` escapes
+/// control characters in keyboard-interactive prompts, so the module must send none: the
+/// terminal shows no escape, neither raw nor as `\033` text. The QR code is read back from
+/// what the terminal shows, as a phone would see it on a dark theme (light text on a dark
+/// background: the code in standard polarity, which zbar reads as it is) and on a light theme
+/// (the code inverted: zbar reads it only when told to try inverted codes, like the phone
+/// cameras that do; plain zbar, like a scanner that does not, fails there). The code computed
+/// from the decoded URI finishes the enrollment and the login.
+#[test]
+fn given_enroll_at_login_then_the_real_ssh_client_shows_a_qr_code_a_phone_can_scan() {
+    if !root_or_skip("enrollment at first login through /usr/bin/ssh") {
+        return;
+    }
+    let user = TestUser::create();
+    let config = TotpConfig::new("enroll_at_login = true");
+    let sshd = Sshd::start(
+        &enroll_at_login_service(&config),
+        PUBLICKEY_AND_CODE,
+        &[&user],
+    );
+    let mut ssh = RealSsh::login(&sshd, &user, "id -un");
+    let shown = ssh.wait_for("Code shown by the app: ", &sshd);
+    let raw = ssh.transcript();
+    assert!(
+        !raw.contains(&0x1b),
+        "a raw ESC reached the terminal:\n{shown}"
+    );
+    for escaped in ["\\033", "\\x1b", "\\e[", "\\233"] {
+        assert!(
+            !shown.contains(escaped),
+            "the terminal shows an escape as text ({escaped}):\n{shown}"
+        );
+    }
+    // Nothing at all was escaped by the client (it writes `\ooo` for what it will not print).
+    let octal = shown
+        .as_bytes()
+        .windows(4)
+        .any(|w| w[0] == b'\\' && w[1..].iter().all(|b| (b'0'..=b'7').contains(b)));
+    assert!(!octal, "ssh escaped part of the prompt:\n{shown}");
+    let stray: Vec<char> = shown
+        .chars()
+        .filter(|&c| c.is_control() && c != '\n' && c != '\r')
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "control characters {stray:?} in:\n{shown}"
+    );
+
+    let cells = qr_cells(&shown);
+    let dir = sshd.dir();
+    let dark = terminal_picture(&cells, Theme::Dark, 6);
+    let uri = zbar_decode(&dark, dir, false)
+        .unwrap_or_else(|| panic!("no QR code readable on a dark theme:\n{shown}"));
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.contains(&user.name),
+        "{uri}"
+    );
+    let light = terminal_picture(&cells, Theme::Light, 6);
+    assert_eq!(
+        zbar_decode(&light, dir, true).as_deref(),
+        Some(uri.as_str()),
+        "a scanner that reads inverted codes reads the light theme's picture"
+    );
+    assert_eq!(
+        zbar_decode(&light, dir, false),
+        None,
+        "on a light theme the code is inverted (documented in docs/ssh.md)"
+    );
+
+    let secret = uri
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("secret="))
+        .expect("the URI has a secret");
+    let totp = totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(totp_rs::Secret::try_from_base32(secret).expect("base32"))
+        .build()
+        .expect("totp parameters");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    ssh.type_line(&totp.generate(now).to_string());
+    ssh.wait_for("Press Enter once the backup codes are stored", &sshd);
+    ssh.type_line("");
+    let (status, raw) = ssh.finish();
+    let shown = String::from_utf8_lossy(&raw).into_owned();
+    assert_eq!(status, Some(0), "ssh exits 0 after the login:\n{shown}");
+    assert!(
+        shown.lines().any(|l| l.trim() == user.name),
+        "the command ran as the user:\n{shown}"
+    );
+    assert!(!raw.contains(&0x1b), "no ESC at all:\n{shown}");
+    assert!(
+        user.home.join(".config/pam-totp/secret.toml").exists(),
+        "the secret file is written"
     );
 }

@@ -14,15 +14,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The state in a record file (`[state]`), or a release-0.1 state file.
 fn parse_state(path: &Path) -> State {
-    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    State::parse(&text).unwrap_or_else(|e| {
-        panic!(
-            "{} does not parse: {e}\n{}",
-            path.display(),
-            String::from_utf8_lossy(&text)
-        )
-    })
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut record: toml::Table = text
+        .parse()
+        .unwrap_or_else(|e| panic!("{} does not parse: {e}\n{text}", path.display()));
+    let text = match record.remove("state") {
+        Some(toml::Value::Table(state)) => toml::to_string(&state).expect("serialises"),
+        _ => text,
+    };
+    State::parse(text.as_bytes())
+        .unwrap_or_else(|e| panic!("{} does not parse: {e}\n{}", path.display(), text))
 }
 
 fn parse_secret(path: &Path) -> SecretFile {

@@ -58,7 +58,7 @@ fn successes(results: &[String]) -> usize {
         .count()
 }
 
-/// Races `n` clients `rounds` times with the current TOTP code. The state file is removed
+/// Races `n` clients `rounds` times with the current TOTP code. The state is removed
 /// between rounds, so the same step is fresh again for the next race.
 fn totp_races(n: usize, rounds: usize) {
     let s = Scenario::new("", "");
@@ -79,7 +79,7 @@ fn totp_races(n: usize, rounds: usize) {
         );
         let state = s.state_toml();
         assert!(state.contains_key("last_step"), "the winner was recorded");
-        std::fs::remove_file(s.state_file()).expect("state removed for the next round");
+        s.config.remove_state(&s.user.name);
     }
 }
 
@@ -99,13 +99,9 @@ fn backup_races(n: usize, rounds: usize) {
         s.client().answer(code).run().assert_result("PAM_AUTH_ERR");
         // Clear the losers' failure counts (not the used codes) so the next round is not
         // throttled before it prompts.
-        let text = std::fs::read_to_string(s.state_file()).expect("state");
-        let state = pam_totp_core::state::State::parse(text.as_bytes()).expect("state parses");
-        assert_eq!(state.backup_used.len(), round + 1, "{text}");
-        let mut cleared = state.clone();
-        cleared.user_failures = Default::default();
-        cleared.host_failures.clear();
-        std::fs::write(s.state_file(), cleared.to_toml().expect("serialises")).expect("write");
+        let state = s.state();
+        assert_eq!(state.backup_used.len(), round + 1, "{state:?}");
+        s.cli(&["unlock", "--user", &s.user.name]);
     }
 }
 

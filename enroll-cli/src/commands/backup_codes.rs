@@ -8,22 +8,22 @@ use crate::error::{Error, Result};
 use crate::output;
 use pam_totp_core::backup::BackupSet;
 use pam_totp_core::state::State;
-use pam_totp_core::store::{Backend, Replace};
+use pam_totp_core::store::{Replace, Store};
 use pam_totp_core::verify;
 use serde::Serialize;
-use std::path::Path;
 
 #[derive(Serialize)]
 struct CodesJson<'a> {
     user: &'a str,
-    secret_file: &'a Path,
+    secret_file: String,
     backup_codes: Vec<&'a str>,
 }
 
 #[derive(Serialize)]
 struct LeftJson<'a> {
     user: &'a str,
-    backup_codes_left: usize,
+    /// `None` when the caller cannot read the state (not root).
+    backup_codes_left: Option<usize>,
     backup_codes_total: usize,
 }
 
@@ -36,7 +36,9 @@ pub fn run(ctx: &Ctx, args: &BackupCodesArgs) -> Result<()> {
     let mut file = ctx.enrolled(&user)?;
     if !args.regenerate {
         let state = ctx.peek_state(&user.name)?.unwrap_or_else(State::new);
-        let left = verify::backup_codes_left(&file, &state);
+        let left = ctx
+            .state_visible()
+            .then(|| verify::backup_codes_left(&file, &state));
         let total = file.backup.as_ref().map_or(0, |b| b.hashes.len());
         if args.json {
             return output::print_json(&LeftJson {
@@ -46,7 +48,17 @@ pub fn run(ctx: &Ctx, args: &BackupCodesArgs) -> Result<()> {
             })
             .map_err(Error::Io);
         }
-        println!("{left} of {total} backup codes left for {}.", user.name);
+        match left {
+            Some(left) => println!(
+                "{left} of {total} backup codes left for {}.",
+                output::safe(&user.name)
+            ),
+            None => println!(
+                "{total} backup codes were issued for {}; which are used is in the state, which \
+                 only root reads (sudo pam-totp backup-codes).",
+                output::safe(&user.name)
+            ),
+        }
         println!(
             "Make a new set with `pam-totp backup-codes --regenerate` (the old codes then stop working)."
         );
@@ -56,21 +68,20 @@ pub fn run(ctx: &Ctx, args: &BackupCodesArgs) -> Result<()> {
         BackupSet::generate(usize::from(args.count), ctx.now).map_err(Error::Random)?;
     file.backup = Some(set);
     let written = ctx
-        .backend
-        .save_secret(&user, &file, Replace::Yes)
+        .store
+        .save_enrollment(&user, &file, Replace::Yes)
         .map_err(Error::from_save)?;
     if args.json {
         return output::print_json(&CodesJson {
             user: &user.name,
-            secret_file: &written,
+            secret_file: written.to_string(),
             backup_codes: codes.0.iter().map(|c| c.as_str()).collect(),
         })
         .map_err(Error::Io);
     }
     println!(
         "New backup codes for {}; the previous ones no longer work.",
-        user.name
+        output::safe(&user.name)
     );
-    print_backup_codes(&codes);
-    Ok(())
+    print_backup_codes(&codes)
 }

@@ -6,7 +6,8 @@ use crate::commands::audit;
 use crate::commands::prompt;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use pam_totp_core::store::Backend;
+use crate::output;
+use pam_totp_core::store::Store;
 
 /// Runs `disable`.
 ///
@@ -16,7 +17,7 @@ pub fn run(ctx: &Ctx, args: &DisableArgs) -> Result<()> {
     let user = ctx.target(args.user.user.as_deref())?;
     // Refuse early if there is nothing (usable) to remove; a corrupt file may still be removed.
     let path = ctx.secret_path(&user)?;
-    if std::fs::symlink_metadata(&path).is_err() {
+    if !ctx.store.has_enrollment(&user).map_err(Error::Store)? {
         return Err(Error::NotEnrolled {
             user: user.name.clone(),
             path,
@@ -25,22 +26,22 @@ pub fn run(ctx: &Ctx, args: &DisableArgs) -> Result<()> {
     if !args.yes {
         eprintln!(
             "This removes the enrollment of {} ({}): the key and all backup codes stop working.",
-            user.name,
-            path.display()
+            output::safe(&user.name),
+            output::safe(&path.to_string())
         );
         let answer = prompt("Type `yes` to remove it: ")?.ok_or(Error::Eof("confirmation"))?;
         if answer.trim() != "yes" {
             return Err(Error::Declined);
         }
     }
-    let removed = ctx.backend.remove_secret(&user).map_err(Error::Store)?;
+    let removed = ctx.store.remove_enrollment(&user).map_err(Error::Store)?;
     audit::log("disable", &user.name, &format!("secret_removed={removed}"));
-    println!("Removed the enrollment of {}.", user.name);
+    println!("Removed the enrollment of {}.", output::safe(&user.name));
     if !ctx.config.nullok {
         println!(
             "Logins that require pam_totp will now fail for {} until they enroll again \
              (`pam-totp enroll`).",
-            user.name
+            output::safe(&user.name)
         );
     }
     Ok(())

@@ -12,10 +12,10 @@ use pam_totp_core::backup::{BackupSet, NewCodes};
 use pam_totp_core::secret::{self, TotpSecret};
 use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
 use pam_totp_core::state::State;
-use pam_totp_core::store::{Backend, Replace, UserInfo};
+use pam_totp_core::store::{Location, Replace, Store, UserInfo};
 use pam_totp_core::verify::{self, Verdict};
 use serde::Serialize;
-use std::path::Path;
+use zeroize::Zeroizing;
 
 /// How many codes the user may type before the enrollment is abandoned.
 const TRIES: u32 = 3;
@@ -24,7 +24,7 @@ const TRIES: u32 = 3;
 #[derive(Serialize)]
 struct EnrollJson<'a> {
     user: &'a str,
-    secret_file: &'a Path,
+    secret_file: String,
     secret: &'a str,
     otpauth_uri: &'a str,
     backup_codes: Vec<&'a str>,
@@ -34,7 +34,7 @@ struct EnrollJson<'a> {
 #[derive(Serialize)]
 struct AddJson<'a> {
     user: &'a str,
-    secret_file: &'a Path,
+    secret_file: String,
     name: &'a str,
     secret: &'a str,
     otpauth_uri: &'a str,
@@ -114,7 +114,7 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
         Replace::No
     };
     // Refuse early, before a key is shown; the write itself refuses atomically as well.
-    if !args.force && std::fs::symlink_metadata(&path).is_ok() {
+    if !args.force && ctx.store.has_enrollment(user).map_err(Error::Store)? {
         return Err(Error::Exists(path));
     }
     let auth = new_authenticator(secret_file::DEFAULT_NAME, &args.key, user, ctx.now)?;
@@ -140,8 +140,8 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
         forget_hosts_before: 0,
     };
     let written = ctx
-        .backend
-        .save_secret(user, &file, replace)
+        .store
+        .save_enrollment(user, &file, replace)
         .map_err(Error::from_save)?;
     let auth = &file.authenticators[0];
     if args.json {
@@ -149,7 +149,7 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
         let uri = auth.otpauth_uri();
         return output::print_json(&EnrollJson {
             user: &user.name,
-            secret_file: &written,
+            secret_file: written.to_string(),
             secret: &key,
             otpauth_uri: &uri,
             backup_codes: codes.0.iter().map(|c| c.as_str()).collect(),
@@ -159,13 +159,13 @@ fn enroll(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo) -> Result<()> {
     println!();
     println!(
         "Enrolled: {} (secret file {}).",
-        user.name,
-        written.display()
+        output::safe(&user.name),
+        output::safe(&written.to_string())
     );
     if codes.0.is_empty() {
         println!("No backup codes were made; make some with `pam-totp backup-codes --regenerate`.");
     } else {
-        print_backup_codes(&codes);
+        print_backup_codes(&codes)?;
     }
     Ok(())
 }
@@ -212,8 +212,8 @@ fn add(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo, name: &str) -> Result<()> 
     }
     file.authenticators.push(auth);
     let written = ctx
-        .backend
-        .save_secret(user, &file, Replace::Yes)
+        .store
+        .save_enrollment(user, &file, Replace::Yes)
         .map_err(Error::from_save)?;
     let auth = file.authenticators.last().unwrap_or_else(|| unreachable!());
     if args.json {
@@ -221,7 +221,7 @@ fn add(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo, name: &str) -> Result<()> 
         let uri = auth.otpauth_uri();
         return output::print_json(&AddJson {
             user: &user.name,
-            secret_file: &written,
+            secret_file: written.to_string(),
             name,
             secret: &key,
             otpauth_uri: &uri,
@@ -231,7 +231,7 @@ fn add(ctx: &Ctx, args: &EnrollArgs, user: &UserInfo, name: &str) -> Result<()> 
     println!();
     println!(
         "Added `{name}` to {}'s enrollment ({} authenticators now; the backup codes are unchanged).",
-        user.name,
+        output::safe(&user.name),
         file.authenticators.len()
     );
     Ok(())
@@ -245,7 +245,7 @@ pub fn show_new_key(
     auth: &Authenticator,
     style: QrStyle,
     user: &UserInfo,
-    path: &Path,
+    path: &Location,
 ) -> Result<()> {
     println!(
         "{} ({} for {}):",
@@ -257,12 +257,15 @@ pub fn show_new_key(
         if auth.name == secret_file::DEFAULT_NAME {
             "a new key".to_string()
         } else {
-            format!("device `{}`", auth.name)
+            format!("device `{}`", output::safe(&auth.name))
         },
-        user.name
+        output::safe(&user.name)
     );
     show_key(auth, style)?;
-    println!("The key will be saved in {}.", path.display());
+    println!(
+        "The key will be saved in {}.",
+        output::safe(&path.to_string())
+    );
     Ok(())
 }
 
@@ -278,15 +281,17 @@ pub fn show_key(auth: &Authenticator, style: QrStyle) -> Result<()> {
             "Use a shorter --issuer or --label, or --qr=none and type the key in by hand.",
         )
     })?;
-    print!("{}", drawn.as_str());
+    output::print_secret(&drawn).map_err(Error::Io)?;
     let key = auth.secret.to_base32();
-    println!();
-    println!(
-        "Or type the key in by hand:  {}",
-        qr::grouped_key(&key).as_str()
-    );
-    println!("  Issuer:  {}", auth.issuer);
-    println!("  Account: {}", auth.label);
+    let grouped = qr::grouped_key(&key);
+    const BY_HAND: &str = "\nOr type the key in by hand:  ";
+    let mut line = Zeroizing::new(String::with_capacity(BY_HAND.len() + grouped.len() + 1));
+    line.push_str(BY_HAND);
+    line.push_str(&grouped);
+    line.push('\n');
+    output::print_secret(&line).map_err(Error::Io)?;
+    println!("  Issuer:  {}", output::safe(&auth.issuer));
+    println!("  Account: {}", output::safe(&auth.label));
     println!(
         "  Type: time-based, {}, {} digits, every {} s",
         auth.algorithm.as_str(),
@@ -368,16 +373,27 @@ fn tries_left(left: u32) -> String {
 }
 
 /// Prints new backup codes with the warning to keep them.
-pub fn print_backup_codes(codes: &NewCodes) {
+///
+/// # Errors
+/// Writing to stdout failed.
+pub fn print_backup_codes(codes: &NewCodes) -> Result<()> {
     println!();
     println!("Backup codes (each works once, instead of a code from the app):");
+    // The codes are secrets: one buffer, sized once, zeroized, past stdout's line buffer.
+    let size: usize = codes.0.iter().map(|c| c.len() + 5).sum();
+    let mut text = Zeroizing::new(String::with_capacity(size + codes.0.len() + 1));
     for pair in codes.0.chunks(2) {
-        let line: Vec<&str> = pair.iter().map(|c| c.as_str()).collect();
-        println!("    {}", line.join("    "));
+        for code in pair {
+            text.push_str("    ");
+            text.push_str(code.as_str());
+        }
+        text.push('\n');
     }
-    println!();
+    text.push('\n');
+    output::print_secret(&text).map_err(Error::Io)?;
     println!(
         "Store these codes somewhere safe now (a password manager, or on paper). They are not \
          shown again: only their hashes are kept. Without them, losing the phone locks you out."
     );
+    Ok(())
 }

@@ -1,23 +1,22 @@
 //! `pam-totp explain --user NAME [--service S] [--rhost IP]`: what the module would do for that
 //! login and which rule decides, without authenticating and without writing anything.
 //!
-//! The facts (configuration, account, secret file, state) are gathered once; then an ordered
-//! list of [`Rule`]s is asked in turn, and the first one that decides wins, as in the module.
-//! The policy (exemptions, required groups, deadline, enrollment at login, remembered hosts,
-//! publickey) is decided by [`pam_totp_core::policy::evaluate`], the very function the module
-//! calls, from the same facts the module gathers.
+//! The facts are gathered by [`pam_totp_core::decide::Facts::gather`] and decided by
+//! [`pam_totp_core::decide::decide`], the very functions the module calls (account
+//! canonicalisation included); this file only turns the plan into prose, one line per step of
+//! the module's order, up to the step that decides.
 
 use crate::cli::ExplainArgs;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
 use pam_totp_core::config::Config;
-use pam_totp_core::policy::{self, ExemptResult, Require};
-use pam_totp_core::secret_file::SecretFile;
+use pam_totp_core::decide::{self, Check, Loaded, Plan};
+use pam_totp_core::policy::{self, Require};
 use pam_totp_core::state::State;
-use pam_totp_core::store::{self, Backend, UserInfo};
+use pam_totp_core::store::{Location, Store};
 use pam_totp_core::throttle::{self, Lockout};
-use pam_totp_core::{ConfigError, StoreError, verify};
+use pam_totp_core::{ConfigError, verify};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +34,8 @@ pub enum Decision {
     EnrollAtLogin,
     /// PAM_AUTH_ERR without a prompt.
     Deny,
+    /// No such account: asked anyway, then PAM_USER_UNKNOWN.
+    UnknownUser,
     /// PAM_SERVICE_ERR: the module is misconfigured.
     ServiceError,
 }
@@ -50,6 +51,7 @@ impl Decision {
                 "PAM_SUCCESS once the first code of the new key verifies, PAM_AUTH_ERR otherwise"
             }
             Decision::Deny => "PAM_AUTH_ERR",
+            Decision::UnknownUser => "PAM_USER_UNKNOWN",
             Decision::ServiceError => "PAM_SERVICE_ERR",
         }
     }
@@ -61,218 +63,281 @@ impl Decision {
             Decision::Allow => "lets the login through without a code",
             Decision::EnrollAtLogin => "enrolls the user inside the login",
             Decision::Deny => "refuses the login without asking",
+            Decision::UnknownUser => "asks anyway and then refuses: there is no such account",
             Decision::ServiceError => "fails with a configuration error",
         }
     }
 }
 
-/// What one rule found.
-#[derive(Debug, Clone)]
-pub enum Verdict {
-    /// The rule does not decide; the detail says what it checked.
-    Pass(String),
-    /// The rule decides.
-    Decide(Decision, String),
-}
-
-/// Everything the rules may look at, gathered before any rule runs.
+/// Everything the report looks at, gathered before anything is decided.
 pub struct Facts {
     /// The configuration, or why it failed.
     pub config: std::result::Result<Config, String>,
     /// Where the configuration was read from.
     pub config_path: PathBuf,
-    /// The account, if it exists.
-    pub user: Option<UserInfo>,
     /// The name asked about.
     pub user_name: String,
     /// Service name.
     pub service: String,
     /// Remote host, empty for a local login.
     pub rhost: String,
-    /// The secret file path.
-    pub secret_path: Option<PathBuf>,
-    /// The secret file (`Ok(None)`: absent).
-    pub secret: std::result::Result<Option<SecretFile>, StoreError>,
-    /// The state (`Ok(None)`: absent).
-    pub state: std::result::Result<Option<State>, String>,
-    /// Names of the user's groups, looked up only when the policy names groups (as the module).
-    pub groups: std::result::Result<Vec<String>, String>,
-    /// Fingerprint of the user's password (only with `remember`, as the module).
-    pub password_tag: String,
-    /// Whether the SSH public key already succeeded (`--publickey`).
-    pub publickey_used: bool,
+    /// Where the enrollment is kept.
+    pub secret_path: Option<Location>,
+    /// What the module would read (`None`: no such account).
+    pub login: Option<decide::Facts>,
     /// Unix time.
     pub now: u64,
 }
 
-/// One step of the module's decision.
-pub trait Rule {
-    /// Short name shown in the report.
-    fn name(&self) -> &'static str;
-    /// Looks at the facts.
-    fn check(&self, facts: &Facts) -> Verdict;
-}
+/// One line of the report: the step, whether it passed or decided, and what it found.
+type Line = (&'static str, &'static str, String);
 
-/// The rules in the order the module applies them.
-pub fn rules() -> Vec<Box<dyn Rule>> {
-    vec![
-        Box::new(ConfigRule),
-        Box::new(AccountRule),
-        Box::new(PolicyRule),
-        Box::new(EnrollmentRule),
-        Box::new(StateRule),
-        Box::new(ThrottleRule),
-        Box::new(CodeRule),
-    ]
-}
-
-struct ConfigRule;
-impl Rule for ConfigRule {
-    fn name(&self) -> &'static str {
-        "configuration"
-    }
-    fn check(&self, f: &Facts) -> Verdict {
-        match &f.config {
-            Ok(c) => Verdict::Pass(match &c.source {
-                Some(p) => format!("{} parses", p.display()),
-                None => format!("{} is absent: defaults apply", f.config_path.display()),
-            }),
-            Err(e) => Verdict::Decide(Decision::ServiceError, e.clone()),
+/// The report and the decision for `facts`.
+pub fn report(f: &Facts) -> (Vec<Line>, Decision, Option<Plan>) {
+    let mut lines: Vec<Line> = Vec::new();
+    let config = match &f.config {
+        Ok(c) => {
+            lines.push((
+                "configuration",
+                "pass",
+                match &c.source {
+                    Some(p) => format!("{} parses", p.display()),
+                    None => format!("{} is absent: defaults apply", f.config_path.display()),
+                },
+            ));
+            c
         }
-    }
-}
-
-struct AccountRule;
-impl Rule for AccountRule {
-    fn name(&self) -> &'static str {
-        "account"
-    }
-    fn check(&self, f: &Facts) -> Verdict {
-        match &f.user {
-            Some(u) => Verdict::Pass(format!("{} exists (uid {})", u.name, u.uid)),
-            None => Verdict::Decide(
-                Decision::Deny,
-                format!("there is no user named `{}`", f.user_name),
+        Err(e) => {
+            lines.push(("configuration", "decides", e.clone()));
+            return (lines, Decision::ServiceError, None);
+        }
+    };
+    let plan = decide::decide(config, f.login.as_ref());
+    let Some(login) = &f.login else {
+        lines.push((
+            "account",
+            "decides",
+            format!(
+                "there is no user named `{}`: the module asks anyway, so the prompt does not \
+                 tell which accounts exist, then refuses (reason=unknown-user)",
+                f.user_name
             ),
-        }
+        ));
+        return (lines, Decision::UnknownUser, Some(plan));
+    };
+    lines.push((
+        "account",
+        "pass",
+        if login.account.name == f.user_name {
+            format!("{} exists (uid {})", login.account.name, login.account.uid)
+        } else {
+            format!(
+                "{} is uid {}, whose account is `{}`: its enrollment and state are used",
+                f.user_name, login.account.uid, login.account.name
+            )
+        },
+    ));
+    let decision = decision_of(config, &plan);
+    let decides = |check: Check| plan.check() == check;
+    let policy_line = if decides(Check::Inputs) || decides(Check::Policy) {
+        ("policy", "decides", policy_detail(config, f, login, &plan))
+    } else {
+        ("policy", "pass", policy_pass_detail(&config.policy, f))
+    };
+    let stop = policy_line.1 == "decides";
+    lines.push(policy_line);
+    if stop {
+        return (lines, decision, Some(plan));
     }
-}
-
-/// Whether a policy rule needs the user's groups (the module looks them up only then).
-fn needs_groups(config: &Config) -> bool {
-    !config.policy.exempt_groups.is_empty() || matches!(config.policy.require, Require::Groups(_))
-}
-
-struct PolicyRule;
-impl Rule for PolicyRule {
-    fn name(&self) -> &'static str {
-        "policy"
+    if decides(Check::Enrollment) {
+        lines.push(("enrollment", "decides", unusable_detail(&plan)));
+        return (lines, decision, Some(plan));
     }
-    fn check(&self, f: &Facts) -> Verdict {
-        let Ok(config) = &f.config else {
-            return Verdict::Pass("nothing to check".into());
-        };
-        // The module reads the groups and the state before it applies the policy.
-        let groups = match &f.groups {
-            Ok(g) => g,
-            Err(e) => {
-                return Verdict::Decide(
-                    Decision::Deny,
-                    format!("the groups of the user cannot be looked up: {e}"),
-                );
-            }
-        };
-        let state = match &f.state {
-            Ok(s) => s.as_ref(),
-            Err(e) => {
-                return Verdict::Decide(
-                    Decision::Deny,
-                    format!("the state file is unusable and is never rewritten: {e}"),
-                );
-            }
-        };
-        let p = &config.policy;
-        let facts = policy::Facts {
-            user: &f.user_name,
-            groups,
-            rhost: &f.rhost,
-            enrolled: !matches!(f.secret, Ok(None)),
-            publickey_used: f.publickey_used,
-            state,
-            password_tag: &f.password_tag,
-            forget_hosts_before: match &f.secret {
-                Ok(Some(file)) => file.forget_hosts_before,
-                _ => 0,
+    lines.push(("enrollment", "pass", enrollment_detail(f, login)));
+    lines.push((
+        "state",
+        "pass",
+        match &login.state {
+            Loaded::Present(_) => "the state parses".into(),
+            _ => "no state yet (first login)".into(),
+        },
+    ));
+    let host = throttle::host_key(&f.rhost);
+    let state = login.state.present();
+    if let Plan::Throttled(lockout) = &plan {
+        let (host_failures, user_failures) = state.map_or((0, 0), |s| {
+            (
+                s.host_failures.get(&host).map_or(0, |h| h.count),
+                s.user_failures.count,
+            )
+        });
+        lines.push((
+            "throttle",
+            "decides",
+            match lockout {
+                Lockout::User { seconds } => format!(
+                    "the user is locked out from every host for {} more ({user_failures} \
+                     failures; `pam-totp unlock --user {}` clears it)",
+                    output::duration(*seconds),
+                    f.user_name
+                ),
+                Lockout::Host { seconds } => format!(
+                    "{host} is locked out for {} more ({host_failures} failures; `pam-totp \
+                     unlock --user {}` clears it)",
+                    output::duration(*seconds),
+                    f.user_name
+                ),
             },
-            now: f.now,
-        };
-        match policy::evaluate(p, &facts) {
-            policy::Decision::Exempt(rule) => {
-                let (decision, result) = match p.exempt_result {
-                    ExemptResult::Ignore => (Decision::Ignore, "ignore"),
-                    ExemptResult::Success => (Decision::Allow, "success"),
-                };
-                Verdict::Decide(
-                    decision,
-                    format!("{rule}: exempt, no code is asked (exempt_result = \"{result}\")"),
-                )
+        ));
+        return (lines, decision, Some(plan));
+    }
+    lines.push((
+        "throttle",
+        "pass",
+        if !config.throttle.enabled {
+            "throttling is off (`throttle = false`)".into()
+        } else {
+            match state {
+                None => format!("no failures recorded for {host}"),
+                Some(s) => format!(
+                    "{host} is not locked out ({} recent failures from it, {} in all)",
+                    s.host_failures.get(&host).map_or(0, |h| h.count),
+                    s.user_failures.count
+                ),
             }
-            policy::Decision::Grace {
-                deadline,
-                days_left,
-            } => Verdict::Decide(
-                Decision::Ignore,
-                format!(
-                    "enroll_deadline {deadline}, {days_left} day{} left: not enrolled, the login \
-                     passes with a notice to run `pam-totp enroll`",
-                    if days_left == 1 { "" } else { "s" }
-                ),
-            ),
-            policy::Decision::DeadlinePassed { deadline } => Verdict::Decide(
-                Decision::Deny,
-                format!(
-                    "enroll_deadline {deadline} has passed and the user is not enrolled: refused \
-                     with a message naming {}",
-                    p.enroll_contact.as_deref().unwrap_or("the administrator")
-                ),
-            ),
-            policy::Decision::EnrollNow => Verdict::Decide(
-                Decision::EnrollAtLogin,
-                "enroll_at_login: not enrolled, so the login shows a new key (QR code) and asks \
-                 for its first code; the secret is written only once it verifies"
-                    .into(),
-            ),
-            policy::Decision::NotEnrolledIgnore => Verdict::Decide(
-                Decision::Ignore,
-                format!("{}, and `nullok` is set (reason=no-secret)", no_secret(f)),
-            ),
-            policy::Decision::NotEnrolledDeny => Verdict::Decide(
-                Decision::Deny,
-                format!(
-                    "{}, and no `nullok`, enroll_deadline or enroll_at_login (reason=no-secret)",
-                    no_secret(f)
-                ),
-            ),
-            policy::Decision::Remembered { until } => Verdict::Decide(
-                Decision::Allow,
-                format!(
-                    "remember: {} until {} ({} left): a code from this host was accepted \
-                     recently (method=remembered)",
-                    f.rhost.trim(),
-                    output::date(until),
-                    output::duration(until.saturating_sub(f.now))
-                ),
-            ),
-            policy::Decision::AskCode => Verdict::Pass(policy_pass_detail(p, f)),
+        },
+    ));
+    let left = match (&login.enrollment, state) {
+        (Loaded::Present(file), state) => {
+            verify::backup_codes_left(file, state.unwrap_or(&State::new()))
         }
+        _ => 0,
+    };
+    lines.push((
+        "code",
+        "decides",
+        format!(
+            "prompts {:?}; accepts a current code (±{} step{}) or one of {left} unused backup \
+             code{}",
+            config.prompt,
+            config.window,
+            if config.window == 1 { "" } else { "s" },
+            if left == 1 { "" } else { "s" }
+        ),
+    ));
+    (lines, decision, Some(plan))
+}
+
+/// How `explain` names what a plan does.
+fn decision_of(config: &Config, plan: &Plan) -> Decision {
+    match plan {
+        Plan::UnknownUser => Decision::UnknownUser,
+        Plan::Unusable { .. }
+        | Plan::DeadlinePassed { .. }
+        | Plan::Throttled(_)
+        | Plan::NotEnrolled { nullok: false } => Decision::Deny,
+        Plan::Exempt { success: true, .. } | Plan::Remembered { .. } => Decision::Allow,
+        Plan::Exempt { success: false, .. }
+        | Plan::Grace { .. }
+        | Plan::NotEnrolled { nullok: true } => Decision::Ignore,
+        Plan::EnrollAtLogin if config.policy.enroll_at_login => Decision::EnrollAtLogin,
+        Plan::EnrollAtLogin => Decision::Ignore,
+        Plan::AskCode => Decision::AskForCode,
+    }
+}
+
+fn unusable_detail(plan: &Plan) -> String {
+    match plan {
+        Plan::Unusable {
+            what: decide::Unusable::Groups,
+            detail,
+            ..
+        } => format!("the groups of the user cannot be looked up: {detail}"),
+        Plan::Unusable {
+            what: decide::Unusable::State,
+            detail,
+            ..
+        } => format!("the state file is unusable and is never rewritten: {detail}"),
+        Plan::Unusable { detail, class, .. } => {
+            format!("the secret file is unusable: {detail} (reason={class})")
+        }
+        _ => String::new(),
+    }
+}
+
+fn policy_detail(config: &Config, f: &Facts, login: &decide::Facts, plan: &Plan) -> String {
+    let p = &config.policy;
+    match plan {
+        Plan::Unusable { .. } => unusable_detail(plan),
+        Plan::Exempt { rule, success } => format!(
+            "{rule}: exempt, no code is asked (exempt_result = \"{}\")",
+            if *success { "success" } else { "ignore" }
+        ),
+        Plan::Grace {
+            deadline,
+            days_left,
+        } => format!(
+            "enroll_deadline {deadline}, {days_left} day{} left: not enrolled, the login passes \
+             with a notice to run `pam-totp enroll`",
+            if *days_left == 1 { "" } else { "s" }
+        ),
+        Plan::DeadlinePassed { deadline } => format!(
+            "enroll_deadline {deadline} has passed and the user is not enrolled: refused with a \
+             message naming {}",
+            p.enroll_contact.as_deref().unwrap_or("the administrator")
+        ),
+        Plan::EnrollAtLogin => "enroll_at_login: not enrolled, so the login shows a new key (QR \
+                                code) and asks for its first code; the secret is written only once \
+                                it verifies"
+            .into(),
+        Plan::NotEnrolled { nullok: true } => {
+            format!("{}, and `nullok` is set (reason=no-secret)", no_secret(f))
+        }
+        Plan::NotEnrolled { nullok: false } => format!(
+            "{}, and no `nullok`, enroll_deadline or enroll_at_login (reason=no-secret)",
+            no_secret(f)
+        ),
+        Plan::Remembered { until } => format!(
+            "remember: {} until {} ({} left): a code from this host was accepted recently \
+             (method=remembered)",
+            login.rhost.trim(),
+            output::date(*until),
+            output::duration(until.saturating_sub(f.now))
+        ),
+        _ => String::new(),
+    }
+}
+
+fn enrollment_detail(f: &Facts, login: &decide::Facts) -> String {
+    let path = f
+        .secret_path
+        .as_ref()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    match &login.enrollment {
+        Loaded::Present(file) => format!(
+            "{path} holds {} authenticator{} ({})",
+            file.authenticators.len(),
+            if file.authenticators.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            file.authenticators
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => format!("no secret file at {path}"),
     }
 }
 
 fn no_secret(f: &Facts) -> String {
     let path = f
         .secret_path
-        .as_deref()
-        .map(|p| p.display().to_string())
+        .as_ref()
+        .map(|p| p.to_string())
         .unwrap_or_default();
     format!("no secret file at {path}")
 }
@@ -304,141 +369,6 @@ fn policy_pass_detail(p: &policy::Policy, f: &Facts) -> String {
     }
 }
 
-struct EnrollmentRule;
-impl Rule for EnrollmentRule {
-    fn name(&self) -> &'static str {
-        "enrollment"
-    }
-    fn check(&self, f: &Facts) -> Verdict {
-        let path = f
-            .secret_path
-            .as_deref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        let nullok = f.config.as_ref().is_ok_and(|c| c.nullok);
-        match &f.secret {
-            Ok(Some(file)) => Verdict::Pass(format!(
-                "{path} holds {} authenticator{} ({})",
-                file.authenticators.len(),
-                if file.authenticators.len() == 1 {
-                    ""
-                } else {
-                    "s"
-                },
-                file.authenticators
-                    .iter()
-                    .map(|a| a.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            Ok(None) if nullok => Verdict::Decide(
-                Decision::Ignore,
-                format!("no secret file at {path}, and `nullok` is set (reason=no-secret)"),
-            ),
-            Ok(None) => Verdict::Decide(
-                Decision::Deny,
-                format!("no secret file at {path}, and `nullok` is not set (reason=no-secret)"),
-            ),
-            Err(e) => Verdict::Decide(
-                Decision::Deny,
-                format!("the secret file is unusable: {e} (reason={})", e.class()),
-            ),
-        }
-    }
-}
-
-struct StateRule;
-impl Rule for StateRule {
-    fn name(&self) -> &'static str {
-        "state"
-    }
-    fn check(&self, f: &Facts) -> Verdict {
-        match &f.state {
-            Ok(Some(_)) => Verdict::Pass("the state file parses".into()),
-            Ok(None) => Verdict::Pass("no state file yet (first login)".into()),
-            Err(e) => Verdict::Decide(
-                Decision::Deny,
-                format!("the state file is unusable and is never rewritten: {e}"),
-            ),
-        }
-    }
-}
-
-struct ThrottleRule;
-impl Rule for ThrottleRule {
-    fn name(&self) -> &'static str {
-        "throttle"
-    }
-    fn check(&self, f: &Facts) -> Verdict {
-        let (Ok(config), Ok(state)) = (&f.config, &f.state) else {
-            return Verdict::Pass("nothing to check".into());
-        };
-        if !config.throttle.enabled {
-            return Verdict::Pass("throttling is off (`throttle = false`)".into());
-        }
-        let host = throttle::host_key(&f.rhost);
-        let Some(state) = state else {
-            return Verdict::Pass(format!("no failures recorded for {host}"));
-        };
-        match throttle::check(state, &host, &config.throttle, f.now) {
-            Some(Lockout::User { seconds }) => Verdict::Decide(
-                Decision::Deny,
-                format!(
-                    "the user is locked out from every host for {} more ({} failures; \
-                     `pam-totp unlock --user {}` clears it)",
-                    output::duration(seconds),
-                    state.user_failures.count,
-                    f.user_name
-                ),
-            ),
-            Some(Lockout::Host { seconds }) => Verdict::Decide(
-                Decision::Deny,
-                format!(
-                    "{host} is locked out for {} more ({} failures; `pam-totp unlock --user {}` \
-                     clears it)",
-                    output::duration(seconds),
-                    state.host_failures.get(&host).map_or(0, |h| h.count),
-                    f.user_name
-                ),
-            ),
-            None => Verdict::Pass(format!(
-                "{host} is not locked out ({} recent failures from it, {} in all)",
-                state.host_failures.get(&host).map_or(0, |h| h.count),
-                state.user_failures.count
-            )),
-        }
-    }
-}
-
-struct CodeRule;
-impl Rule for CodeRule {
-    fn name(&self) -> &'static str {
-        "code"
-    }
-    fn check(&self, f: &Facts) -> Verdict {
-        let window = f.config.as_ref().map_or(1, |c| c.window);
-        let prompt = f
-            .config
-            .as_ref()
-            .map_or(String::new(), |c| c.prompt.clone());
-        let left = match (&f.secret, &f.state) {
-            (Ok(Some(file)), Ok(state)) => {
-                verify::backup_codes_left(file, state.as_ref().unwrap_or(&State::new()))
-            }
-            _ => 0,
-        };
-        Verdict::Decide(
-            Decision::AskForCode,
-            format!(
-                "prompts {prompt:?}; accepts a current code (±{window} step{}) or one of {left} \
-                 unused backup code{}",
-                if window == 1 { "" } else { "s" },
-                if left == 1 { "" } else { "s" }
-            ),
-        )
-    }
-}
-
 #[derive(Serialize)]
 struct RuleJson {
     rule: &'static str,
@@ -454,33 +384,26 @@ struct ExplainJson<'a> {
     rules: Vec<RuleJson>,
     decision: Decision,
     pam_result: &'static str,
+    /// What the authentication phase returns (the account phase enrolls, with enroll_at_login).
+    auth_result: &'static str,
 }
 
-/// Gathers the facts for a login.
+/// Gathers the facts for a login, as the module does.
 pub fn gather(config_path: Option<&Path>, args: &ExplainArgs) -> Facts {
     let shown_path = config_path
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(pam_totp_core::config::DEFAULT_CONFIG));
-    let ctx = Ctx::load(config_path);
-    let user = pam_totp_core::store::UserInfo::lookup(&args.user)
-        .ok()
-        .flatten();
     let mut facts = Facts {
         config: Err(String::new()),
         config_path: shown_path,
-        user: user.clone(),
         user_name: args.user.clone(),
         service: args.service.clone(),
         rhost: args.rhost.clone().unwrap_or_default(),
         secret_path: None,
-        secret: Ok(None),
-        state: Ok(None),
-        groups: Ok(Vec::new()),
-        password_tag: String::new(),
-        publickey_used: args.publickey,
+        login: None,
         now: pam_totp_core::Clock::now(&pam_totp_core::SystemClock),
     };
-    let ctx = match ctx {
+    let ctx = match Ctx::load(config_path) {
         Ok(c) => c,
         Err(Error::Config(e)) => {
             facts.config = Err(config_message(&e));
@@ -496,22 +419,19 @@ pub fn gather(config_path: Option<&Path>, args: &ExplainArgs) -> Facts {
         facts.config = Err(config_message(&e));
         return facts;
     }
-    facts.config = Ok(ctx.config.clone());
     facts.now = ctx.now;
-    if let Some(user) = &user {
-        if needs_groups(&ctx.config) {
-            facts.groups = user.group_names().map_err(|e| e.to_string());
-        }
-        if ctx.config.policy.remember > 0 {
-            facts.password_tag = store::password_tag(&user.name);
-        }
-        facts.secret_path = ctx.backend.secret_location(user).ok();
-        facts.secret = ctx.backend.load_secret(user);
-        facts.state = ctx
-            .backend
-            .peek_state(&user.name)
-            .map_err(|e| e.to_string());
+    if let Ok(Some(account)) = decide::canonical_account(&args.user) {
+        facts.secret_path = ctx.store.enrollment_location(&account).ok();
+        facts.login = Some(decide::Facts::gather(
+            &ctx.config,
+            &ctx.store,
+            account,
+            &facts.rhost,
+            args.publickey,
+            ctx.now,
+        ));
     }
+    facts.config = Ok(ctx.config);
     facts
 }
 
@@ -526,19 +446,11 @@ fn config_message(e: &ConfigError) -> String {
 pub fn run(config_path: Option<&Path>, args: &ExplainArgs) -> Result<()> {
     context::require_root("explain")?;
     let facts = gather(config_path, args);
-    let mut report = Vec::new();
-    let mut decision = None;
-    for rule in rules() {
-        match rule.check(&facts) {
-            Verdict::Pass(detail) => report.push((rule.name(), "pass", detail)),
-            Verdict::Decide(d, detail) => {
-                report.push((rule.name(), "decides", detail));
-                decision = Some(d);
-                break;
-            }
-        }
-    }
-    let decision = decision.unwrap_or(Decision::AskForCode);
+    let (report, decision, plan) = report(&facts);
+    let auth_result = match &plan {
+        Some(plan) => plan.result().describe(),
+        None => "PAM_SERVICE_ERR",
+    };
     if args.json {
         return output::print_json(&ExplainJson {
             user: &facts.user_name,
@@ -554,21 +466,27 @@ pub fn run(config_path: Option<&Path>, args: &ExplainArgs) -> Result<()> {
                 .collect(),
             decision,
             pam_result: decision.pam_result(),
+            auth_result,
         })
         .map_err(Error::Io);
     }
     println!(
         "Login of {} to {} {} (explained, not authenticated):",
-        facts.user_name,
-        facts.service,
+        output::safe(&facts.user_name),
+        output::safe(&facts.service),
         if facts.rhost.is_empty() {
             "locally".to_string()
         } else {
-            format!("from {}", facts.rhost)
+            format!("from {}", output::safe(&facts.rhost))
         }
     );
     for (rule, result, detail) in &report {
-        println!("  {:<9} {:<14} {detail}", format!("[{result}]"), rule);
+        println!(
+            "  {:<9} {:<14} {}",
+            format!("[{result}]"),
+            rule,
+            output::safe(detail)
+        );
     }
     println!(
         "Decision: pam_totp {} -> {}.",

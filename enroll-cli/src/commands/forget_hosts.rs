@@ -8,17 +8,7 @@ use crate::commands::audit;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
-use pam_totp_core::state::{Remembered, State};
-use pam_totp_core::store::{Backend, Replace};
-
-/// Entries of `state` that would still skip the code (not expired, not forgotten before).
-pub fn active_remembered(state: &State, forget_before: u64, now: u64) -> Vec<&Remembered> {
-    state
-        .remembered
-        .iter()
-        .filter(|r| r.until > now && (forget_before == 0 || r.since > forget_before))
-        .collect()
-}
+use pam_totp_core::store::{Replace, Store};
 
 /// Runs `forget-hosts`.
 ///
@@ -27,13 +17,14 @@ pub fn active_remembered(state: &State, forget_before: u64, now: u64) -> Vec<&Re
 pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
     let user = ctx.target(args.user.as_deref())?;
     let root = context::is_root();
-    let loaded = match ctx.backend.load_secret(&user) {
+    let loaded = match ctx.store.load_enrollment(&user) {
         Ok(loaded) => loaded,
         // Root can still clear the state, which is what the module reads first.
         Err(e) if root => {
             eprintln!(
-                "Note: the secret file cannot be used ({e}); it was left as it is and only the \
-                 state is cleared."
+                "Note: the secret file cannot be used ({}); it was left as it is and only the \
+                 state is cleared.",
+                output::safe(&e.to_string())
             );
             None
         }
@@ -46,49 +37,47 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
         });
     }
     let before = loaded.as_ref().map_or(0, |f| f.forget_hosts_before);
-    let remembered = ctx
-        .peek_state(&user.name)?
-        .map_or(0, |s| active_remembered(&s, before, ctx.now).len());
+    let tag = ctx.store.password_tag(&user.name);
+    let remembered = ctx.peek_state(&user.name)?.map_or(0, |s| {
+        pam_totp_core::policy::active_remembered(&s, &tag, before, ctx.now).count()
+    });
     // The secret file first: it is what an unprivileged user can change, and it also covers
     // hosts remembered between now and the state being cleared.
     let marked = match loaded {
         Some(mut file) => {
             file.forget_hosts_before = ctx.now;
-            ctx.backend
-                .save_secret(&user, &file, Replace::Yes)
+            ctx.store
+                .save_enrollment(&user, &file, Replace::Yes)
                 .map_err(Error::from_save)?;
             true
         }
         None => false,
     };
     let mut cleared = None;
-    if root
-        && ctx
-            .backend
-            .peek_state(&user.name)
-            .map_err(Error::State)?
-            .is_some()
-    {
-        let lock = ctx.backend.lock_state(&user.name).map_err(Error::State)?;
-        let mut state = ctx.backend.load_state(&lock).map_err(Error::State)?;
-        let n = state.remembered.len();
-        if n > 0 {
-            state.remembered.clear();
-            ctx.backend
-                .save_state(&lock, &state)
-                .map_err(Error::State)?;
-        }
-        cleared = Some(n);
+    if root {
+        cleared = Some(ctx.store.forget_hosts(&user.name).map_err(Error::State)?);
     }
-    let mut detail = format!("remembered={remembered} secret_file_marked={marked}");
+    // Only root reads the state: for anyone else the count is unknown.
+    let counted = if ctx.state_visible() {
+        remembered.to_string()
+    } else {
+        "unknown".to_string()
+    };
+    let mut detail = format!("remembered={counted} secret_file_marked={marked}");
     if let Some(n) = cleared {
         detail.push_str(&format!(" state_entries_cleared={n}"));
     }
     audit::log("forget-hosts", &user.name, &detail);
-    if remembered == 0 {
+    if !ctx.state_visible() && marked {
+        println!(
+            "Every host remembered for {} before {} asks for a code again at its next login.",
+            output::safe(&user.name),
+            output::date(ctx.now)
+        );
+    } else if remembered == 0 {
         println!(
             "{} had no remembered host; any host remembered before {} will not skip the code.",
-            user.name,
+            output::safe(&user.name),
             output::date(ctx.now)
         );
     } else {
@@ -96,14 +85,15 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
             "Forgot {remembered} remembered host{} of {}: the next login from any host asks for a \
              code again.",
             if remembered == 1 { "" } else { "s" },
-            user.name
+            output::safe(&user.name)
         );
     }
     if let Some(n) = cleared.filter(|n| *n > 0) {
         println!(
-            "Cleared {n} entr{} from {}.",
+            "Cleared {n} entr{} from the state of {} in {}.",
             if n == 1 { "y" } else { "ies" },
-            ctx.backend.state_path(&user.name).display()
+            output::safe(&user.name),
+            output::safe(&ctx.store.state_dir().to_string_lossy())
         );
     }
     if ctx.config.policy.remember == 0 {

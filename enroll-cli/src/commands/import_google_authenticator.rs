@@ -6,10 +6,11 @@
 use crate::cli::ImportArgs;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
+use crate::output;
 use pam_totp_core::backup::{self, BackupSet};
 use pam_totp_core::secret::{self, TotpSecret};
 use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
-use pam_totp_core::store::{self, Backend, ReadRules, Replace, UserInfo};
+use pam_totp_core::store::{self, ReadRules, Replace, Store, TotpUse, UserInfo};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -137,7 +138,7 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
         }
     })?;
     let path = ctx.secret_path(&user)?;
-    if !args.force && std::fs::symlink_metadata(&path).is_ok() {
+    if !args.force && ctx.store.has_enrollment(&user).map_err(Error::Store)? {
         return Err(Error::Exists(path));
     }
     let issuer = args.issuer.clone().unwrap_or_else(context::host_name);
@@ -178,19 +179,19 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
         Replace::No
     };
     let written = ctx
-        .backend
-        .save_secret(&user, &file, replace)
+        .store
+        .save_enrollment(&user, &file, replace)
         .map_err(Error::from_save)?;
     // Steps the old module already accepted must not be accepted again by this one.
     let carried = carry_reuse(ctx, &user, &file, ga.disallow_reuse.as_deref());
     println!(
         "Imported {} for {} into {} ({} scratch code{} as backup codes; {} left unchanged).",
-        source.display(),
-        user.name,
-        written.display(),
+        output::safe(&source.to_string_lossy()),
+        output::safe(&user.name),
+        output::safe(&written.to_string()),
         ga.scratch.len(),
         if ga.scratch.len() == 1 { "" } else { "s" },
-        source.display()
+        output::safe(&source.to_string_lossy())
     );
     if let Some(w) = ga.window_size {
         let steps = w.saturating_sub(1) / 2;
@@ -230,7 +231,10 @@ fn read_source(path: &Path, as_user: Option<&UserInfo>) -> Result<Zeroizing<Stri
     };
     let bytes = {
         let _as_user = match as_user {
-            Some(u) => Some(store::FsIdentity::switch(u.uid, u.gid).map_err(Error::Store)?),
+            Some(u) => Some(
+                store::FsIdentity::switch_with(u.uid, u.gid, store::Groups::Drop)
+                    .map_err(Error::Store)?,
+            ),
             None => None,
         };
         store::read_checked(path, &rules)
@@ -269,15 +273,16 @@ fn carry_reuse(ctx: &Ctx, user: &UserInfo, file: &SecretFile, used: Option<&[u64
     if !context::is_root() {
         return false;
     }
-    let done = (|| -> std::result::Result<(), pam_totp_core::StoreError> {
-        let lock = ctx.backend.lock_state(&user.name)?;
-        let mut state = ctx.backend.load_state(&lock)?;
-        state.rebind(&file.enrollment_id);
-        state
-            .last_step
-            .insert(secret_file::DEFAULT_NAME.to_string(), max);
-        ctx.backend.save_state(&lock, &state)
-    })();
+    let done = ctx.store.consume_totp(
+        &user.name,
+        &TotpUse {
+            enrollment_id: &file.enrollment_id,
+            authenticator: secret_file::DEFAULT_NAME,
+            step: max,
+            refund: None,
+            success: None,
+        },
+    );
     done.is_ok()
 }
 

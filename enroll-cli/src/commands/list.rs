@@ -25,7 +25,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
     for a in &list {
         println!(
             "{:<16} {:<9} {:>6} {:>5}s  {:<24} {}",
-            a.name,
+            output::safe(&a.name),
             a.algorithm,
             a.digits,
             a.period,

@@ -26,6 +26,9 @@ use std::io::{BufRead, Write};
 /// # Errors
 /// Whatever the command reports.
 pub fn run(cli: Cli) -> Result<()> {
+    // Nearly every command reads or makes a secret file, which holds a key (`doctor` and
+    // `explain` parse them too): no core dump and no same-user debugger from the start.
+    crate::context::protect_key_memory()?;
     let config = cli.config.as_deref();
     // Commands that must work with a broken or absent configuration come first.
     match &cli.command {

@@ -5,6 +5,7 @@ use crate::cli::QrArgs;
 use crate::commands::enroll::show_key;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::output;
 
 /// Runs `qr`.
 ///
@@ -31,7 +32,8 @@ pub fn run(ctx: &Ctx, args: &QrArgs) -> Result<()> {
     };
     println!(
         "Authenticator `{}` of {} (keep this screen private: it shows the key):",
-        auth.name, user.name
+        output::safe(&auth.name),
+        output::safe(&user.name)
     );
     show_key(auth, args.qr)
 }

@@ -5,7 +5,8 @@ use crate::cli::RemoveArgs;
 use crate::commands::audit;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use pam_totp_core::store::{Backend, Replace};
+use crate::output;
+use pam_totp_core::store::{Replace, Store};
 
 /// Runs `remove`.
 ///
@@ -32,8 +33,8 @@ pub fn run(ctx: &Ctx, args: &RemoveArgs) -> Result<()> {
         ));
     }
     file.authenticators.remove(index);
-    ctx.backend
-        .save_secret(&user, &file, Replace::Yes)
+    ctx.store
+        .save_enrollment(&user, &file, Replace::Yes)
         .map_err(Error::from_save)?;
     audit::log(
         "remove",
@@ -46,7 +47,7 @@ pub fn run(ctx: &Ctx, args: &RemoveArgs) -> Result<()> {
     );
     println!(
         "Removed `{}`: its codes no longer work. Remaining: {}.",
-        args.name,
+        output::safe(&args.name),
         file.authenticators
             .iter()
             .map(|a| a.name.as_str())

@@ -5,7 +5,8 @@ use crate::cli::AdminUserArgs;
 use crate::commands::audit;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
-use pam_totp_core::store::{self, Backend};
+use crate::output;
+use pam_totp_core::store::Store;
 
 /// Runs `reset`.
 ///
@@ -15,11 +16,8 @@ pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
     context::require_root("reset")?;
     let user = context::lookup(&args.user)?;
     let path = ctx.secret_path(&user)?;
-    let secret_removed = ctx.backend.remove_secret(&user).map_err(Error::Store)?;
-    let state_removed = {
-        let _lock = ctx.backend.lock_state(&user.name).map_err(Error::State)?;
-        store::remove(&ctx.backend.state_path(&user.name)).map_err(Error::State)?
-    };
+    let secret_removed = ctx.store.remove_enrollment(&user).map_err(Error::Store)?;
+    let state_removed = ctx.store.reset(&user.name).map_err(Error::State)?;
     audit::log(
         "reset",
         &user.name,
@@ -28,13 +26,13 @@ pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
     match (secret_removed, state_removed) {
         (false, false) => println!(
             "{} had no enrollment and no state; nothing was removed.",
-            user.name
+            output::safe(&user.name)
         ),
         _ => println!(
             "Reset {}: {}{}. They can enroll again with `pam-totp enroll`{}.",
-            user.name,
+            output::safe(&user.name),
             if secret_removed {
-                format!("removed {}", path.display())
+                format!("removed {}", output::safe(&path.to_string()))
             } else {
                 "no secret file".to_string()
             },

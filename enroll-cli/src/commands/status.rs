@@ -2,18 +2,16 @@
 //! one row per enrolled user (root). Reports only: nothing is written.
 
 use crate::cli::StatusArgs;
-use crate::commands::forget_hosts::active_remembered;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
 use pam_totp_core::accounts::Accounts;
 use pam_totp_core::secret_file::SecretFile;
 use pam_totp_core::state::State;
-use pam_totp_core::store::{Backend, LocalFiles, UserInfo};
+use pam_totp_core::store::{LocalFiles, Store, UserInfo};
 use pam_totp_core::throttle::{self, Lockout};
 use pam_totp_core::verify;
 use serde::Serialize;
-use std::path::PathBuf;
 
 /// An authenticator as reports show it (no key).
 #[derive(Serialize)]
@@ -66,13 +64,14 @@ pub struct RememberedInfo {
 pub struct UserStatus {
     user: String,
     enrolled: bool,
-    secret_file: PathBuf,
+    secret_file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<u64>,
     authenticators: Vec<AuthenticatorInfo>,
-    backup_codes_left: usize,
+    /// `None` when the caller cannot read the state (not root).
+    backup_codes_left: Option<usize>,
     backup_codes_total: usize,
     last_success: Option<LastUseInfo>,
     failures: u32,
@@ -127,22 +126,22 @@ pub fn lockouts(ctx: &Ctx, state: &State) -> Vec<LockInfo> {
 }
 
 fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Result<UserStatus> {
-    let path = backend.secret_location(user).map_err(Error::Store)?;
+    let path = backend.enrollment_location(user).map_err(Error::Store)?;
     let mut status = UserStatus {
         user: user.name.clone(),
         enrolled: false,
-        secret_file: path,
+        secret_file: path.to_string(),
         error: None,
         since: None,
         authenticators: Vec::new(),
-        backup_codes_left: 0,
+        backup_codes_left: None,
         backup_codes_total: 0,
         last_success: None,
         failures: 0,
         lockouts: Vec::new(),
         remembered_hosts: None,
     };
-    let file = match backend.load_secret(user) {
+    let file = match backend.load_enrollment(user) {
         Ok(f) => f,
         Err(e) if strict => return Err(Error::from_load(e)),
         Err(e) => {
@@ -163,8 +162,9 @@ fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Res
         status.since = Some(file.created);
         status.authenticators = authenticators(file, state.as_ref());
         status.backup_codes_total = file.backup.as_ref().map_or(0, |b| b.hashes.len());
-        status.backup_codes_left =
-            verify::backup_codes_left(file, state.as_ref().unwrap_or(&State::new()));
+        status.backup_codes_left = ctx
+            .state_visible()
+            .then(|| verify::backup_codes_left(file, state.as_ref().unwrap_or(&State::new())));
     }
     if let Some(state) = &state {
         status.last_success = state.last_success.as_ref().map(|l| LastUseInfo {
@@ -178,7 +178,9 @@ fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Res
         // As the module: only with `remember` on, and not those forgotten (`forget-hosts`).
         if ctx.config.policy.remember > 0 {
             let before = file.as_ref().map_or(0, |f| f.forget_hosts_before);
-            let active = active_remembered(state, before, ctx.now);
+            let tag = ctx.store.password_tag(&user.name);
+            let active: Vec<_> =
+                pam_totp_core::policy::active_remembered(state, &tag, before, ctx.now).collect();
             status.remembered_hosts =
                 active
                     .iter()
@@ -202,15 +204,18 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         return all(ctx, args.json);
     }
     let user = ctx.target(args.user.user.as_deref())?;
-    let s = gather(ctx, &ctx.backend, &user, true)?;
+    let s = gather(ctx, &ctx.store, &user, true)?;
     if args.json {
         return output::print_json(&s).map_err(Error::Io);
     }
-    println!("User:           {}", s.user);
+    // Names, paths and the state's strings are user-controlled: each goes through
+    // `output::safe`.
+    let path = &s.secret_file;
+    println!("User:           {}", output::safe(&s.user));
     if !s.enrolled {
         println!(
             "Enrolled:       no (no secret file at {})",
-            s.secret_file.display()
+            output::safe(path)
         );
         println!(
             "                {}",
@@ -224,7 +229,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         println!(
             "Enrolled:       yes, since {} ({})",
             output::date(s.since.unwrap_or(0)),
-            s.secret_file.display()
+            output::safe(path)
         );
         for (i, a) in s.authenticators.iter().enumerate() {
             println!(
@@ -234,7 +239,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
                 } else {
                     "                "
                 },
-                a.name,
+                output::safe(&a.name),
                 a.algorithm,
                 a.digits,
                 a.period,
@@ -243,16 +248,22 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
                     .unwrap_or_default()
             );
         }
-        println!(
-            "Backup codes:   {} of {} left{}",
-            s.backup_codes_left,
-            s.backup_codes_total,
-            if s.backup_codes_left < 3 {
-                " (make new ones: pam-totp backup-codes --regenerate)"
-            } else {
-                ""
-            }
-        );
+        match s.backup_codes_left {
+            Some(left) => println!(
+                "Backup codes:   {left} of {} left{}",
+                s.backup_codes_total,
+                if left < 3 {
+                    " (make new ones: pam-totp backup-codes --regenerate)"
+                } else {
+                    ""
+                }
+            ),
+            None => println!(
+                "Backup codes:   {} issued; which are used, the last login and lock-outs are in \
+                 the state, which only root reads (sudo pam-totp status)",
+                s.backup_codes_total
+            ),
+        }
     }
     if let Some(r) = &s.remembered_hosts {
         println!(
@@ -268,13 +279,13 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         Some(l) => println!(
             "Last success:   {} via {}{} ({})",
             output::date(l.time),
-            l.service,
+            output::safe(&l.service),
             if l.rhost.is_empty() {
                 " (local)".to_string()
             } else {
-                format!(" from {}", l.rhost)
+                format!(" from {}", output::safe(&l.rhost))
             },
-            l.method
+            output::safe(&l.method)
         ),
         None => println!("Last success:   never recorded"),
     }
@@ -299,11 +310,11 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
                 if l.scope == "user" {
                     "all hosts".to_string()
                 } else {
-                    format!("host {}", l.scope)
+                    format!("host {}", output::safe(&l.scope))
                 },
                 output::date(l.until),
                 output::duration(l.seconds),
-                s.user
+                output::safe(&s.user)
             );
         }
     }
@@ -315,22 +326,19 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
 /// not enumerate), looked up one by one.
 fn candidates(backend: &LocalFiles) -> Result<Vec<UserInfo>> {
     let mut accounts = Accounts::read();
-    accounts.add_by_lookup(backend.state_users().map_err(Error::State)?);
+    accounts.add_by_lookup(backend.users_with_state().map_err(Error::State)?);
     Ok(accounts.into_users())
 }
 
 fn all(ctx: &Ctx, json: bool) -> Result<()> {
     context::require_root("status --all")?;
     let mut rows = Vec::new();
-    for user in candidates(&ctx.backend)? {
-        let Ok(path) = ctx.backend.secret_location(&user) else {
-            continue;
-        };
+    for user in candidates(&ctx.store)? {
         // A cheap existence test first: most accounts have no enrollment.
-        if std::fs::symlink_metadata(&path).is_err() {
+        if !ctx.store.has_enrollment(&user).unwrap_or(false) {
             continue;
         }
-        rows.push(gather(ctx, &ctx.backend, &user, false)?);
+        rows.push(gather(ctx, &ctx.store, &user, false)?);
     }
     if json {
         return output::print_json(&rows).map_err(Error::Io);
@@ -345,13 +353,13 @@ fn all(ctx: &Ctx, json: bool) -> Result<()> {
     );
     for r in &rows {
         let lock = if let Some(e) = &r.error {
-            format!("error: {e}")
+            format!("error: {}", output::safe(e))
         } else if r.lockouts.is_empty() {
             "-".to_string()
         } else {
             r.lockouts
                 .iter()
-                .map(|l| format!("{} {}", l.scope, output::duration(l.seconds)))
+                .map(|l| format!("{} {}", output::safe(&l.scope), output::duration(l.seconds)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -360,11 +368,11 @@ fn all(ctx: &Ctx, json: bool) -> Result<()> {
                 output::date(l.time).trim_end_matches(" UTC").to_string(),
                 format!(
                     "{} {}",
-                    l.service,
+                    output::safe(&l.service),
                     if l.rhost.is_empty() {
-                        "local"
+                        "local".into()
                     } else {
-                        &l.rhost
+                        output::safe(&l.rhost)
                     }
                 ),
             ),
@@ -380,9 +388,14 @@ fn all(ctx: &Ctx, json: bool) -> Result<()> {
         };
         println!(
             "{:<20} {:>6} {:<24} {:<30} {remembered:<26} {lock}",
-            r.user,
+            output::safe(&r.user),
             if r.enrolled {
-                format!("{}/{}", r.backup_codes_left, r.backup_codes_total)
+                format!(
+                    "{}/{}",
+                    r.backup_codes_left
+                        .map_or_else(|| "?".to_string(), |l| l.to_string()),
+                    r.backup_codes_total
+                )
             } else {
                 "?".into()
             },

@@ -6,7 +6,8 @@ use crate::commands::audit;
 use crate::commands::status::lockouts;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
-use pam_totp_core::store::Backend;
+use crate::output;
+use pam_totp_core::store::Store;
 
 /// Runs `unlock`.
 ///
@@ -15,40 +16,34 @@ use pam_totp_core::store::Backend;
 pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
     context::require_root("unlock")?;
     let user = context::lookup(&args.user)?;
-    if ctx
-        .backend
-        .peek_state(&user.name)
-        .map_err(Error::State)?
-        .is_none()
-    {
+    let Some(state) = ctx.store.state(&user.name).map_err(Error::State)? else {
         println!(
             "{} has no state file: there is no lockout to clear.",
-            user.name
+            output::safe(&user.name)
         );
         audit::log("unlock", &user.name, "cleared=0");
         return Ok(());
-    }
-    let lock = ctx.backend.lock_state(&user.name).map_err(Error::State)?;
-    let mut state = ctx.backend.load_state(&lock).map_err(Error::State)?;
+    };
     let active = lockouts(ctx, &state).len();
-    let failures = state.user_failures.count;
-    state.user_failures = Default::default();
-    state.host_failures.clear();
-    ctx.backend
-        .save_state(&lock, &state)
-        .map_err(Error::State)?;
-    drop(lock);
+    let failures = ctx
+        .store
+        .unlock(&user.name)
+        .map_err(Error::State)?
+        .user_failures;
     audit::log(
         "unlock",
         &user.name,
         &format!("lockouts={active} failures={failures}"),
     );
     if active == 0 && failures == 0 {
-        println!("{} was not locked out; nothing to clear.", user.name);
+        println!(
+            "{} was not locked out; nothing to clear.",
+            output::safe(&user.name)
+        );
     } else {
         println!(
             "Unlocked {}: cleared {active} lockout{} and {failures} counted failure{}.",
-            user.name,
+            output::safe(&user.name),
             if active == 1 { "" } else { "s" },
             if failures == 1 { "" } else { "s" }
         );

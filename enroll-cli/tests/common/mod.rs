@@ -165,29 +165,15 @@ pub fn totp_now(key: &str, algorithm: totp_rs::Algorithm, digits: u8, period: u6
     totp.generate(now).to_string()
 }
 
-/// RFC 4648 base32 without padding.
+/// RFC 4648 base32 (spaces, padding and case ignored), with the crate the core uses.
 pub fn base32_decode(text: &str) -> Vec<u8> {
-    let mut bits = 0u64;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-    {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32: {c}"),
-        };
-        bits = (bits << 5) | u64::from(v);
-        n += 5;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    out
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() && *c != '=')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &clean)
+        .unwrap_or_else(|| panic!("not base32: {text:?}"))
 }
 
 /// Decodes the QR code in `drawn` (the output of `pam-totp qr`, any style) with zbarimg and
@@ -364,9 +350,9 @@ impl Service {
         std::fs::write(
             format!("/etc/pam.d/{name}"),
             format!(
-                "auth required {} config={}\naccount required pam_permit.so\n",
-                module.display(),
-                conf.display()
+                "auth required {m} config={c}\naccount required {m} config={c}\naccount required pam_permit.so\n",
+                m = module.display(),
+                c = conf.display()
             ),
         )
         .unwrap();
@@ -377,14 +363,15 @@ impl Service {
         self.login_from("", user, answer)
     }
 
-    /// Authenticates with PAM_RHOST set to `rhost` (none when empty).
+    /// Authenticates, then runs the account phase as login programs do (the whole stack's
+    /// success is what remembers a host), with PAM_RHOST set to `rhost` (none when empty).
     pub fn login_from(&self, rhost: &str, user: &str, answer: &str) -> bool {
         let mut cmd = Command::new("pamtester");
         if !rhost.is_empty() {
             cmd.args(["-I", &format!("rhost={rhost}")]);
         }
         let mut child = cmd
-            .args([&self.0, user, "authenticate"])
+            .args([&self.0, user, "authenticate", "acct_mgmt"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -392,7 +379,8 @@ impl Service {
             .unwrap();
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        // pamtester may end without reading it (no code asked): a closed pipe is not an error.
+        let _ = stdin.write_all(format!("{answer}\n").as_bytes());
         drop(stdin);
         child.wait_with_output().unwrap().status.success()
     }
@@ -419,26 +407,31 @@ pub fn ready(test: &str) -> Option<PathBuf> {
     m
 }
 
-/// Receives syslog lines on /dev/log for the life of the value. A thread reads them as they
-/// come: a datagram socket nobody reads fills up after a few lines and then blocks every
-/// sender on the machine (other PAM services included).
+/// The test's own `/dev/log` (a private mount namespace when a daemon owns the host's): the
+/// e2e harness's helper, shared until the two harnesses are one.
+#[path = "../../../tests/src/dev_log.rs"]
+mod dev_log;
+
+/// Receives syslog lines on the test's `/dev/log` for the life of the value. A thread reads them
+/// as they come: a datagram socket nobody reads fills up after a few lines and then blocks every
+/// sender. Bind it on the test's thread before running the commands whose lines it should get.
 pub struct SyslogCapture {
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     reader: std::sync::Mutex<Option<std::thread::JoinHandle<std::os::unix::net::UnixDatagram>>>,
+    dev_log: std::sync::Mutex<dev_log::PrivateDevLog>,
 }
 
 impl SyslogCapture {
     pub fn bind() -> Option<SyslogCapture> {
-        if std::path::Path::new("/dev/log").exists() {
-            println!(
-                "skipping the syslog part: /dev/log exists (a syslog daemon or another test owns it)"
-            );
-            return None;
-        }
-        let socket = std::os::unix::net::UnixDatagram::bind("/dev/log").ok()?;
-        // Writable by everyone, like a real syslog socket, so unprivileged runs log too.
-        std::fs::set_permissions("/dev/log", std::fs::Permissions::from_mode(0o666)).unwrap();
+        let dev_log = match dev_log::PrivateDevLog::bind() {
+            Ok(d) => d,
+            Err(e) => {
+                println!("skipping the syslog part: no private /dev/log ({e})");
+                return None;
+            }
+        };
+        let socket = dev_log.socket().try_clone().unwrap();
         socket
             .set_read_timeout(Some(std::time::Duration::from_millis(50)))
             .unwrap();
@@ -459,17 +452,18 @@ impl SyslogCapture {
             lines,
             stop,
             reader: std::sync::Mutex::new(Some(reader)),
+            dev_log: std::sync::Mutex::new(dev_log),
         })
     }
 
     /// The lines received (every sender has finished by the time its process exits): stops
-    /// the reader, removes /dev/log (so nobody waits on a socket no longer read) and takes what
-    /// is still queued.
+    /// the reader, gives /dev/log back (so nobody waits on a socket no longer read) and takes
+    /// what is still queued.
     pub fn lines(&self) -> Vec<String> {
-        let _ = std::fs::remove_file("/dev/log");
         self.stop.store(true, Ordering::SeqCst);
         if let Some(reader) = self.reader.lock().unwrap().take() {
             let socket = reader.join().unwrap();
+            self.dev_log.lock().unwrap().close();
             socket.set_nonblocking(true).unwrap();
             let mut buf = [0u8; 8192];
             while let Ok(n) = socket.recv(&mut buf) {
@@ -483,10 +477,29 @@ impl SyslogCapture {
 
 impl Drop for SyslogCapture {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file("/dev/log");
         self.stop.store(true, Ordering::SeqCst);
         if let Some(r) = self.reader.lock().unwrap().take() {
             let _ = r.join();
         }
+        self.dev_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .close();
     }
+}
+
+/// The current state of `user` under `state_dir`, read as the module reads it (`None`: nothing
+/// recorded, or everything reset).
+pub fn current_state(state_dir: &Path, user: &str) -> Option<pam_totp_core::state::State> {
+    use pam_totp_core::store::Store;
+    pam_totp_core::store::LocalFiles::new(
+        "/nonexistent/${USER}".into(),
+        state_dir.to_path_buf(),
+        None,
+        0o600,
+        true,
+    )
+    .state(user)
+    .unwrap()
+    .filter(|s| !s.is_empty())
 }
