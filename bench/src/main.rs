@@ -203,7 +203,7 @@ fn generate(f: &Flags) -> Result<(), String> {
         let mut st = State::new();
         st.rebind(&enrollment_id);
         st.last_step.insert("default".into(), t / PERIOD - 100);
-        let text = st.to_toml()?;
+        let text = st.to_toml().map_err(|e| e.to_string())?;
         write_file(
             &dir.join(format!("state/{name}.state")),
             text.as_bytes(),
