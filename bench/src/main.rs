@@ -27,6 +27,7 @@ use pam_totp_core::backup::BackupSet;
 use pam_totp_core::secret::TotpSecret;
 use pam_totp_core::secret_file::{Algorithm, Authenticator, SecretFile};
 use pam_totp_core::state::State;
+use pam_totp_core::store::{LocalFiles, Store, TotpUse};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::io::Write;
@@ -170,6 +171,14 @@ fn generate(f: &Flags) -> Result<(), String> {
     let t = now();
     let (set, codes) = BackupSet::generate(10, t)?;
     let backup_code = codes.0[0].to_string();
+    // The pre-login state is seeded through the store itself (its record format is its own).
+    let store = LocalFiles::new(
+        format!("{d}/secrets/${{USER}}.toml"),
+        dir.join("state"),
+        None,
+        0o600,
+        true,
+    );
     let mut passwd = String::from("root:x:0:0:root:/root:/bin/bash\n");
     let mut manifest = String::new();
     let mut uid = 200_000;
@@ -201,6 +210,18 @@ fn generate(f: &Flags) -> Result<(), String> {
             0o600,
         )?;
         // An earlier login, many steps ago: the state every enrolled user has after first use.
+        store
+            .consume_totp(
+                &name,
+                &TotpUse {
+                    enrollment_id: &enrollment_id,
+                    authenticator: "default",
+                    step: t / PERIOD - 100,
+                    refund: None,
+                    success: None,
+                },
+            )
+            .map_err(|e| format!("seeding the state of {name}: {e}"))?;
         let mut st = State::new();
         st.rebind(&enrollment_id);
         st.last_step.insert("default".into(), t / PERIOD - 100);
