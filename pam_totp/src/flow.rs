@@ -380,6 +380,12 @@ impl<C: Clock> Session<'_, C> {
             },
         };
         let password_tag = facts.password_tag;
+        // What the answers are judged against; the compare-and-set that spends a code checks
+        // again, so a snapshot that another login has overtaken can only refuse, never accept.
+        let snapshot = match facts.state {
+            Loaded::Present(state) => state,
+            _ => State::new(),
+        };
         // The password of an earlier module, tried as password+code. A first pass that holds
         // something shaped like a code is counted and logged like any answer; a plain password
         // is not a guess at a code and is not counted.
@@ -391,7 +397,7 @@ impl<C: Clock> Session<'_, C> {
             if !attempts.is_empty() || cfg.pass_mode == PassMode::UseFirstPass {
                 let count = cfg.pass_mode == PassMode::UseFirstPass
                     || attempts.iter().any(|a| code_shaped(&a.code, &file));
-                let out = self.check(io, &file, &attempts, count, &password_tag);
+                let out = self.check(io, &file, &snapshot, &attempts, count, &password_tag);
                 // try_first_pass: if the earlier password was not password+code, ask.
                 if cfg.pass_mode == PassMode::UseFirstPass
                     || !matches!(out, Outcome::Rejected(_))
@@ -417,7 +423,7 @@ impl<C: Clock> Session<'_, C> {
             Ok(attempts) => attempts,
             Err(code) => return conversation_failed(ctx, code),
         };
-        self.check(io, &file, &attempts, true, &password_tag)
+        self.check(io, &file, &snapshot, &attempts, true, &password_tag)
     }
 
     /// The account phase: enrollment at first login, when the policy says so.
@@ -484,6 +490,7 @@ impl<C: Clock> Session<'_, C> {
         &self,
         io: &mut P,
         file: &SecretFile,
+        state: &State,
         attempts: &[Answer],
         count_failure: bool,
         password_tag: &str,
@@ -506,10 +513,6 @@ impl<C: Clock> Session<'_, C> {
                 Err(e) => return unusable(ctx, &e),
             }
         }
-        let state = match self.store.state(&self.info.name) {
-            Ok(state) => state.unwrap_or_else(State::new),
-            Err(e) => return unusable(ctx, &e),
-        };
         let mut accepted = None;
         let mut reason = Reject::Malformed;
         for attempt in attempts {
