@@ -516,7 +516,7 @@ impl<C: Clock> Session<'_, C> {
         let mut accepted = None;
         let mut reason = Reject::Malformed;
         for attempt in attempts {
-            match verify::verify(&attempt.code, file, &state, now, self.cfg.windows()) {
+            match verify::verify(&attempt.code, file, state, now, self.cfg.windows()) {
                 Verdict::Rejected(r) => reason = worse(reason, r),
                 v => {
                     accepted = Some((v, attempt));
@@ -551,7 +551,7 @@ impl<C: Clock> Session<'_, C> {
                 authenticator,
                 counter,
             } => match io.prompt(HOTP_RESYNC_PROMPT, self.cfg.echo_verification_code) {
-                Ok(next) => verify::verify_resync(&next, file, &state, &authenticator, counter),
+                Ok(next) => verify::verify_resync(&next, file, state, &authenticator, counter),
                 Err(code) => return conversation_failed(ctx, code),
             },
             v => v,
