@@ -2,8 +2,9 @@
 # Runs the README's two set-up commands, as written, on fresh Debian 12 root file systems made
 # with debootstrap: once as root without sudo (the commands with `sudo ` left out, as the README
 # says), once through sudo from a user whose rustup toolchain is in their home (sudo's
-# secure_path drops ~/.cargo/bin). Not part of tests/run-all.sh: it takes about 40 minutes (two
-# builds from scratch and two test runs), see the README.
+# secure_path drops ~/.cargo/bin). Not part of tests/run-all.sh nor of CI: it takes about 15
+# minutes on 2 CPUs (two builds from scratch and two test runs), about 3.5 GB in /var/tmp, and
+# the Debian mirror; see the README.
 #
 #   sudo tests/fresh-readme.sh                       both scenarios
 #   FRESH_README_SCENARIOS=root tests/fresh-readme.sh  one of root, sudo

@@ -48,6 +48,8 @@ fn run_cmd(cmd: &mut Command, stdin: &str) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("COLUMNS", "100")
+        // The audit lines name SUDO_USER when it is set: `sudo tests/run-all.sh` would change them.
+        .env_remove("SUDO_USER")
         .spawn()
         .expect("pam-totp runs");
     child
