@@ -58,7 +58,7 @@ pub enum Error {
     /// Reading the terminal or writing output failed.
     Io(std::io::Error),
     /// The system's random source failed.
-    Random(String),
+    Random(pam_totp_core::KeyError),
     /// A google-authenticator file cannot be imported.
     Import {
         /// The file.
@@ -249,7 +249,7 @@ impl fmt::Display for Error {
             }
             Error::Declined => f.write_str("cancelled")?,
             Error::Io(e) => write!(f, "input/output failed: {e}")?,
-            Error::Random(e) => f.write_str(e)?,
+            Error::Random(e) => write!(f, "{e}")?,
             Error::Import { path, message, .. } => {
                 write!(f, "cannot import {}: {message}", path.display())?
             }

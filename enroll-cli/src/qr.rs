@@ -16,7 +16,7 @@ const RESET: &str = "\x1b[0m";
 ///
 /// # Errors
 /// `data` is too long for a QR code.
-pub fn render(data: &str, style: QrStyle) -> Result<Zeroizing<String>, String> {
+pub fn render(data: &str, style: QrStyle) -> Result<Zeroizing<String>, pam_totp_core::KeyError> {
     let (dark, light, end) = match style {
         QrStyle::None => return Ok(Zeroizing::new(String::new())),
         // Forced black on white, so the code reads the same in dark and light terminals.

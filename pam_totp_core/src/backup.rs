@@ -8,6 +8,7 @@
 //! an offline search still takes months of GPU time (the arithmetic is in docs/SECURITY.md).
 //! The rounds are recorded in each file, so sets written with 50,000 keep verifying.
 
+use crate::error::KeyError;
 use crate::secret::{from_hex, random_fill, to_hex};
 use constant_time_eq::constant_time_eq;
 use zeroize::Zeroizing;
@@ -103,7 +104,7 @@ impl BackupSet {
     ///
     /// # Errors
     /// The random source failed or `count` is out of range.
-    pub fn generate(count: usize, now: u64) -> Result<(BackupSet, NewCodes), String> {
+    pub fn generate(count: usize, now: u64) -> Result<(BackupSet, NewCodes), KeyError> {
         Self::generate_with(count, now, DEFAULT_ITERATIONS)
     }
 
@@ -115,9 +116,9 @@ impl BackupSet {
         count: usize,
         now: u64,
         iterations: u32,
-    ) -> Result<(BackupSet, NewCodes), String> {
+    ) -> Result<(BackupSet, NewCodes), KeyError> {
         if count > MAX_COUNT {
-            return Err(format!("at most {MAX_COUNT} backup codes can be made"));
+            return Err(KeyError::TooManyCodes(MAX_COUNT));
         }
         let mut codes = Vec::with_capacity(count);
         for _ in 0..count {
@@ -139,14 +140,14 @@ impl BackupSet {
         codes: impl Iterator<Item = &'a str>,
         now: u64,
         iterations: u32,
-    ) -> Result<BackupSet, String> {
+    ) -> Result<BackupSet, KeyError> {
         let mut salt = vec![0u8; SALT_LEN];
         random_fill(&mut salt)?;
         let mut hashes = Vec::new();
         for code in codes {
             let norm = normalize(code.as_bytes()).filter(|n| has_backup_shape(n));
             let Some(norm) = norm else {
-                return Err("a backup code must be 8 to 16 letters or digits".into());
+                return Err(KeyError::BadBackupCode);
             };
             hashes.push(*hash(&norm, &salt, iterations));
         }
@@ -181,7 +182,7 @@ impl BackupSet {
     }
 }
 
-fn random_code() -> Result<Zeroizing<String>, String> {
+fn random_code() -> Result<Zeroizing<String>, KeyError> {
     let mut out = Zeroizing::new(String::with_capacity(CODE_LEN));
     let mut buf = Zeroizing::new([0u8; 32]);
     while out.len() < CODE_LEN {

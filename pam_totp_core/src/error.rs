@@ -263,3 +263,53 @@ impl std::error::Error for StoreError {
         }
     }
 }
+
+/// Key material that cannot be decoded or made: keys, backup codes, their QR code and file.
+/// The messages describe the problem, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key is empty.
+    Empty,
+    /// Characters other than base32's letters A-Z and digits 2-7.
+    NotBase32,
+    /// Base32 characters, but not a valid base32 text.
+    BadBase32,
+    /// Shorter than this many bits.
+    TooShort(usize),
+    /// Longer than this many bits.
+    TooLong(usize),
+    /// The system random source failed (its description).
+    Random(String),
+    /// More backup codes asked for than this.
+    TooManyCodes(usize),
+    /// A backup code that is not 8 to 16 letters or digits.
+    BadBackupCode,
+    /// Too much data for a QR code.
+    QrTooLong,
+    /// The TOML serialiser failed (its description).
+    Serialize(String),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Empty => f.write_str("the key is empty"),
+            KeyError::NotBase32 => {
+                f.write_str("the key is not base32 (letters A-Z and digits 2-7)")
+            }
+            KeyError::BadBase32 => f.write_str("the key is not valid base32"),
+            KeyError::TooShort(bits) => write!(f, "the key is shorter than {bits} bits"),
+            KeyError::TooLong(bits) => write!(f, "the key is longer than {bits} bits"),
+            KeyError::Random(e) => write!(f, "the system random source failed: {e}"),
+            KeyError::TooManyCodes(n) => write!(f, "at most {n} backup codes can be made"),
+            KeyError::BadBackupCode => {
+                f.write_str("a backup code must be 8 to 16 letters or digits")
+            }
+            KeyError::QrTooLong => f.write_str("too much data for a QR code"),
+            KeyError::Serialize(e) => write!(f, "cannot serialise: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}

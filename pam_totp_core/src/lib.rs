@@ -48,4 +48,4 @@ pub mod throttle;
 pub mod verify;
 
 pub use clock::{Clock, SystemClock};
-pub use error::{ConfigError, ParseError, StoreError};
+pub use error::{ConfigError, KeyError, ParseError, StoreError};

@@ -9,6 +9,7 @@
 //! held in freed memory. (The `qrcode` crate's intermediate buffers, made while it encodes, are
 //! out of reach and are not wiped.)
 
+use crate::error::KeyError;
 use qrcode::{Color, EcLevel, QrCode};
 use zeroize::Zeroizing;
 
@@ -41,9 +42,9 @@ pub enum Ink {
 ///
 /// # Errors
 /// `data` is too long for a QR code.
-pub fn matrix(data: &str) -> Result<Zeroizing<Vec<Vec<bool>>>, String> {
+pub fn matrix(data: &str) -> Result<Zeroizing<Vec<Vec<bool>>>, KeyError> {
     let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M)
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| KeyError::QrTooLong)?;
     let width = code.width();
     let mut colors = code.into_colors();
     let size = width + 2 * QUIET_ZONE;
@@ -68,7 +69,7 @@ pub fn matrix(data: &str) -> Result<Zeroizing<Vec<Vec<bool>>>, String> {
 ///
 /// # Errors
 /// `data` is too long for a QR code.
-pub fn half_blocks(data: &str, ink: Ink) -> Result<Zeroizing<String>, String> {
+pub fn half_blocks(data: &str, ink: Ink) -> Result<Zeroizing<String>, KeyError> {
     let rows = matrix(data)?;
     let size = rows.len();
     let lines = size.div_ceil(2);

@@ -1,6 +1,7 @@
 //! Key material and the few encodings it needs. These types are not `Clone` or `Display`, and
 //! their `Debug` is redacted, so a stray `{:?}` or log line cannot print a secret.
 
+use crate::error::KeyError;
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -25,7 +26,7 @@ impl TotpSecret {
     ///
     /// # Errors
     /// A description of what is wrong with the encoding or length; never the value.
-    pub fn from_base32(text: &str) -> Result<Self, String> {
+    pub fn from_base32(text: &str) -> Result<Self, KeyError> {
         let cleaned: Zeroizing<String> = Zeroizing::new(
             text.chars()
                 .filter(|c| !c.is_ascii_whitespace() && *c != '=' && *c != '-')
@@ -33,16 +34,16 @@ impl TotpSecret {
                 .collect(),
         );
         if cleaned.is_empty() {
-            return Err("the key is empty".into());
+            return Err(KeyError::Empty);
         }
         if !cleaned
             .bytes()
             .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
         {
-            return Err("the key is not base32 (letters A-Z and digits 2-7)".into());
+            return Err(KeyError::NotBase32);
         }
         let bytes = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &cleaned)
-            .ok_or_else(|| "the key is not valid base32".to_string())?;
+            .ok_or(KeyError::BadBase32)?;
         Self::from_bytes(bytes)
     }
 
@@ -50,19 +51,13 @@ impl TotpSecret {
     ///
     /// # Errors
     /// The key is shorter than 80 bits or longer than 1024 bits.
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, KeyError> {
         let bytes = Zeroizing::new(bytes);
         if bytes.len() < MIN_SECRET_BYTES {
-            return Err(format!(
-                "the key is shorter than {} bits",
-                MIN_SECRET_BYTES * 8
-            ));
+            return Err(KeyError::TooShort(MIN_SECRET_BYTES * 8));
         }
         if bytes.len() > MAX_SECRET_BYTES {
-            return Err(format!(
-                "the key is longer than {} bits",
-                MAX_SECRET_BYTES * 8
-            ));
+            return Err(KeyError::TooLong(MAX_SECRET_BYTES * 8));
         }
         Ok(TotpSecret(bytes))
     }
@@ -71,7 +66,7 @@ impl TotpSecret {
     ///
     /// # Errors
     /// The random source failed or `len` is out of range.
-    pub fn generate(len: usize) -> Result<Self, String> {
+    pub fn generate(len: usize) -> Result<Self, KeyError> {
         let mut bytes = Zeroizing::new(vec![0u8; len]);
         random_fill(&mut bytes)?;
         Self::from_bytes(bytes.to_vec())
@@ -100,15 +95,15 @@ impl TotpSecret {
 ///
 /// # Errors
 /// The random source is unavailable.
-pub fn random_fill(buf: &mut [u8]) -> Result<(), String> {
-    getrandom::fill(buf).map_err(|e| format!("the system random source failed: {e}"))
+pub fn random_fill(buf: &mut [u8]) -> Result<(), KeyError> {
+    getrandom::fill(buf).map_err(|e| KeyError::Random(e.to_string()))
 }
 
 /// A random identifier of `bytes` bytes, as lower-case hex.
 ///
 /// # Errors
 /// The random source is unavailable.
-pub fn random_id(bytes: usize) -> Result<String, String> {
+pub fn random_id(bytes: usize) -> Result<String, KeyError> {
     let mut buf = vec![0u8; bytes];
     random_fill(&mut buf)?;
     Ok(to_hex(&buf))
@@ -159,7 +154,8 @@ mod tests {
     #[test]
     fn given_bad_base32_then_error_names_no_value() {
         let err = TotpSecret::from_base32("JBSWY3DPEHPK3PX1").unwrap_err();
-        assert!(!err.contains("JBSW"));
+        assert!(!err.to_string().contains("JBSW"));
+        assert_eq!(err, KeyError::NotBase32);
         assert!(TotpSecret::from_base32("").is_err());
         assert!(TotpSecret::from_base32("AAAA").is_err(), "too short");
     }

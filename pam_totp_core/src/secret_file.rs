@@ -2,6 +2,7 @@
 //! (round-trips). The key-by-key specification is `docs/FILEFORMAT.md`.
 
 use crate::backup::{self, BackupSet};
+use crate::error::KeyError;
 use crate::error::ParseError;
 use crate::secret::TotpSecret;
 use serde::{Deserialize, Serialize};
@@ -348,7 +349,7 @@ impl SecretFile {
                 ));
             }
             let secret = TotpSecret::from_base32(&a.secret)
-                .map_err(|e| ParseError::key("authenticator.secret", e))?;
+                .map_err(|e| ParseError::key("authenticator.secret", e.to_string()))?;
             let algorithm = Algorithm::parse(&a.algorithm).ok_or_else(|| {
                 ParseError::key("authenticator.algorithm", "must be SHA1, SHA256 or SHA512")
             })?;
@@ -448,7 +449,7 @@ impl SecretFile {
     ///
     /// # Errors
     /// Only if the TOML serialiser fails, which valid data does not make it do.
-    pub fn to_toml(&self) -> Result<Zeroizing<String>, String> {
+    pub fn to_toml(&self) -> Result<Zeroizing<String>, KeyError> {
         let raw = RawFile {
             version: VERSION,
             enrollment_id: self.enrollment_id.clone(),
@@ -484,8 +485,7 @@ impl SecretFile {
             }),
             forget_hosts_before: self.forget_hosts_before,
         };
-        let body =
-            toml::to_string(&raw).map_err(|e| format!("cannot serialise the secret file: {e}"))?;
+        let body = toml::to_string(&raw).map_err(|e| KeyError::Serialize(e.to_string()))?;
         Ok(Zeroizing::new(format!(
             "# pam-totp secret file, format version 1 (see pam_totp.conf(5) and FILEFORMAT.md).\n\
              # Written by `pam-totp`; keep it private (mode 0600).\n{body}"

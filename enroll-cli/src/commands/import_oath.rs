@@ -137,7 +137,7 @@ pub fn parse(text: &str) -> (Vec<OathLine>, Vec<BadLine>) {
         let secret = match TotpSecret::from_bytes(bytes) {
             Ok(s) => s,
             Err(e) => {
-                fail(e);
+                fail(e.to_string());
                 continue;
             }
         };
