@@ -318,6 +318,8 @@ fn max_rss_kb(who: i32) -> i64 {
     }
 }
 
+/// Puts back the user's pre-login state: the records the last login wrote are removed and the
+/// generated state (a release-0.1 file, which the module reads as generation 0) is copied back.
 fn restore_state(dir: &Path, user: &str) -> Result<(), String> {
     let from = dir.join(format!("state-template/{user}.state"));
     let to = dir.join(format!("state/{user}.state"));
@@ -325,6 +327,11 @@ fn restore_state(dir: &Path, user: &str) -> Result<(), String> {
     if !from.exists() {
         // google-authenticator users keep their state in the secret file: nothing to restore.
         return Ok(());
+    }
+    match std::fs::remove_dir_all(dir.join(format!("state/{user}"))) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("state/{user}: {e}")),
     }
     std::fs::copy(&from, &tmp).map_err(|e| format!("{}: {e}", from.display()))?;
     std::fs::rename(&tmp, &to).map_err(|e| e.to_string())
@@ -657,29 +664,33 @@ fn race(f: &Flags) -> Result<(), String> {
 }
 
 fn check(f: &Flags) -> Result<(), String> {
+    use pam_totp_core::store::Store;
     let dir = PathBuf::from(f.get("dir")?);
     let (mut secrets, mut states, mut bad) = (0, 0, 0);
-    for (sub, is_state) in [("secrets", false), ("state", true)] {
-        for entry in std::fs::read_dir(dir.join(sub)).map_err(|e| e.to_string())? {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+    for entry in std::fs::read_dir(dir.join("secrets")).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            secrets += 1;
             let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
-            if is_state && name.ends_with(".state") {
-                states += 1;
-                if State::parse(&bytes).is_err() {
-                    bad += 1;
-                    eprintln!("corrupt: {}", path.display());
-                }
-            } else if !is_state && name.ends_with(".toml") {
-                secrets += 1;
-                if SecretFile::parse(&bytes).is_err() {
-                    bad += 1;
-                    eprintln!("corrupt: {}", path.display());
-                }
+            if SecretFile::parse(&bytes).is_err() {
+                bad += 1;
+                eprintln!("corrupt: {}", path.display());
             }
+        }
+    }
+    // Every user's current state, read as the module reads it (records or a release-0.1 file).
+    let store = pam_totp_core::store::LocalFiles::new(
+        format!("{}/secrets/${{USER}}.toml", dir.display()),
+        dir.join("state"),
+        None,
+        0o600,
+        false,
+    );
+    for user in store.users_with_state().map_err(|e| e.to_string())? {
+        states += 1;
+        if let Err(e) = store.state(&user) {
+            bad += 1;
+            eprintln!("corrupt: {user}: {e}");
         }
     }
     println!("CHECK secrets={secrets} states={states} corrupt={bad}");
