@@ -169,7 +169,7 @@ fn generate(f: &Flags) -> Result<(), String> {
     // One backup set (default PBKDF2 rounds, as `pam-totp enroll` writes) shared by every t-user:
     // hashing 10 codes per user for 100,000 users would take hours. Each user consumes code 0 once.
     let t = now();
-    let (set, codes) = BackupSet::generate(10, t)?;
+    let (set, codes) = BackupSet::generate(10, t).map_err(|e| e.to_string())?;
     let backup_code = codes.0[0].to_string();
     // The pre-login state is seeded through the store itself (its record format is its own).
     let store = LocalFiles::new(
@@ -184,7 +184,7 @@ fn generate(f: &Flags) -> Result<(), String> {
     let mut uid = 200_000;
     for i in 0..n_totp {
         let name = format!("t{i}");
-        let secret = TotpSecret::generate(20)?;
+        let secret = TotpSecret::generate(20).map_err(|e| e.to_string())?;
         let hex = pam_totp_core::secret::to_hex(secret.expose());
         let enrollment_id = pam_totp_core::secret::random_id(8)?;
         let file = SecretFile {
