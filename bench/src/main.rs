@@ -186,7 +186,7 @@ fn generate(f: &Flags) -> Result<(), String> {
         let name = format!("t{i}");
         let secret = TotpSecret::generate(20).map_err(|e| e.to_string())?;
         let hex = pam_totp_core::secret::to_hex(secret.expose());
-        let enrollment_id = pam_totp_core::secret::random_id(8)?;
+        let enrollment_id = pam_totp_core::secret::random_id(8).map_err(|e| e.to_string())?;
         let file = SecretFile {
             enrollment_id: enrollment_id.clone(),
             created: t,
@@ -206,7 +206,7 @@ fn generate(f: &Flags) -> Result<(), String> {
         };
         write_file(
             &dir.join(format!("secrets/{name}.toml")),
-            file.to_toml()?.as_bytes(),
+            file.to_toml().map_err(|e| e.to_string())?.as_bytes(),
             0o600,
         )?;
         // An earlier login, many steps ago: the state every enrolled user has after first use.
@@ -242,7 +242,7 @@ fn generate(f: &Flags) -> Result<(), String> {
     }
     for i in 0..n_ga {
         let name = format!("g{i}");
-        let secret = TotpSecret::generate(20)?;
+        let secret = TotpSecret::generate(20).map_err(|e| e.to_string())?;
         let hex = pam_totp_core::secret::to_hex(secret.expose());
         // What `google-authenticator -t -d -r 3 -R 30 -w 3 -e 5` writes.
         let body = format!(
