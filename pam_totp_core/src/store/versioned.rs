@@ -419,11 +419,14 @@ impl Records {
             return Ok(fd);
         }
         let dir = self.user_dir(key);
-        match nix::unistd::mkdir(&dir, Mode::from_bits_truncate(0o700)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
+        // The new directory's name is synced once, by whoever made it (and by a durable change
+        // that raced with the maker), so a spent code's record never hangs on an unsynced name.
+        let sync = match nix::unistd::mkdir(&dir, Mode::from_bits_truncate(0o700)) {
+            Ok(()) => true,
+            Err(Errno::EEXIST) => durability == Durability::Durable,
             Err(e) => return Err(StoreError::io(dir, "creating the state directory", e)),
-        }
-        if durability == Durability::Durable {
+        };
+        if sync {
             let root = File::open(&self.root)
                 .map_err(|e| StoreError::io(&self.root, "opening the state directory", e))?;
             root.sync_all()
