@@ -277,7 +277,7 @@ fn given_clients_killed_during_counter_writes_then_counter_never_goes_back_and_n
         last_seen = next;
         // A code at or a little past the counter, sometimes one already spent.
         let counter = (next + rng.draw() % 3).saturating_sub(u64::from(i % 5 == 0));
-        let kill = (i % 4 != 0).then(|| rng.draw() % 6000);
+        let kill = (i % 4 != 0).then(|| rng.draw() % 2000);
         match login_then_kill(&s.client().rhost("198.51.100.7"), &code(counter), kill) {
             Some(result) => {
                 finished += 1;
