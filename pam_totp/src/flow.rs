@@ -1120,17 +1120,7 @@ mod tests {
             let file = SecretFile {
                 enrollment_id: "e1".into(),
                 created: NOW,
-                authenticators: vec![Authenticator {
-                    name: "default".into(),
-                    secret: TotpSecret::from_bytes(b"12345678901234567890".to_vec()).unwrap(),
-                    algorithm: Algorithm::Sha1,
-                    digits: 6,
-                    period: 30,
-                    added: NOW,
-                    issuer: "h".into(),
-                    label: "u".into(),
-                    hotp: None,
-                }],
+                authenticators: vec![test_authenticator("default", None)],
                 backup: Some(set),
                 forget_hosts_before: 0,
             };
@@ -1159,6 +1149,21 @@ mod tests {
     impl Drop for World {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// The RFC 6238 test key as an authenticator named `name` (HOTP with `hotp`).
+    fn test_authenticator(name: &str, hotp: Option<secret_file::Hotp>) -> Authenticator {
+        Authenticator {
+            name: name.into(),
+            secret: TotpSecret::from_bytes(b"12345678901234567890".to_vec()).unwrap(),
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+            added: NOW,
+            issuer: "h".into(),
+            label: "u".into(),
+            hotp,
         }
     }
 
@@ -1549,20 +1554,13 @@ mod tests {
         let file = SecretFile {
             enrollment_id: "e1".into(),
             created: NOW,
-            authenticators: vec![Authenticator {
-                name: "fob".into(),
-                secret: TotpSecret::from_bytes(b"12345678901234567890".to_vec()).unwrap(),
-                algorithm: Algorithm::Sha1,
-                digits: 6,
-                period: 30,
-                added: NOW,
-                issuer: "h".into(),
-                label: "u".into(),
-                hotp: Some(secret_file::Hotp {
+            authenticators: vec![test_authenticator(
+                "fob",
+                Some(secret_file::Hotp {
                     counter: 0,
                     token_id: String::new(),
                 }),
-            }],
+            )],
             backup: None,
             forget_hosts_before: 0,
         };
