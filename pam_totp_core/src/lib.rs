@@ -5,16 +5,20 @@
 //! - [`secret_file`]: the per-user secret file (`secret.toml`, format version 1), written only by
 //!   the CLI and read by the module. It holds one or more named authenticators and the backup
 //!   codes as salted PBKDF2 hashes. Specified key by key in `docs/FILEFORMAT.md`.
-//! - [`state`]: the mutable per-user state (last accepted step, consumed backup codes,
-//!   throttling, last use) that the module writes under `/var/lib/pam-totp`, never in a home.
-//! - [`verify`]: decides whether an answer is a fresh TOTP code or an unused backup code. It never
+//! - [`state`]: the mutable per-user state (last accepted step, HOTP counters, consumed backup
+//!   codes, throttling, trusted and remembered hosts, last use) that the module writes under
+//!   `/var/lib/pam-totp`, never in a home.
+//! - [`decide`]: the one decision of a login before its prompt, shared by the module and
+//!   `pam-totp explain`; [`pamd`]: the one reader of `/etc/pam.d`.
+//! - [`verify`]: decides whether an answer is a fresh TOTP or HOTP code or an unused backup code. It never
 //!   touches a file and takes the time as a parameter, so every rule is unit-tested with an
 //!   injected clock.
 //! - [`config`]: `/etc/security/pam_totp.conf` and the module arguments, merged and validated
 //!   into one [`config::Config`] (arguments win).
-//! - [`store`]: the only code that touches the file system: safe opening, locking, atomic
-//!   replacement, and switching the filesystem identity to the user. [`store::Backend`] is the
-//!   small interface behind which a shared backend (a directory server) can live later.
+//! - [`store`]: the only code that touches the file system: safe opening, atomic replacement,
+//!   compare-and-set state records (no locks), and switching the filesystem identity to the
+//!   user. [`store::Store`] is the interface of intents behind which a shared backend (a
+//!   directory server) can live; `store::conformance` is its contract as tests.
 //!
 //! # Threat model
 //!
@@ -25,7 +29,7 @@
 //!
 //! # Non-goals
 //!
-//! HOTP (counter-based) codes, push notifications, and storing secrets encrypted at rest.
+//! Push notifications, and storing secrets encrypted at rest.
 //! Zeroizing secrets is best effort: moves, TOML internals and core dumps escape it, and nothing
 //! in the design depends on it.
 #![forbid(unsafe_code)]

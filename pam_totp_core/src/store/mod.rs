@@ -22,7 +22,7 @@
 //! adds the new one (or the Assertion control). Nothing is held between two operations, so a
 //! stopped or stalled login holds nothing that another login needs.
 //!
-//! The contract, which [`conformance`] checks for any backend, races included:
+//! The contract, which `conformance` checks for any backend (feature `conformance`), races included:
 //! 1. a TOTP step is accepted at most once per authenticator and enrollment, and never a step
 //!    older than or equal to the last accepted one;
 //! 2. a backup code is accepted at most once per set; an HOTP counter at most once per
