@@ -3,9 +3,10 @@
 //! command is for, with the rule that only root may act for someone else.
 
 use crate::error::{Error, Result};
+use pam_totp_core::config::Backend;
 use pam_totp_core::config::{self, Config};
 use pam_totp_core::state::State;
-use pam_totp_core::store::{LocalFiles, Location, Store, UserInfo};
+use pam_totp_core::store::{Location, Store, UserInfo};
 use pam_totp_core::{Clock, StoreError, SystemClock};
 use std::path::Path;
 
@@ -13,8 +14,10 @@ use std::path::Path;
 pub struct Ctx {
     /// The validated configuration.
     pub config: Config,
-    /// Where secrets and state live.
-    pub store: LocalFiles,
+    /// Where secrets and state live: local files, or a directory server (which root's CLI
+    /// binds to as the administrator, and a user's as themselves, asked for their password
+    /// when a command first needs the directory).
+    pub store: Box<dyn Store + Sync>,
     /// Unix time at the start of the command.
     pub now: u64,
 }
@@ -131,6 +134,22 @@ impl Ctx {
         }
     }
 
+    /// Where the login state is kept, for messages.
+    pub fn state_place(&self) -> String {
+        match &self.config.backend {
+            Backend::Files => self.config.state_dir.display().to_string(),
+            Backend::Directory(d) => {
+                let uris: Vec<&str> = d.servers.iter().map(|s| s.uri.as_str()).collect();
+                format!("the directory ({})", uris.join(", "))
+            }
+        }
+    }
+
+    /// Whether enrollments are kept in a directory.
+    pub fn directory(&self) -> bool {
+        matches!(self.config.backend, Backend::Directory(_))
+    }
+
     /// Whether this caller can read the state (root only; see [`Ctx::peek_state`]).
     pub fn state_visible(&self) -> bool {
         is_root()
@@ -154,11 +173,25 @@ pub fn protect_key_memory() -> Result<()> {
 }
 
 /// The store as the CLI uses it: a root shell's supplementary groups are dropped while it acts
-/// in a user's directories.
-fn cli_store(config: &Config) -> Result<LocalFiles> {
-    let mut store = config.store().map_err(Error::ConfigIdentity)?;
-    store.groups = pam_totp_core::store::Groups::Drop;
-    Ok(store)
+/// in a user's directories; root binds to a directory as its administrator, anyone else as
+/// themselves.
+fn cli_store(config: &Config) -> Result<Box<dyn Store + Sync>> {
+    let who = if is_root() {
+        pam_totp_ldap::Credentials::Admin
+    } else {
+        let uid = nix::unistd::Uid::current().as_raw();
+        let me = UserInfo::lookup_uid(uid)
+            .map_err(Error::Store)?
+            .ok_or(Error::UnknownCaller(uid))?;
+        pam_totp_ldap::Credentials::User {
+            name: me.name,
+            ask: crate::commands::read_password,
+        }
+    };
+    pam_totp_ldap::open_store(config, who, |files| {
+        files.groups = pam_totp_core::store::Groups::Drop;
+    })
+    .map_err(Error::ConfigIdentity)
 }
 
 /// Looks a user up by name.

@@ -149,6 +149,7 @@ impl Error {
                 {
                     "Run the command as the user who owns the file, or as root.".into()
                 }
+                StoreError::Directory { problem, .. } => directory_hint(*problem),
                 _ => "Check the file and its directory, then try again.".into(),
             },
             Error::Store(e) => match e {
@@ -167,8 +168,10 @@ impl Error {
                 StoreError::Exists(_) => {
                     "Use --force to replace it (the old key and backup codes stop working).".into()
                 }
+                StoreError::Directory { problem, .. } => directory_hint(*problem),
                 _ => "Nothing was changed; fix the file and try again.".into(),
             },
+            Error::State(StoreError::Directory { problem, .. }) => directory_hint(*problem),
             Error::State(_) => "The state file was left as it is. Inspect it, or remove it with \
                  `pam-totp reset --user NAME` (this also removes the enrollment)."
                 .into(),
@@ -219,6 +222,27 @@ impl Error {
             StoreError::Exists(p) => Error::Exists(Location::new(p.display().to_string())),
             e => Error::Store(e),
         }
+    }
+}
+
+/// What to do about a directory server that could not be used.
+fn directory_hint(problem: pam_totp_core::DirectoryProblem) -> String {
+    use pam_totp_core::DirectoryProblem as P;
+    match problem {
+        P::Unreachable | P::Timeout => "Check that a server in `uri` of the [ldap] table runs and              can be reached from here (`pam-totp doctor` tries each one). Nothing was changed."
+            .into(),
+        P::Tls => "Check `ca_file` in the [ldap] table: it must hold the CA that signed the              server's certificate, and the URI must use the name in that certificate."
+            .into(),
+        P::Credentials => "Check the bind DN and its password file (root's, mode 0600), or, as a              user, your directory password."
+            .into(),
+        P::Access => "The directory's access rules refused this. Root's CLI needs              `admin_bind_dn` in the [ldap] table to change enrollments; see docs/fleet.md              for the rules to install."
+            .into(),
+        P::Schema => "Load the pam-totp schema (pam-totp.ldif) and the `otp` module into the              directory; see docs/fleet.md."
+            .into(),
+        P::User => "Check `base` and `user_filter` in the [ldap] table: they must find exactly              one entry for the user."
+            .into(),
+        P::Protocol => "The server's answer was not what pam-totp expects; see the message and              the server's log. Nothing was changed."
+            .into(),
     }
 }
 

@@ -14,8 +14,8 @@ use pam_totp_core::secret::TotpSecret;
 use pam_totp_core::secret_file::{self, Algorithm, Authenticator, SecretFile};
 use pam_totp_core::state::{LastUse, State};
 use pam_totp_core::store::{
-    self, BackupUse, Consumed, Counted, HotpUse, LocalFiles, Remember, Replace, Store, Success,
-    TotpUse, UserInfo,
+    self, BackupUse, Consumed, Counted, HotpUse, Remember, Replace, Store, Success, TotpUse,
+    UserInfo,
 };
 use pam_totp_core::verify::{self, Reject, Verdict};
 use pam_totp_core::{Clock, StoreError, qr, throttle};
@@ -42,7 +42,7 @@ struct Answer {
 struct Session<'a, C: Clock> {
     ctx: Context,
     cfg: Config,
-    store: LocalFiles,
+    store: Box<dyn Store + Sync>,
     info: UserInfo,
     clock: &'a C,
     host: String,
@@ -55,6 +55,12 @@ enum Phase {
     Auth,
     /// `pam_sm_acct_mgmt`: enrollment at first login, once the whole auth stack succeeded.
     Account,
+}
+
+/// The store the configuration names, not connected yet (a directory store connects on its
+/// first operation and disconnects when dropped, before the PAM call returns).
+fn open_store(cfg: &Config) -> Result<Box<dyn Store + Sync>, pam_totp_core::ConfigError> {
+    pam_totp_ldap::open_store(cfg, pam_totp_ldap::Credentials::Service, |_| {})
 }
 
 /// Runs the whole authentication.
@@ -166,7 +172,7 @@ fn prepare<'a, P: PamIo, C: Clock>(
     if cfg.debug {
         log::write(&ctx, &Event::Debug(cfg.describe()));
     }
-    let store = match cfg.store() {
+    let store = match open_store(&cfg) {
         Ok(b) => b,
         Err(e) => return Err(bad_config(&ctx, &e.to_string())),
     };
@@ -243,7 +249,7 @@ impl<C: Clock> Session<'_, C> {
         let auth_info = io.getenv("SSH_AUTH_INFO_0");
         let facts = Facts::gather(
             cfg,
-            &self.store,
+            &*self.store,
             self.info.clone(),
             &ctx.rhost,
             policy::ssh_publickey_used(auth_info.as_deref()),
@@ -435,7 +441,7 @@ impl<C: Clock> Session<'_, C> {
         let auth_info = io.getenv("SSH_AUTH_INFO_0");
         let facts = Facts::gather(
             cfg,
-            &self.store,
+            &*self.store,
             self.info.clone(),
             &self.ctx.rhost,
             policy::ssh_publickey_used(auth_info.as_deref()),
@@ -647,7 +653,11 @@ impl<C: Clock> Session<'_, C> {
         };
         // Counters, trust and remembered hosts wait for the whole stack's success.
         io.set_pending(Pending {
-            store: self.store.clone(),
+            store: match open_store(&self.cfg) {
+                Ok(store) => store,
+                // The same configuration opened a store a moment ago.
+                Err(_) => return Outcome::Unusable(Reason::ConfigError),
+            },
             user: self.info.name.clone(),
             host: self.host.clone(),
             last_use: success.last_use,

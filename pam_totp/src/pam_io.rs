@@ -28,10 +28,10 @@ pub struct SetItemError;
 /// A second factor passed in the auth phase, waiting for the whole stack's success (libpam's
 /// `pam_setcred` or `pam_acct_mgmt`) before it clears counters, trusts or remembers the host.
 /// Kept with the handle (`pam_set_data`), so it dies with a failed stack at `pam_end`.
-#[derive(Debug, Clone)]
 pub struct Pending {
-    /// Where the state lives.
-    pub store: pam_totp_core::store::LocalFiles,
+    /// Where the state lives: a store not yet connected (a directory store connects when the
+    /// success is committed, in that later PAM call, and disconnects before it returns).
+    pub store: Box<dyn pam_totp_core::store::Store + Sync>,
     /// The canonical account.
     pub user: String,
     /// Throttle key of the host.
@@ -40,6 +40,17 @@ pub struct Pending {
     pub last_use: pam_totp_core::state::LastUse,
     /// The host to remember, with `remember`.
     pub remember: Option<pam_totp_core::store::Remember>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("user", &self.user)
+            .field("host", &self.host)
+            .field("last_use", &self.last_use)
+            .field("remember", &self.remember)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The PAM operations the flow uses.

@@ -3,6 +3,7 @@
 //! with defaults. A module argument and a configuration key share one name; arguments win.
 //! Unknown keys and bad values are errors, never ignored.
 
+use crate::directory::{DirectoryConfig, RawDirectory};
 use crate::error::{ConfigError, FileProblem, ParseError, StoreError};
 use crate::policy::{self, Cidr, Date, ExemptResult, Policy, Publickey, Require};
 use crate::store::{LocalFiles, ReadRules, UserInfo};
@@ -69,6 +70,8 @@ pub struct RawConfig {
     enroll_at_login: Option<bool>,
     remember: Option<String>,
     publickey: Option<String>,
+    store: Option<String>,
+    ldap: Option<RawDirectory>,
 }
 
 /// A date, written as a TOML date (`2026-12-31`) or a string (`"2026-12-31"`).
@@ -95,6 +98,8 @@ enum Kind {
     Perm,
     List,
     Date,
+    /// A TOML table: only in the file.
+    Table,
 }
 
 /// Every key, with the type of its value. Keep in step with [`RawConfig`] (a test checks).
@@ -130,6 +135,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("enroll_at_login", Kind::Bool),
     ("remember", Kind::Text),
     ("publickey", Kind::Text),
+    ("store", Kind::Text),
+    ("ldap", Kind::Table),
 ];
 
 /// How the secret is obtained from the conversation.
@@ -181,8 +188,19 @@ pub struct Config {
     pub throttle: ThrottlePolicy,
     /// Who must use the second factor, and how (issue: policy).
     pub policy: Policy,
+    /// Where enrollments and state are kept (`store`).
+    pub backend: Backend,
     /// Line of each key in the configuration file, for error messages.
     pub key_lines: BTreeMap<String, usize>,
+}
+
+/// Where enrollments and login state are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    /// Secret files named by `secret`, state under `state_dir` (`store = "files"`, the default).
+    Files,
+    /// A directory server (`store = "ldap"` and the `[ldap]` table).
+    Directory(Box<DirectoryConfig>),
 }
 
 impl Default for Config {
@@ -205,6 +223,7 @@ impl Default for Config {
             echo_verification_code: false,
             throttle: ThrottlePolicy::default(),
             policy: Policy::default(),
+            backend: Backend::Files,
             key_lines: BTreeMap::new(),
         }
     }
@@ -255,6 +274,11 @@ fn args_table(args: &[&str]) -> Result<(Option<PathBuf>, toml::Table), ConfigErr
             (Kind::Bool, None) => toml::Value::Boolean(true),
             (Kind::Bool, Some(v)) => {
                 toml::Value::Boolean(parse_bool(v).ok_or_else(|| bad("expects yes or no"))?)
+            }
+            (Kind::Table, _) => {
+                return Err(bad(
+                    "is set only in the configuration file, as an [ldap] table",
+                ));
             }
             (_, None) => return Err(bad("needs a value (key=value)")),
             (Kind::Int, Some(v)) => {
@@ -572,6 +596,23 @@ impl RawConfig {
                 "must not be less than throttle_delay",
             ));
         }
+        let backend = match (self.store.as_deref().unwrap_or("files"), self.ldap) {
+            ("files", None) => Backend::Files,
+            ("files", Some(_)) => {
+                return Err(ParseError::key(
+                    "ldap",
+                    "has no effect without store = \"ldap\"; set it or remove the table",
+                ));
+            }
+            ("ldap", Some(raw)) => Backend::Directory(Box::new(raw.validate()?)),
+            ("ldap", None) => {
+                return Err(ParseError::key(
+                    "ldap",
+                    "store = \"ldap\" needs an [ldap] table (uri, base, bind_dn, ...)",
+                ));
+            }
+            _ => return Err(ParseError::key("store", "must be \"files\" or \"ldap\"")),
+        };
         Ok(Config {
             source: None,
             secret,
@@ -590,6 +631,7 @@ impl RawConfig {
             echo_verification_code: self.echo_verification_code.unwrap_or(false),
             throttle,
             policy,
+            backend,
             key_lines: BTreeMap::new(),
         })
     }
@@ -806,7 +848,10 @@ impl Config {
             self.throttle.delay,
             self.throttle.max_delay,
             self.throttle.user_attempts,
-        )
+        ) + &match &self.backend {
+            Backend::Files => String::new(),
+            Backend::Directory(d) => format!(" {}", d.describe()),
+        }
     }
 }
 
@@ -843,9 +888,38 @@ mod tests {
                 Kind::Perm => "\"0600\"".to_string(),
                 Kind::List => "[\"x\"]".to_string(),
                 Kind::Date => "2026-12-31".to_string(),
+                Kind::Table => "{}".to_string(),
             };
             parse_file(&format!("{key} = {value}\n")).unwrap_or_else(|e| panic!("{key}: {e}"));
         }
+    }
+
+    #[test]
+    fn directory_backend() {
+        let c = parse_file(
+            "store = \"ldap\"\n[ldap]\nuri = \"ldapi:///\"\nbase = \"dc=x\"\nbind = \"sasl-external\"\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert!(matches!(c.backend, Backend::Directory(_)));
+        let e = parse_file("store = \"ldap\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("ldap"));
+        let e = parse_file("[ldap]\nuri = \"ldapi:///\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("ldap"));
+        let e = parse_file("store = \"ldap\"\n[ldap]\nbase = \"dc=x\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("ldap.uri"));
+        assert!(from_args(&["ldap=x"]).is_err());
+        assert!(from_args(&["store=nfs"]).is_err());
     }
 
     #[test]

@@ -25,7 +25,8 @@ impl ParseError {
         }
     }
 
-    pub(crate) fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error about `key`, without a line.
+    pub fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
         ParseError {
             line: None,
             key: Some(key.into()),
@@ -173,6 +174,65 @@ pub enum StoreError {
         op: &'static str,
         source: std::io::Error,
     },
+    /// A directory server could not be used (the last one tried, when several were).
+    Directory {
+        /// Its URI.
+        server: String,
+        /// What went wrong, as a class.
+        problem: DirectoryProblem,
+        /// The server's or the client's words (never a value from an entry).
+        detail: String,
+    },
+}
+
+/// Why a directory server could not be used, as sysadmins look for it in syslog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryProblem {
+    /// Connection refused, no route, name not resolved.
+    Unreachable,
+    /// No answer within the configured time-out.
+    Timeout,
+    /// The TLS handshake failed (unknown CA, wrong name, ...).
+    Tls,
+    /// The bind was refused (wrong DN or password), or its password file is unusable.
+    Credentials,
+    /// The directory's access control refused the operation.
+    Access,
+    /// An attribute or object class is unknown: the schema is not loaded.
+    Schema,
+    /// The user's entry is missing or not unique.
+    User,
+    /// Anything else the server answered, or an answer that makes no sense.
+    Protocol,
+}
+
+impl DirectoryProblem {
+    /// The class in syslog lines (`reason=...`).
+    pub fn class(self) -> &'static str {
+        match self {
+            DirectoryProblem::Unreachable => "directory-unreachable",
+            DirectoryProblem::Timeout => "directory-timeout",
+            DirectoryProblem::Tls => "directory-tls",
+            DirectoryProblem::Credentials => "directory-credentials",
+            DirectoryProblem::Access => "directory-access",
+            DirectoryProblem::Schema => "directory-schema",
+            DirectoryProblem::User => "directory-user-entry",
+            DirectoryProblem::Protocol => "directory-protocol",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            DirectoryProblem::Unreachable => "cannot connect",
+            DirectoryProblem::Timeout => "no answer in time",
+            DirectoryProblem::Tls => "TLS failed",
+            DirectoryProblem::Credentials => "bind refused",
+            DirectoryProblem::Access => "access denied by the directory",
+            DirectoryProblem::Schema => "schema missing (load pam-totp.ldif and the otp module)",
+            DirectoryProblem::User => "user entry",
+            DirectoryProblem::Protocol => "unexpected answer",
+        }
+    }
 }
 
 impl StoreError {
@@ -201,6 +261,7 @@ impl StoreError {
             StoreError::Exists(_) => "exists",
             StoreError::BadUser(_) => "bad-user-name",
             StoreError::Io { .. } => "io-error",
+            StoreError::Directory { problem, .. } => problem.class(),
         }
     }
 }
@@ -250,6 +311,11 @@ impl fmt::Display for StoreError {
             StoreError::Exists(p) => write!(f, "{} already exists", p.display()),
             StoreError::BadUser(u) => write!(f, "user name {u:?} cannot be used in a file name"),
             StoreError::Io { path, op, source } => write!(f, "{op} {}: {source}", path.display()),
+            StoreError::Directory {
+                server,
+                problem,
+                detail,
+            } => write!(f, "directory {server}: {}: {detail}", problem.describe()),
         }
     }
 }

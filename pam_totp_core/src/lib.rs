@@ -39,6 +39,7 @@ pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod decide;
+pub mod directory;
 pub mod error;
 pub mod pamd;
 pub mod policy;
@@ -52,4 +53,4 @@ pub mod throttle;
 pub mod verify;
 
 pub use clock::{Clock, SystemClock};
-pub use error::{ConfigError, KeyError, ParseError, StoreError};
+pub use error::{ConfigError, DirectoryProblem, KeyError, ParseError, StoreError};

@@ -198,6 +198,9 @@ struct RawAuthenticator {
     name: String,
     #[serde(default = "totp_kind", skip_serializing_if = "is_totp")]
     kind: String,
+    /// Empty (and not written) only in an enrollment kept without its keys, see
+    /// [`SecretFile::to_toml_without_keys`].
+    #[serde(default, skip_serializing_if = "is_empty_text")]
     secret: Zeroizing<String>,
     algorithm: String,
     digits: u8,
@@ -212,6 +215,22 @@ struct RawAuthenticator {
     issuer: String,
     #[serde(default)]
     label: String,
+}
+
+fn is_empty_text(s: &Zeroizing<String>) -> bool {
+    s.is_empty()
+}
+
+/// Where the keys of a parsed enrollment come from.
+type Keys<'a> = Option<&'a dyn Fn(&KeyFor) -> Option<TotpSecret>>;
+
+/// What is known of an authenticator before its key is looked up: its name and kind.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyFor<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// `totp` or `hotp`.
+    pub kind: &'a str,
 }
 
 fn totp_kind() -> String {
@@ -309,10 +328,32 @@ impl SecretFile {
         }
         let raw: RawFile =
             toml::from_str(text).map_err(|e| ParseError::from_toml(&e, text, true))?;
-        Self::from_raw(raw)
+        Self::from_raw(raw, None)
     }
 
-    fn from_raw(raw: RawFile) -> Result<SecretFile, ParseError> {
+    /// Parses an enrollment kept without its keys (see [`SecretFile::to_toml_without_keys`]),
+    /// taking each authenticator's key from `keys` (a directory keeps them in `oathSecret`).
+    ///
+    /// # Errors
+    /// As [`SecretFile::parse`]; also a key in the text, or an authenticator `keys` has none
+    /// for.
+    pub fn parse_without_keys(
+        bytes: &[u8],
+        keys: &dyn Fn(&KeyFor) -> Option<TotpSecret>,
+    ) -> Result<SecretFile, ParseError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| ParseError::new("not UTF-8 text"))?;
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| ParseError::from_toml(&e, text, true))?;
+        if raw.version != VERSION {
+            return Err(ParseError::key(
+                "version",
+                format!("unsupported version {}", raw.version),
+            ));
+        }
+        Self::from_raw(raw, Some(keys))
+    }
+
+    fn from_raw(raw: RawFile, keys: Keys<'_>) -> Result<SecretFile, ParseError> {
         if !valid_id(&raw.enrollment_id) {
             return Err(ParseError::key(
                 "enrollment_id",
@@ -348,8 +389,21 @@ impl SecretFile {
                     format!("`{}` appears twice", a.name),
                 ));
             }
-            let secret = TotpSecret::from_base32(&a.secret)
-                .map_err(|e| ParseError::key("authenticator.secret", e.to_string()))?;
+            let secret = match keys {
+                None => TotpSecret::from_base32(&a.secret)
+                    .map_err(|e| ParseError::key("authenticator.secret", e.to_string()))?,
+                Some(_) if !a.secret.is_empty() => {
+                    return Err(ParseError::key(
+                        "authenticator.secret",
+                        "must not be here: the key is kept apart",
+                    ));
+                }
+                Some(keys) => keys(&KeyFor {
+                    name: &a.name,
+                    kind: &a.kind,
+                })
+                .ok_or_else(|| ParseError::key("authenticator.secret", "no key found"))?,
+            };
             let algorithm = Algorithm::parse(&a.algorithm).ok_or_else(|| {
                 ParseError::key("authenticator.algorithm", "must be SHA1, SHA256 or SHA512")
             })?;
@@ -450,7 +504,26 @@ impl SecretFile {
     /// # Errors
     /// Only if the TOML serialiser fails, which valid data does not make it do.
     pub fn to_toml(&self) -> Result<Zeroizing<String>, KeyError> {
-        let raw = RawFile {
+        let body =
+            toml::to_string(&self.to_raw(true)).map_err(|e| KeyError::Serialize(e.to_string()))?;
+        Ok(Zeroizing::new(format!(
+            "# pam-totp secret file, format version 1 (see pam_totp.conf(5) and FILEFORMAT.md).\n\
+             # Written by `pam-totp`; keep it private (mode 0600).\n{body}"
+        )))
+    }
+
+    /// The enrollment as TOML without the authenticators' keys (a directory keeps them in each
+    /// token's `oathSecret`); read back with [`SecretFile::parse_without_keys`]. The backup-code
+    /// hashes stay in it.
+    ///
+    /// # Errors
+    /// As [`SecretFile::to_toml`].
+    pub fn to_toml_without_keys(&self) -> Result<String, KeyError> {
+        toml::to_string(&self.to_raw(false)).map_err(|e| KeyError::Serialize(e.to_string()))
+    }
+
+    fn to_raw(&self, keys: bool) -> RawFile {
+        RawFile {
             version: VERSION,
             enrollment_id: self.enrollment_id.clone(),
             created: self.created,
@@ -460,7 +533,11 @@ impl SecretFile {
                 .map(|a| RawAuthenticator {
                     name: a.name.clone(),
                     kind: a.kind().to_string(),
-                    secret: a.secret.to_base32(),
+                    secret: if keys {
+                        a.secret.to_base32()
+                    } else {
+                        Zeroizing::new(String::new())
+                    },
                     algorithm: a.algorithm.as_str().to_string(),
                     digits: a.digits,
                     period: a.hotp.is_none().then_some(a.period),
@@ -484,12 +561,7 @@ impl SecretFile {
                 hashes: b.hashes.iter().map(|h| crate::secret::to_hex(h)).collect(),
             }),
             forget_hosts_before: self.forget_hosts_before,
-        };
-        let body = toml::to_string(&raw).map_err(|e| KeyError::Serialize(e.to_string()))?;
-        Ok(Zeroizing::new(format!(
-            "# pam-totp secret file, format version 1 (see pam_totp.conf(5) and FILEFORMAT.md).\n\
-             # Written by `pam-totp`; keep it private (mode 0600).\n{body}"
-        )))
+        }
     }
 
     /// Looks up an authenticator by name.
@@ -581,6 +653,27 @@ mod tests {
         );
         assert_eq!(back.backup, f.backup);
         assert_eq!(back.to_toml().unwrap().as_str(), text.as_str());
+    }
+
+    #[test]
+    fn without_keys_round_trip_and_a_file_needs_its_keys() {
+        let f = sample();
+        let text = f.to_toml_without_keys().unwrap();
+        assert!(!text.contains(f.authenticators[0].secret.to_base32().as_str()));
+        let keys = |a: &KeyFor| {
+            f.authenticator(a.name)
+                .map(|x| TotpSecret::from_bytes(x.secret.expose().to_vec()).unwrap())
+        };
+        let back = SecretFile::parse_without_keys(text.as_bytes(), &keys).unwrap();
+        assert_eq!(back.to_toml().unwrap(), f.to_toml().unwrap());
+        // Without its keys the text is not a secret file, and a missing key is an error.
+        let e = SecretFile::parse(text.as_bytes()).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("authenticator.secret"));
+        let e = SecretFile::parse_without_keys(text.as_bytes(), &|_| None).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("authenticator.secret"));
+        let full = f.to_toml().unwrap();
+        let e = SecretFile::parse_without_keys(full.as_bytes(), &keys).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("authenticator.secret"));
     }
 
     #[test]

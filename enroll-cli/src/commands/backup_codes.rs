@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::output;
 use pam_totp_core::backup::BackupSet;
 use pam_totp_core::state::State;
-use pam_totp_core::store::{Replace, Store};
+use pam_totp_core::store::Replace;
 use pam_totp_core::verify;
 use serde::Serialize;
 

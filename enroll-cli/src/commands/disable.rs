@@ -7,7 +7,6 @@ use crate::commands::prompt;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::output;
-use pam_totp_core::store::Store;
 
 /// Runs `disable`.
 ///

@@ -12,7 +12,7 @@ use pam_totp_core::backup::{BackupSet, NewCodes};
 use pam_totp_core::secret::{self, TotpSecret};
 use pam_totp_core::secret_file::{self, Algorithm, Authenticator, Hotp, SecretFile};
 use pam_totp_core::state::State;
-use pam_totp_core::store::{Location, Replace, Store, UserInfo};
+use pam_totp_core::store::{Location, Replace, UserInfo};
 use pam_totp_core::verify::{self, Verdict, Windows};
 use serde::Serialize;
 use zeroize::Zeroizing;

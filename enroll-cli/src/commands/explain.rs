@@ -14,7 +14,7 @@ use pam_totp_core::config::Config;
 use pam_totp_core::decide::{self, Check, Loaded, Plan};
 use pam_totp_core::policy::{self, Require};
 use pam_totp_core::state::State;
-use pam_totp_core::store::{Location, Store};
+use pam_totp_core::store::Location;
 use pam_totp_core::throttle::{self, Lockout};
 use pam_totp_core::{ConfigError, verify};
 use serde::Serialize;
@@ -424,7 +424,7 @@ pub fn gather(config_path: Option<&Path>, args: &ExplainArgs) -> Facts {
         facts.secret_path = ctx.store.enrollment_location(&account).ok();
         facts.login = Some(decide::Facts::gather(
             &ctx.config,
-            &ctx.store,
+            &*ctx.store,
             account,
             &facts.rhost,
             args.publickey,

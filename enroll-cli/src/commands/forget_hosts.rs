@@ -8,7 +8,7 @@ use crate::commands::audit;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
-use pam_totp_core::store::{Replace, Store};
+use pam_totp_core::store::Replace;
 
 /// Runs `forget-hosts`.
 ///
@@ -93,7 +93,7 @@ pub fn run(ctx: &Ctx, args: &UserArg) -> Result<()> {
             "Cleared {n} entr{} from the state of {} in {}.",
             if n == 1 { "y" } else { "ies" },
             output::safe(&user.name),
-            output::safe(&ctx.store.state_dir().to_string_lossy())
+            output::safe(&ctx.state_place())
         );
     }
     if ctx.config.policy.remember == 0 {

@@ -11,7 +11,7 @@ use crate::output;
 use pam_totp_core::backup::{self, BackupSet};
 use pam_totp_core::secret::{self, TotpSecret};
 use pam_totp_core::secret_file::{self, Algorithm, Authenticator, Hotp, SecretFile};
-use pam_totp_core::store::{self, ReadRules, Replace, Store, TotpUse, UserInfo};
+use pam_totp_core::store::{self, ReadRules, Replace, TotpUse, UserInfo};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 

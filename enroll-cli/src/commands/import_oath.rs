@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::output;
 use pam_totp_core::secret::{self, TotpSecret};
 use pam_totp_core::secret_file::{Algorithm, Authenticator, Hotp, MAX_AUTHENTICATORS, SecretFile};
-use pam_totp_core::store::{Replace, Store, UserInfo};
+use pam_totp_core::store::{Replace, UserInfo};
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 

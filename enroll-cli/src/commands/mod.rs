@@ -66,6 +66,25 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Asks for a password: on a terminal without echo, else one line of stdin (scripts and
+/// tests). `None` at end of input or when reading fails.
+pub fn read_password(question: &str) -> Option<zeroize::Zeroizing<String>> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).ok();
+    if let Some(saved) = &saved {
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+    }
+    let answer = prompt(question);
+    if let Some(saved) = &saved {
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, saved);
+        eprintln!();
+    }
+    answer.ok().flatten()
+}
+
 /// Prints `question` on stderr and reads one line from stdin. `Ok(None)` at end of input.
 ///
 /// # Errors

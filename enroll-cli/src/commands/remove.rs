@@ -6,7 +6,7 @@ use crate::commands::audit;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::output;
-use pam_totp_core::store::{Replace, Store};
+use pam_totp_core::store::Replace;
 
 /// Runs `remove`.
 ///

@@ -6,7 +6,6 @@ use crate::commands::audit;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
-use pam_totp_core::store::Store;
 
 /// Runs `reset`.
 ///

@@ -8,7 +8,7 @@ use crate::output;
 use pam_totp_core::accounts::Accounts;
 use pam_totp_core::secret_file::SecretFile;
 use pam_totp_core::state::State;
-use pam_totp_core::store::{LocalFiles, Store, UserInfo};
+use pam_totp_core::store::{Store, UserInfo};
 use pam_totp_core::throttle::{self, Lockout};
 use pam_totp_core::verify;
 use serde::Serialize;
@@ -168,7 +168,7 @@ pub fn lockouts(ctx: &Ctx, state: &State) -> Vec<LockInfo> {
     out
 }
 
-fn gather(ctx: &Ctx, backend: &LocalFiles, user: &UserInfo, strict: bool) -> Result<UserStatus> {
+fn gather(ctx: &Ctx, backend: &dyn Store, user: &UserInfo, strict: bool) -> Result<UserStatus> {
     let path = backend.enrollment_location(user).map_err(Error::Store)?;
     let mut status = UserStatus {
         user: user.name.clone(),
@@ -247,7 +247,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         return all(ctx, args.json);
     }
     let user = ctx.target(args.user.user.as_deref())?;
-    let s = gather(ctx, &ctx.store, &user, true)?;
+    let s = gather(ctx, &*ctx.store, &user, true)?;
     if args.json {
         return output::print_json(&s).map_err(Error::Io);
     }
@@ -367,21 +367,29 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
 /// Users worth looking at for `--all`: every account of one pass over the password database,
 /// plus every user with a state file that it did not list (directory users whose backend does
 /// not enumerate), looked up one by one.
-fn candidates(backend: &LocalFiles) -> Result<Vec<UserInfo>> {
+/// With a directory, the users it keeps an enrollment or state for, looked up one by one.
+fn candidates(ctx: &Ctx) -> Result<Vec<UserInfo>> {
+    let kept = ctx.store.users_with_state().map_err(Error::State)?;
+    if ctx.directory() {
+        return Ok(kept
+            .iter()
+            .filter_map(|name| UserInfo::lookup(name).ok().flatten())
+            .collect());
+    }
     let mut accounts = Accounts::read();
-    accounts.add_by_lookup(backend.users_with_state().map_err(Error::State)?);
+    accounts.add_by_lookup(kept);
     Ok(accounts.into_users())
 }
 
 fn all(ctx: &Ctx, json: bool) -> Result<()> {
     context::require_root("status --all")?;
     let mut rows = Vec::new();
-    for user in candidates(&ctx.store)? {
+    for user in candidates(ctx)? {
         // A cheap existence test first: most accounts have no enrollment.
         if !ctx.store.has_enrollment(&user).unwrap_or(false) {
             continue;
         }
-        rows.push(gather(ctx, &ctx.store, &user, false)?);
+        rows.push(gather(ctx, &*ctx.store, &user, false)?);
     }
     if json {
         return output::print_json(&rows).map_err(Error::Io);

@@ -7,7 +7,6 @@ use crate::commands::status::lockouts;
 use crate::context::{self, Ctx};
 use crate::error::{Error, Result};
 use crate::output;
-use pam_totp_core::store::Store;
 
 /// Runs `unlock`.
 ///

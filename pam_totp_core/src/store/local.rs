@@ -3,28 +3,23 @@
 //! compare-and-set records under a root-owned directory (see `versioned`).
 
 use super::account::UserInfo;
+use super::changes::{self, Change};
 use super::fs::{self, ReadRules, Replace};
 use super::privilege::{FsIdentity, Groups};
 use super::template::{expand_template, safe_file_name};
-use super::versioned::{Change, Durability, KEEP_FOR, Records};
+use super::versioned::{Durability, KEEP_FOR, Records};
 use super::{
     Attempt, BackupUse, Consumed, Counted, HotpUse, Location, Store, Success, TotpUse, Unlocked,
 };
 use crate::error::StoreError;
 use crate::secret_file::{self, SecretFile};
-use crate::state::{Failures, Remembered, State};
-use crate::throttle;
+use crate::state::State;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::Uid;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
-
-/// Most remote hosts remembered per user; the oldest are dropped beyond it.
-pub const MAX_REMEMBERED: usize = 64;
-/// How far behind the latest recorded time the clock may be before it is reported.
-const CLOCK_SLACK: u64 = 5;
 
 /// Secrets in files named by a template, state in one root-owned directory.
 #[derive(Debug, Clone)]
@@ -178,16 +173,8 @@ impl LocalFiles {
         mut spend: impl FnMut(&mut State) -> bool,
     ) -> Result<Consumed, StoreError> {
         self.update(user, Durability::Durable, |state| {
-            if !spend(state) {
-                return Change::Keep(Consumed::AlreadyUsed);
-            }
-            if let Some(host) = refund {
-                throttle::refund(state, host);
-            }
-            if let Some(success) = success {
-                apply_success(state, success);
-            }
-            Change::Commit(Consumed::Accepted(Box::new(state.clone())))
+            let spent = spend(state);
+            changes::after_spend(state, spent, refund, success)
         })
     }
 
@@ -200,27 +187,6 @@ impl LocalFiles {
         self.check_state_dir()?;
         self.records
             .update(&Self::state_key(user), durability, change)
-    }
-}
-
-/// Records a success in `state`: clears the host's and the user's counters, notes the login,
-/// remembers the host if asked.
-pub(crate) fn apply_success(state: &mut State, success: &Success<'_>) {
-    throttle::record_success(state, success.host, success.last_use.time);
-    state.last_success = Some(success.last_use.clone());
-    if let Some(r) = &success.remember {
-        let now = success.last_use.time;
-        state
-            .remembered
-            .retain(|old| old.rhost != r.rhost && old.until > now);
-        state.remembered.push(Remembered {
-            rhost: r.rhost.clone(),
-            until: r.until,
-            password_tag: r.password_tag.clone(),
-            since: now,
-        });
-        let excess = state.remembered.len().saturating_sub(MAX_REMEMBERED);
-        state.remembered.drain(..excess);
     }
 }
 
@@ -313,28 +279,7 @@ impl Store for LocalFiles {
 
     fn record_failure(&self, user: &str, attempt: &Attempt<'_>) -> Result<Counted, StoreError> {
         self.update(user, Durability::Volatile, |state| {
-            if let Some(lockout) =
-                throttle::check(state, attempt.host, attempt.throttle, attempt.now)
-            {
-                return Change::Keep(Counted::Throttled(lockout));
-            }
-            let latest = state.latest_time();
-            let clock_back = (attempt.now.saturating_add(CLOCK_SLACK) < latest
-                && state.clock_back_logged != latest)
-                .then(|| {
-                    state.clock_back_logged = latest;
-                    latest - attempt.now
-                });
-            throttle::record_failure(state, attempt.host, attempt.now);
-            let host = state
-                .host_failures
-                .get(attempt.host)
-                .map_or(0, |f: &Failures| f.count);
-            Change::Commit(Counted::Counted {
-                host,
-                user: state.user_failures.count,
-                clock_back,
-            })
+            changes::count_failure(state, attempt)
         })
     }
 
@@ -358,7 +303,7 @@ impl Store for LocalFiles {
 
     fn record_success(&self, user: &str, success: &Success<'_>) -> Result<(), StoreError> {
         self.update(user, Durability::Volatile, |state| {
-            apply_success(state, success);
+            changes::apply_success(state, success);
             Change::Commit(())
         })
     }
@@ -367,14 +312,7 @@ impl Store for LocalFiles {
         let key = Self::state_key(user);
         match self.records.head(&key) {
             Ok(None) => Ok(false),
-            Ok(Some(_)) => self.update(user, Durability::Durable, |state| {
-                if state.is_empty() {
-                    Change::Keep(false)
-                } else {
-                    *state = State::new();
-                    Change::Commit(true)
-                }
-            }),
+            Ok(Some(_)) => self.update(user, Durability::Durable, changes::reset),
             // A record that does not parse is never rewritten by a login; an administrator's
             // reset is the way out of it, and throws the user's records away whole.
             Err(StoreError::Corrupt { .. }) => self.records.discard(&key).map(|()| true),
@@ -383,18 +321,7 @@ impl Store for LocalFiles {
     }
 
     fn unlock(&self, user: &str) -> Result<Unlocked, StoreError> {
-        self.update(user, Durability::Durable, |state| {
-            let (user_failures, hosts) = state.unlock();
-            let done = Unlocked {
-                user_failures,
-                hosts,
-            };
-            if done == Unlocked::default() {
-                Change::Keep(done)
-            } else {
-                Change::Commit(done)
-            }
-        })
+        self.update(user, Durability::Durable, changes::unlock)
     }
 
     fn password_tag(&self, user: &str) -> String {
@@ -414,12 +341,7 @@ impl Store for LocalFiles {
     }
 
     fn forget_hosts(&self, user: &str) -> Result<usize, StoreError> {
-        self.update(user, Durability::Durable, |state| {
-            match state.forget_hosts() {
-                0 => Change::Keep(0),
-                n => Change::Commit(n),
-            }
-        })
+        self.update(user, Durability::Durable, changes::forget_hosts)
     }
 }
 

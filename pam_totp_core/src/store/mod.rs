@@ -37,6 +37,7 @@
 //!    power cut, which only ever makes a login ask again.
 
 mod account;
+pub mod changes;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod fs;

@@ -25,6 +25,7 @@
 //! A record written by release 0.1 (`<state_dir>/<key>.state`, format version 1) is read as
 //! generation 0; the first change writes generation 1 and removes the old file and its lock.
 
+use super::changes::Change;
 use super::fs;
 use crate::error::StoreError;
 use crate::state::{self, State};
@@ -79,14 +80,6 @@ pub(crate) struct Head {
     /// The record's file, kept open: while it still has a name, no generation after it can
     /// have been removed (see [`Records::install`]).
     file: File,
-}
-
-/// What a change decided.
-pub(crate) enum Change<T> {
-    /// Install the changed state, then return this.
-    Commit(T),
-    /// Write nothing, return this.
-    Keep(T),
 }
 
 /// Whether a change must survive a power cut.
