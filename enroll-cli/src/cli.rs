@@ -213,6 +213,13 @@ Examples:
     )]
     ImportOath(ImportOathArgs),
 
+    /// (root) Copy local enrollments, with their spent codes, into the directory (store = "ldap")
+    #[command(after_help = "Examples:
+  pam-totp migrate --dry-run
+  pam-totp migrate
+  pam-totp migrate --user alice --force")]
+    Migrate(MigrateArgs),
+
     /// (root) Explain what the module would do for a login, without authenticating
     #[command(after_help = "Examples:
   pam-totp explain --user alice --service sshd --rhost 198.51.100.7
@@ -388,6 +395,20 @@ pub struct ImportOathArgs {
     #[arg(long, value_name = "TEXT")]
     pub issuer: Option<String>,
     /// Replace pam-totp enrollments that hold other keys
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options of `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Migrate only this user (repeat for several) [default: every user with a local enrollment]
+    #[arg(long, value_name = "NAME")]
+    pub user: Vec<String>,
+    /// Show what would be done, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace enrollments the directory holds with other keys
     #[arg(long)]
     pub force: bool,
 }

@@ -11,6 +11,7 @@ pub mod import_google_authenticator;
 pub mod import_oath;
 pub mod list;
 pub mod man;
+pub mod migrate;
 pub mod qr;
 pub mod remove;
 pub mod reset;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ForgetHosts(args) => forget_hosts::run(&ctx, args),
         Command::ImportGoogleAuthenticator(args) => import_google_authenticator::run(&ctx, args),
         Command::ImportOath(args) => import_oath::run(&ctx, args),
+        Command::Migrate(args) => migrate::run(&ctx, args),
         Command::Completions { .. }
         | Command::Manpage
         | Command::Doctor(_)
