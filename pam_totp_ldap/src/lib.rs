@@ -40,3 +40,56 @@ pub fn open_store(
         Backend::Directory(d) => Ok(Box::new(LdapStore::new((**d).clone(), who))),
     }
 }
+
+/// What [`probe`] found on one server.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Connect, bind, search and schema checks, in milliseconds.
+    pub millis: f64,
+}
+
+/// Checks one server the way a login uses it: connect (TLS as configured), bind as the service
+/// account, find `base`, and check that the server knows the OATH-LDAP attributes (the `otp`
+/// module) and the project's own (pam-totp.ldif). For `pam-totp doctor`.
+///
+/// # Errors
+/// The first step that failed, as a [`pam_totp_core::StoreError::Directory`] whose problem says
+/// which (unreachable, TLS, credentials, access, schema, ...).
+pub fn probe(
+    cfg: &pam_totp_core::directory::DirectoryConfig,
+    server: &pam_totp_core::directory::Server,
+) -> Result<Probe, pam_totp_core::StoreError> {
+    use pam_totp_core::error::DirectoryProblem;
+    let start = std::time::Instant::now();
+    let mut one = cfg.clone();
+    one.servers = vec![server.clone()];
+    let mut conn = conn::connect(&one, &Credentials::Service, None)?;
+    if conn
+        .search(&cfg.base, ldap3::Scope::Base, "(objectClass=*)", &["1.1"])?
+        .is_none()
+    {
+        return Err(conn::fail(
+            &server.uri,
+            DirectoryProblem::User,
+            format!(
+                "the base {} does not exist (or the service account may not see it)",
+                cfg.base
+            ),
+        ));
+    }
+    for (attr, what) in [
+        ("oathSecret", "the OATH-LDAP schema (`moduleload otp`)"),
+        ("pamTotpEnrollmentId", "the pam-totp schema (pam-totp.ldif)"),
+    ] {
+        if conn.compare(&cfg.base, attr, "-")? == conn::rc::UNDEFINED_ATTRIBUTE_TYPE {
+            return Err(conn::fail(
+                &server.uri,
+                DirectoryProblem::Schema,
+                format!("{attr} is unknown: load {what}"),
+            ));
+        }
+    }
+    Ok(Probe {
+        millis: start.elapsed().as_secs_f64() * 1000.0,
+    })
+}

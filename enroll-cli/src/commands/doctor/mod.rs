@@ -7,10 +7,11 @@
 //! Each check owns one concern and lives in its own file, with unit tests on prepared trees:
 //! [`module`] (the module file), [`config`], [`pam`] (the PAM stacks, read by the core's one
 //! pam.d parser), [`sshd`] (sshd_config with its Includes and Match blocks, and `sshd -T`),
-//! [`state`] (the state directory) and [`clock`].
+//! [`state`] (the state directory), [`directory`] (each LDAP server, tried) and [`clock`].
 
 mod clock;
 mod config;
+mod directory;
 mod module;
 mod pam;
 mod sshd;
@@ -102,6 +103,7 @@ pub fn findings(root: &Path, config: Option<&Path>) -> Vec<Finding> {
     pam::check(&sys, config.as_ref(), &mut out);
     sshd::check(&sys, &mut out);
     state::check(&sys, config.as_ref(), &mut out);
+    directory::check(&sys, config.as_ref(), &mut out);
     clock::check(&sys, &mut out);
     out
 }
