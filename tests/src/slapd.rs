@@ -13,11 +13,11 @@
 //! The tools are the real ones (`slapd`, `slapadd`, `ldapmodify`, `ldapsearch`, `openssl`):
 //! tests/install-deps.sh installs them. The host's slapd service is never used.
 //!
-//! `slapd.log` in the test directory has slapd's output; set `PAM_TOTP_SLAPD_DEBUG` to a debug level
-//! (`sync`, `acl`, `stats`, ...) to fill it.
+//! `slapd.log` in the test directory has slapd's output; set `PAM_TOTP_SLAPD_DEBUG` to a debug
+//! level (`sync`, `acl`, `stats`, ...) to fill it.
 //!
-//! Test credentials are random per server and stored in cleartext in the test directory (the
-//! directory is private to the test and removed with it).
+//! Test credentials are random per server and stored in cleartext in files of mode 0600 in the
+//! test directory (removed with it); `Debug` output leaves them out.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -81,7 +81,7 @@ impl Default for SlapdOptions {
 }
 
 /// Who an LDAP tool binds as.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum Bind<'a> {
     /// SASL EXTERNAL over ldapi: the peer credentials of this process, mapped to the rootDN (and
     /// to manage access on cn=config).
@@ -95,6 +95,16 @@ pub enum Bind<'a> {
         /// Its password.
         password: &'a str,
     },
+}
+
+impl std::fmt::Debug for Bind<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bind::Root => f.write_str("Root"),
+            Bind::Anonymous => f.write_str("Anonymous"),
+            Bind::Simple { dn, .. } => write!(f, "Simple {{ dn: {dn:?}, password: <redacted> }}"),
+        }
+    }
 }
 
 /// The result of one ldap-utils command: the tools exit with the LDAP result code (0 success,
@@ -325,7 +335,6 @@ fn make_tls(dir: &Path) {
 }
 
 /// The passwords of the rootDN, the service account and the admin account.
-#[derive(Debug, Clone)]
 struct Credentials {
     root: String,
     service: String,
@@ -355,7 +364,6 @@ struct Replication {
 
 /// A running (or stopped, or paused) test slapd and its directory. Dropping it stops slapd
 /// (SIGCONT first if paused) and removes the directory.
-#[derive(Debug)]
 pub struct Slapd {
     child: Option<Child>,
     paused: bool,
@@ -370,6 +378,20 @@ pub struct Slapd {
     /// Holds config, database, certificates, logs, the socket; removed on drop (after slapd
     /// has been stopped by `Drop for Slapd`).
     dir: TempDir,
+}
+
+impl std::fmt::Debug for Slapd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slapd")
+            .field("pid", &self.pid())
+            .field("paused", &self.paused)
+            .field("ldap", &self.ldap_uri())
+            .field("ldaps", &self.ldaps_uri())
+            .field("ldapi", &self.ldapi_uri())
+            .field("dir", &self.dir.path())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Numbers for posixAccount entries of users that have no local account.
@@ -422,10 +444,11 @@ impl Slapd {
         (ldap_port, ldaps_port): (u16, u16),
         credentials: &Credentials,
     ) -> Slapd {
+        // Mode 0755 (TempDir): a test user running the CLI needs ca.pem and the ldapi socket.
+        // What is secret in it is 0600: the server key (openssl writes it so), the password
+        // file, and the config and data LDIF with the passwords (write_file); slapd keeps its
+        // database and config files 0600.
         let dir = TempDir::new("slapd");
-        // slapd and its key must stay private to the test's user.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))
-            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", dir.path().display()));
         for sub in ["slapd.d", "db"] {
             fs::create_dir(dir.join(sub))
                 .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.join(sub).display()));

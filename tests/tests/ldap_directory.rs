@@ -4,13 +4,16 @@
 //! compare-and-set shapes the backend relies on, slapo-otp on a token entry laid out as the
 //! design says, and replication between two providers in mirror mode.
 //!
-//! None of these needs root: slapd runs as the test's user on unprivileged ports.
+//! Only the test of `add_user` with a local account needs root (it creates the account): slapd
+//! runs as the test's user on unprivileged ports.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use pam_totp_e2e::harness::TestUser;
+use pam_totp_e2e::require_root;
 use pam_totp_e2e::slapd::{
     ADMINS_GROUP, Bind, LdapOutput, MirrorPair, PEOPLE_BASE, Slapd, SlapdOptions, base64_encode,
     shipped_file,
@@ -167,12 +170,24 @@ fn given_test_slapd_then_it_answers_on_all_uris_quickly_and_drop_removes_everyth
         "ldapi peer credentials are mapped to the rootDN: {}",
         whoami.stdout
     );
-    // The service account's password file: 0600, the password, no newline.
-    let meta = std::fs::metadata(slapd.service_password_file()).expect("password file");
+    // Secrets 0600; what a test user's CLI needs (the directory, the CA) readable.
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(p)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                .permissions(),
+        ) & 0o777
+    };
+    for secret in ["service-password", "server.key", "config.ldif", "base.ldif"] {
+        assert_eq!(mode(&slapd.dir().join(secret)), 0o600, "{secret}");
+    }
+    assert_eq!(mode(slapd.dir()), 0o755);
     assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
-        0o600
+        mode(&slapd.ca_file()) & 0o004,
+        0o004,
+        "ca.pem is world-readable"
     );
+    // The service account's password file holds the password, no newline.
     let password = std::fs::read_to_string(slapd.service_password_file()).expect("read");
     assert_eq!(password, slapd.service_password());
     slapd
@@ -229,6 +244,37 @@ fn given_test_slapd_then_stop_restart_pause_resume_keep_the_data() {
         !Path::new(&format!("/proc/{pid}")).exists(),
         "paused slapd survived drop"
     );
+}
+
+#[test]
+fn given_local_user_then_add_user_gives_the_directory_entry_its_ids_and_home() {
+    require_root!();
+    let user = TestUser::create();
+    let slapd = Slapd::start_default();
+    let dn = slapd.add_user(&user.name, "local-pw");
+    assert_eq!(dn, format!("uid={},{PEOPLE_BASE}", user.name));
+    let out = slapd.ldapsearch(
+        Bind::Root,
+        &dn,
+        &[
+            "-s",
+            "base",
+            "(objectClass=posixAccount)",
+            "uidNumber",
+            "gidNumber",
+            "homeDirectory",
+        ],
+    );
+    out.assert_ok("reading the user entry");
+    assert_eq!(out.values("uidNumber"), [user.uid.to_string()]);
+    assert_eq!(out.values("gidNumber"), [user.gid.to_string()]);
+    assert_eq!(
+        out.values("homeDirectory"),
+        [user.home.display().to_string()]
+    );
+    slapd
+        .tool("ldapwhoami", as_user(&dn, "local-pw"), None, &[], None)
+        .assert_ok("the user binds with the password given");
 }
 
 // ---------------------------------------------------------------------------------------------
