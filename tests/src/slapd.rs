@@ -282,56 +282,49 @@ fn run_setup(cmd: &mut Command, what: &str) {
 /// plus a second CA that signed nothing here (for "wrong CA" tests). Made with the `openssl`
 /// CLI, P-256 keys (quick to generate).
 fn make_tls(dir: &Path) {
-    let p = |name: &str| dir.join(name);
-    let common = |cmd: &mut Command| {
-        cmd.args([
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args(["-days", "2"]);
-    };
-    let mut ca = Command::new("openssl");
-    ca.args(["req", "-x509", "-subj", "/CN=pam-totp test CA"]);
-    common(&mut ca);
-    ca.arg("-keyout")
-        .arg(p("ca.key"))
-        .arg("-out")
-        .arg(p("ca.pem"))
-        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
-    run_setup(&mut ca, "test CA");
-    let mut server = Command::new("openssl");
-    server.args(["req", "-x509", "-subj", "/CN=localhost"]);
-    common(&mut server);
-    server
-        .arg("-CA")
-        .arg(p("ca.pem"))
-        .arg("-CAkey")
-        .arg(p("ca.key"))
-        .arg("-keyout")
-        .arg(p("server.key"))
-        .arg("-out")
-        .arg(p("server.pem"))
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .args(["-addext", "extendedKeyUsage=serverAuth"]);
-    run_setup(&mut server, "test server certificate");
-    let mut wrong = Command::new("openssl");
-    wrong.args(["req", "-x509", "-subj", "/CN=pam-totp unrelated CA"]);
-    common(&mut wrong);
-    wrong
-        .arg("-keyout")
-        .arg(p("wrong-ca.key"))
-        .arg("-out")
-        .arg(p("wrong-ca.pem"))
-        .args(["-addext", "basicConstraints=critical,CA:TRUE"]);
-    run_setup(&mut wrong, "unrelated CA");
+    let ca_ext = [
+        "basicConstraints=critical,CA:TRUE",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ];
+    openssl_cert(dir, "ca", "/CN=pam-totp test CA", None, &ca_ext);
+    openssl_cert(
+        dir,
+        "server",
+        "/CN=localhost",
+        Some("ca"),
+        &[
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "basicConstraints=critical,CA:FALSE",
+            "extendedKeyUsage=serverAuth",
+        ],
+    );
+    openssl_cert(dir, "wrong-ca", "/CN=pam-totp unrelated CA", None, &ca_ext);
     // The CA keys are not needed any more; the server's key is read by slapd (same user).
-    let _ = fs::remove_file(p("ca.key"));
-    let _ = fs::remove_file(p("wrong-ca.key"));
+    let _ = fs::remove_file(dir.join("ca.key"));
+    let _ = fs::remove_file(dir.join("wrong-ca.key"));
+}
+
+/// `openssl req -x509`: a new P-256 key `<name>.key` (0600) and a 2-day certificate
+/// `<name>.pem` for `subject` with the `extensions`, self-signed or signed by the `signer`'s
+/// `<signer>.pem`/`<signer>.key`.
+fn openssl_cert(dir: &Path, name: &str, subject: &str, signer: Option<&str>, extensions: &[&str]) {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-subj", subject, "-days", "2", "-nodes"])
+        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}.pem")));
+    if let Some(signer) = signer {
+        cmd.arg("-CA")
+            .arg(dir.join(format!("{signer}.pem")))
+            .arg("-CAkey")
+            .arg(dir.join(format!("{signer}.key")));
+    }
+    for ext in extensions {
+        cmd.args(["-addext", ext]);
+    }
+    run_setup(&mut cmd, &format!("certificate {name}.pem"));
 }
 
 /// The passwords of the rootDN, the service account and the admin account.

@@ -55,6 +55,22 @@ fn modify(dn: &str, op: &str, attr: &str, value: &str) -> String {
     format!("dn: {dn}\nchangetype: modify\n{op}: {attr}\n{attr}: {value}\n")
 }
 
+/// Replaces each (dn, attribute, value) in a Modify of its own, bound as `bind`, and asserts the
+/// result code `expected` for each (`who` names the binder in the message).
+fn replace_each(
+    slapd: &Slapd,
+    bind: Bind<'_>,
+    expected: i32,
+    who: &str,
+    changes: &[(&str, &str, &str)],
+) {
+    for (dn, attr, value) in changes {
+        slapd
+            .ldapmodify(bind, &modify(dn, "replace", attr, value), &[])
+            .assert_code(expected, &format!("{who} {attr} of {dn}"));
+    }
+}
+
 /// The token entry of `user_dn` named `token`.
 fn token_dn(user_dn: &str, token: &str) -> String {
     format!("cn={token},cn=pam-totp,{user_dn}")
@@ -584,16 +600,18 @@ fn given_two_users_then_a_cannot_read_or_change_b_enrollment() {
     );
     // Changing: every kind of write to B's subtree is refused (50).
     let enrollment_b = format!("cn=pam-totp,{b}");
-    for (dn, attr, value) in [
-        (&token_b, "oathTOTPLastTimeStep", "99999999999"),
-        (&token_b, "oathSecret", "x"),
-        (&enrollment_b, "pamTotpState", "owned"),
-        (&enrollment_b, "pamTotpEnrollmentData", "owned"),
-    ] {
-        slapd
-            .ldapmodify(alice, &modify(dn, "replace", attr, value), &[])
-            .assert_code(50, &format!("A replaces B's {attr}"));
-    }
+    replace_each(
+        &slapd,
+        alice,
+        50,
+        "A replaces B's",
+        &[
+            (token_b.as_str(), "oathTOTPLastTimeStep", "99999999999"),
+            (token_b.as_str(), "oathSecret", "x"),
+            (enrollment_b.as_str(), "pamTotpState", "owned"),
+            (enrollment_b.as_str(), "pamTotpEnrollmentData", "owned"),
+        ],
+    );
     slapd
         .ldapmodify(
             alice,
@@ -636,16 +654,22 @@ fn given_a_user_then_they_can_enroll_change_and_remove_themselves_but_plant_no_u
     assert_eq!(out.values("oathSecret"), [String::from_utf8_lossy(KEY)]);
     assert_eq!(out.values("pamTotpEnrollmentData").len(), 1);
     // Changes each kind of attribute.
-    for (dn, attr, value) in [
-        (&token, "oathSecret", "another key 12345678"),
-        (&token, "oathTOTPLastTimeStep", "5"),
-        (&enrollment, "pamTotpEnrollmentData", "authenticators = []"),
-        (&enrollment, "pamTotpState", "v2"),
-    ] {
-        slapd
-            .ldapmodify(alice, &modify(dn, "replace", attr, value), &[])
-            .assert_ok(&format!("the user replaces their own {attr}"));
-    }
+    replace_each(
+        &slapd,
+        alice,
+        0,
+        "the user replaces their own",
+        &[
+            (token.as_str(), "oathSecret", "another key 12345678"),
+            (token.as_str(), "oathTOTPLastTimeStep", "5"),
+            (
+                enrollment.as_str(),
+                "pamTotpEnrollmentData",
+                "authenticators = []",
+            ),
+            (enrollment.as_str(), "pamTotpState", "v2"),
+        ],
+    );
     // Cannot plant an entry a user search would find (uid, posixAccount) in their subtree,
     // neither by adding it nor by changing a token entry into one.
     let fake = format!(
@@ -693,17 +717,19 @@ fn given_validator_then_it_reads_secrets_and_writes_only_login_state() {
     assert_eq!(out.values("oathSecret"), ["bob's key 1234567890"]);
     assert_eq!(out.values("pamTotpEnrollmentData").len(), 1);
     // Writes login state.
-    for (dn, attr, value) in [
-        (&token, "oathTOTPLastTimeStep", "7"),
-        (&token, "oathFailureCount", "1"),
-        (&token, "oathLastFailure", "20260101000000Z"),
-        (&token, "oathLastLogin", "20260101000000Z"),
-        (&enrollment, "pamTotpState", "v2"),
-    ] {
-        slapd
-            .ldapmodify(v, &modify(dn, "replace", attr, value), &[])
-            .assert_ok(&format!("validator writes {attr}"));
-    }
+    replace_each(
+        &slapd,
+        v,
+        0,
+        "validator writes",
+        &[
+            (token.as_str(), "oathTOTPLastTimeStep", "7"),
+            (token.as_str(), "oathFailureCount", "1"),
+            (token.as_str(), "oathLastFailure", "20260101000000Z"),
+            (token.as_str(), "oathLastLogin", "20260101000000Z"),
+            (enrollment.as_str(), "pamTotpState", "v2"),
+        ],
+    );
     slapd
         .ldapmodify(
             v,
@@ -712,17 +738,23 @@ fn given_validator_then_it_reads_secrets_and_writes_only_login_state() {
         )
         .assert_ok("validator marks a backup code used");
     // Nothing else.
-    for (dn, attr, value) in [
-        (&token, "oathSecret", "chosen by the validator"),
-        (&token, "oathOTPLength", "8"),
-        (&token, "pamTotpEnrollmentId", "e-other"),
-        (&enrollment, "pamTotpEnrollmentData", "authenticators = []"),
-        (&enrollment, "pamTotpEnrollmentId", "e-other"),
-    ] {
-        slapd
-            .ldapmodify(v, &modify(dn, "replace", attr, value), &[])
-            .assert_code(50, &format!("validator writes {attr}"));
-    }
+    replace_each(
+        &slapd,
+        v,
+        50,
+        "validator writes",
+        &[
+            (token.as_str(), "oathSecret", "chosen by the validator"),
+            (token.as_str(), "oathOTPLength", "8"),
+            (token.as_str(), "pamTotpEnrollmentId", "e-other"),
+            (
+                enrollment.as_str(),
+                "pamTotpEnrollmentData",
+                "authenticators = []",
+            ),
+            (enrollment.as_str(), "pamTotpEnrollmentId", "e-other"),
+        ],
+    );
     slapd
         .ldapadd(v, &token_ldif(&b, "eb", "extra"))
         .assert_code(50, "validator adds a token");
