@@ -966,6 +966,16 @@ impl Slapd {
         let pid = self.running_pid("pause");
         kill(pid, Signal::SIGSTOP).unwrap_or_else(|e| panic!("SIGSTOP slapd: {e}"));
         self.paused = true;
+        // kill() returns before every thread has stopped: a thread already running may still
+        // answer a request. Wait until /proc shows all of them stopped.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "slapd {pid} did not stop within 2 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// SIGCONT after [`Slapd::pause`].
@@ -1029,6 +1039,28 @@ impl Drop for Slapd {
     fn drop(&mut self) {
         self.kill_child();
     }
+}
+
+/// Whether every thread of `pid` is in state T (stopped), from /proc/<pid>/task/*/stat.
+fn all_threads_stopped(pid: Pid) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(stat) = fs::read_to_string(task.path().join("stat")) else {
+            return false;
+        };
+        // "<tid> (<comm>) <state> ...": the state follows the last ')'.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        if !matches!(state, Some('T' | 't')) {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 /// Sends an anonymous LDAPv3 simple bind (message id 1) to 127.0.0.1:`port` and checks for a
