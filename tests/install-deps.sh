@@ -18,6 +18,12 @@ packages=(
   libpam-google-authenticator
   # packages and their linters
   lintian rpm fakeroot dpkg-dev cpio
+  # the throwaway directory servers of the LDAP backend's tests (tests/src/slapd.rs): slapd with
+  # its otp module, the ldap-utils clients, and openssl for the test CA. slapd's maintainer
+  # script makes a default /etc/ldap/slapd.d and tries to start the system service; a failed
+  # start does not fail the install (its postinst ignores it), and the tests never use that
+  # service: each runs its own slapd on free ports.
+  slapd ldap-utils openssl
   # misc tools used by tests
   util-linux procps passwd file binutils libnss-wrapper time
 )

@@ -10,6 +10,8 @@
 //! - [`harness_totp`]: `pam-totp enroll --json` and TOTP codes for chosen time steps.
 //! - [`harness_qr`]: QR codes as a terminal shows them, turned into images zbarimg reads.
 //! - [`pam_app`]: libpam as an application sees it, for `pam-client` and the benchmark.
+//! - [`slapd`]: a throwaway OpenLDAP server per test (own cn=config, the `otp` module, the
+//!   shipped schema and ACL, a test CA), and a mirror-mode pair of them.
 //!
 //! The CLI's tests (`enroll-cli/tests`) use this harness too.
 
@@ -20,4 +22,5 @@ pub mod harness_qr;
 pub mod harness_syslog;
 pub mod harness_totp;
 pub mod pam_app;
+pub mod slapd;
 pub mod ssh;
