@@ -366,8 +366,7 @@ fn given_the_three_shipped_schema_files_then_they_define_the_same_schema_as_the_
         ("1.1", format!("NAME 'pamTotpEnrollmentId' DESC 'pam-totp: identifier of one enrollment' EQUALITY caseExactIA5Match SYNTAX {ia5} SINGLE-VALUE")),
         ("1.2", format!("NAME 'pamTotpEnrollmentData' DESC 'pam-totp: enrollment data without keys (TOML)' EQUALITY octetStringMatch SYNTAX {octets} SINGLE-VALUE")),
         ("1.3", format!("NAME 'pamTotpState' DESC 'pam-totp: login state (TOML)' EQUALITY octetStringMatch SYNTAX {octets} SINGLE-VALUE")),
-        ("1.4", format!("NAME 'pamTotpBackupUsed' DESC 'pam-totp: used backup code, <set-id>:<index>' EQUALITY caseExactIA5Match SYNTAX {ia5}")),
-        ("2.1", "NAME 'pamTotpAccount' DESC 'pam-totp: enrollment of one user' AUXILIARY MUST pamTotpEnrollmentId MAY ( pamTotpEnrollmentData $ pamTotpState $ pamTotpBackupUsed )".to_string()),
+        ("2.1", "NAME 'pamTotpAccount' DESC 'pam-totp: enrollment of one user' AUXILIARY MAY ( pamTotpEnrollmentId $ pamTotpEnrollmentData $ pamTotpState )".to_string()),
         ("2.2", "NAME 'pamTotpToken' DESC 'pam-totp: one authenticator of an enrollment' AUXILIARY MUST pamTotpEnrollmentId".to_string()),
     ];
     let expected: BTreeMap<String, String> = expected
@@ -452,17 +451,12 @@ fn given_otp_module_and_shipped_schema_then_both_are_in_the_subschema() {
         &[&format!("( {ARC}.1.3 "), "octetStringMatch", "SINGLE-VALUE"],
     );
     has(
-        &attrs,
-        "pamTotpBackupUsed",
-        &[&format!("( {ARC}.1.4 "), "caseExactIA5Match"],
-    );
-    has(
         &classes,
         "pamTotpAccount",
         &[
             &format!("( {ARC}.2.1 "),
             "AUXILIARY",
-            "MUST pamTotpEnrollmentId",
+            "MAY ( pamTotpEnrollmentId $ pamTotpEnrollmentData $ pamTotpState )",
         ],
     );
     has(
@@ -613,13 +607,6 @@ fn given_two_users_then_a_cannot_read_or_change_b_enrollment() {
         ],
     );
     slapd
-        .ldapmodify(
-            alice,
-            &modify(&enrollment_b, "add", "pamTotpBackupUsed", "1:0"),
-            &[],
-        )
-        .assert_code(50, "A marks B's backup code used");
-    slapd
         .ldapdelete(alice, &token_b, false)
         .assert_code(50, "A deletes B's token");
     slapd
@@ -730,13 +717,6 @@ fn given_validator_then_it_reads_secrets_and_writes_only_login_state() {
             (enrollment.as_str(), "pamTotpState", "v2"),
         ],
     );
-    slapd
-        .ldapmodify(
-            v,
-            &modify(&enrollment, "add", "pamTotpBackupUsed", "1:4"),
-            &[],
-        )
-        .assert_ok("validator marks a backup code used");
     // Nothing else.
     replace_each(
         &slapd,
@@ -867,21 +847,6 @@ fn given_validator_then_each_compare_and_set_succeeds_once() {
     swap("v1", "v2").assert_ok("state v1 -> v2");
     swap("v1", "v3").assert_code(16, "state change from the stale v1");
     swap("v2", "v3").assert_ok("state v2 -> v3");
-    // Backup code: Assertion (pamTotpEnrollmentId=E) + add the used index; twice gives 20.
-    let use_code = |value: &str, enrollment_id: &str| {
-        slapd.ldapmodify(
-            v,
-            &modify(&enrollment, "add", "pamTotpBackupUsed", value),
-            &[
-                "-e",
-                &format!("assert=(pamTotpEnrollmentId={enrollment_id})"),
-            ],
-        )
-    };
-    use_code("s1:3", "eb").assert_ok("backup code 3");
-    use_code("s1:3", "eb").assert_code(20, "backup code 3 again");
-    use_code("s1:4", "other").assert_code(122, "backup code of another enrollment");
-    use_code("s1:4", "eb").assert_ok("backup code 4");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1027,20 +992,20 @@ fn given_mirror_pair_then_a_modify_replicates_both_ways() {
             first.service_bind(),
             &modify(
                 &format!("cn=pam-totp,{user}"),
-                "add",
-                "pamTotpBackupUsed",
-                "s:1",
+                "replace",
+                "pamTotpState",
+                "s1",
             ),
             &[],
         )
-        .assert_ok("backup code on the first provider");
+        .assert_ok("state on the first provider");
     assert!(
         pair.wait_visible(
             second,
             &format!("cn=pam-totp,{user}"),
-            "(pamTotpBackupUsed=s:1)",
+            "(pamTotpState=s1)",
             Duration::from_secs(5)
         ),
-        "the used backup code did not reach the second provider"
+        "the state did not reach the second provider"
     );
 }
