@@ -613,6 +613,14 @@ impl RawConfig {
             }
             _ => return Err(ParseError::key("store", "must be \"files\" or \"ldap\"")),
         };
+        if policy.enroll_at_login && matches!(backend, Backend::Directory(_)) {
+            // The module binds as the validators' account, which may not write keys.
+            return Err(ParseError::key(
+                "enroll_at_login",
+                "is not available with store = \"ldap\": users enroll with `pam-totp enroll`, \
+                 binding to the directory as themselves",
+            ));
+        }
         Ok(Config {
             source: None,
             secret,
@@ -918,6 +926,13 @@ mod tests {
             .validate()
             .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("ldap.uri"));
+        let e = parse_file(
+            "store = \"ldap\"\nenroll_at_login = true\n[ldap]\nuri = \"ldapi:///\"\nbase = \"dc=x\"\nbind = \"sasl-external\"\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("enroll_at_login"));
         assert!(from_args(&["ldap=x"]).is_err());
         assert!(from_args(&["store=nfs"]).is_err());
     }
