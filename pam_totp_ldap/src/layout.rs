@@ -205,6 +205,15 @@ pub(crate) fn attr(name: &str, values: &[&[u8]]) -> (Vec<u8>, HashSet<Vec<u8>>) 
     )
 }
 
+/// The attributes of a new `cn=pam-totp,U`.
+pub(crate) fn account_attrs(user_dn: &str) -> Vec<(Vec<u8>, HashSet<Vec<u8>>)> {
+    vec![
+        attr("objectClass", &[b"device", b"pamTotpAccount"]),
+        attr("cn", &[b"pam-totp"]),
+        attr("owner", &[user_dn.as_bytes()]),
+    ]
+}
+
 /// RFC 8018 OID of the HMAC algorithm, as `oathHMACAlgorithm` holds it.
 pub(crate) fn hmac_oid(a: Algorithm) -> &'static str {
     match a {

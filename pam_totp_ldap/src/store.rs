@@ -143,14 +143,7 @@ impl LdapStore {
     /// Makes `cn=pam-totp,U` for state kept before (or without) an enrollment.
     fn create_account(&self, conn: &mut Conn, user_dn: &str) -> Result<(), StoreError> {
         let dn = layout::account_dn(user_dn);
-        conn.add(
-            &dn,
-            vec![
-                layout::attr("objectClass", &[b"device", b"pamTotpAccount"]),
-                layout::attr("cn", &[b"pam-totp"]),
-                layout::attr("owner", &[user_dn.as_bytes()]),
-            ],
-        )?;
+        conn.add(&dn, layout::account_attrs(user_dn))?;
         Ok(())
     }
 
@@ -417,16 +410,10 @@ impl Store for LdapStore {
                 .map_err(|e| fail(&conn.server, DirectoryProblem::Protocol, e.to_string()))?;
             let id = file.enrollment_id.as_bytes();
             if account.is_none() {
-                conn.add(
-                    &dn,
-                    vec![
-                        layout::attr("objectClass", &[b"device", b"pamTotpAccount"]),
-                        layout::attr("cn", &[b"pam-totp"]),
-                        layout::attr("owner", &[user_dn.as_bytes()]),
-                        layout::attr(layout::ENROLLMENT_ID, &[id]),
-                        layout::attr(layout::ENROLLMENT_DATA, &[data.as_bytes()]),
-                    ],
-                )?;
+                let mut attrs = layout::account_attrs(&user_dn);
+                attrs.push(layout::attr(layout::ENROLLMENT_ID, &[id]));
+                attrs.push(layout::attr(layout::ENROLLMENT_DATA, &[data.as_bytes()]));
+                conn.add(&dn, attrs)?;
             }
             let existing = account.as_ref().map_or(&[][..], |a| &a.tokens[..]);
             // Tokens of this enrollment that stay keep their last step or counter (a re-save

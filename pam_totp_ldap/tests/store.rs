@@ -70,31 +70,31 @@ fn enrollment(id: &str, hotp: bool) -> SecretFile {
     }
 }
 
-#[test]
-fn given_starttls_and_the_shipped_acl_then_the_store_contract_holds() {
-    let slapd = Slapd::start_default();
+/// Runs the storage contract for user `conf`, each check on a fresh `cn=pam-totp` subtree.
+fn contract(slapd: &Slapd, cfg: &DirectoryConfig, who: &Credentials) {
     let dn = slapd.add_user("conf", "pw");
-    let cfg = starttls(&slapd, slapd.admin_dn(), &admin_file(&slapd));
     let make = || -> conformance::Subject {
         slapd.ldapdelete(Bind::Root, &format!("cn=pam-totp,{dn}"), true);
-        Box::new(LdapStore::new(cfg.clone(), Credentials::Admin))
+        Box::new(LdapStore::new(cfg.clone(), who.clone()))
     };
     conformance::run_all(&make, "conf");
 }
 
 #[test]
+fn given_starttls_and_the_shipped_acl_then_the_store_contract_holds() {
+    let slapd = Slapd::start_default();
+    let cfg = starttls(&slapd, slapd.admin_dn(), &admin_file(&slapd));
+    contract(&slapd, &cfg, &Credentials::Admin);
+}
+
+#[test]
 fn given_ldapi_and_sasl_external_then_the_store_contract_holds() {
     let slapd = Slapd::start_default();
-    let dn = slapd.add_user("conf", "pw");
     let cfg = config(&format!(
         "uri = \"{}\"\nbase = \"ou=people,dc=example,dc=org\"\nbind = \"sasl-external\"\n",
         slapd.ldapi_uri()
     ));
-    let make = || -> conformance::Subject {
-        slapd.ldapdelete(Bind::Root, &format!("cn=pam-totp,{dn}"), true);
-        Box::new(LdapStore::new(cfg.clone(), Credentials::Service))
-    };
-    conformance::run_all(&make, "conf");
+    contract(&slapd, &cfg, &Credentials::Service);
 }
 
 #[test]
