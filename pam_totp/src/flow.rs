@@ -940,7 +940,8 @@ fn code_shaped(code: &[u8], file: &SecretFile) -> bool {
 }
 
 /// What a refused answer looked like, for the log: `backup` for an answer with the shape of a
-/// backup code (and not of a TOTP code), `totp` otherwise, `none` if it was no code at all.
+/// backup code (and not of a one-time code), else `hotp` when every authenticator is a hardware
+/// (HOTP) token and `totp` otherwise; `none` if it was no code at all.
 fn attempted_method(attempts: &[Answer], file: &SecretFile, reason: Reject) -> &'static str {
     if reason == Reject::BackupUsed {
         return "backup";
@@ -959,6 +960,8 @@ fn attempted_method(attempts: &[Answer], file: &SecretFile, reason: Reject) -> &
             .any(|a| pam_totp_core::backup::normalize(&a.code).is_some_and(|n| totp_shaped(&n)))
     {
         "backup"
+    } else if file.authenticators.iter().all(|a| a.hotp.is_some()) {
+        "hotp"
     } else {
         "totp"
     }
@@ -1175,6 +1178,33 @@ mod tests {
             label: "u".into(),
             hotp,
         }
+    }
+
+    #[test]
+    fn refused_answers_are_logged_with_the_method_they_looked_like() {
+        let answer = |code: &str| Answer {
+            code: Zeroizing::new(code.as_bytes().to_vec()),
+            password: None,
+        };
+        let fob = Some(secret_file::Hotp {
+            counter: 0,
+            token_id: String::new(),
+        });
+        let mut file = SecretFile {
+            enrollment_id: "e1".into(),
+            created: NOW,
+            authenticators: vec![test_authenticator("fob", fob)],
+            backup: None,
+            forget_hosts_before: 0,
+        };
+        let wrong = Reject::WrongCode;
+        assert_eq!(attempted_method(&[answer("123456")], &file, wrong), "hotp");
+        file.authenticators.push(test_authenticator("phone", None));
+        assert_eq!(attempted_method(&[answer("123456")], &file, wrong), "totp");
+        assert_eq!(
+            attempted_method(&[answer("x")], &file, Reject::Malformed),
+            "none"
+        );
     }
 
     fn nix_euid() -> u32 {
