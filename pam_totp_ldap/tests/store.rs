@@ -326,3 +326,68 @@ fn given_bad_tls_credentials_or_schema_then_each_fails_with_its_problem() {
     ));
     assert_eq!(problem(cfg).0, DirectoryProblem::Schema);
 }
+
+/// The certificate's name is checked: the test certificate names `localhost` and 127.0.0.1, and
+/// `wrong.example`, made to resolve to 127.0.0.1 by nss_wrapper in a child process of this test
+/// binary, reaches the same server under a name the certificate does not carry.
+#[test]
+fn given_a_name_the_certificate_does_not_carry_then_tls_refuses() {
+    const INNER: &str = "PAM_TOTP_TEST_LDAPS_PORT";
+    let uri = |host: &str, port: &str, dir: &str| {
+        config(&format!(
+            "uri = \"ldaps://{host}:{port}\"\nbase = \"ou=people,dc=example,dc=org\"\n\
+             bind = \"sasl-external\"\nca_file = \"{dir}/ca.pem\"\n"
+        ))
+    };
+    if let Ok(port) = std::env::var(INNER) {
+        let dir = std::env::var("PAM_TOTP_TEST_CA_DIR").unwrap();
+        // The right name gets past TLS (SASL EXTERNAL then has no identity: not a TLS error).
+        let store = LdapStore::new(uri("localhost", &port, &dir), Credentials::Service);
+        assert!(!matches!(
+            store.load_enrollment(&user("conf")),
+            Err(StoreError::Directory {
+                problem: DirectoryProblem::Tls,
+                ..
+            })
+        ));
+        let store = LdapStore::new(uri("wrong.example", &port, &dir), Credentials::Service);
+        match store.load_enrollment(&user("conf")) {
+            Err(StoreError::Directory {
+                problem: DirectoryProblem::Tls,
+                detail,
+                ..
+            }) => assert!(detail.contains("not valid for name"), "{detail}"),
+            other => panic!("expected a TLS refusal, got {other:?}"),
+        }
+        return;
+    }
+    let wrapper = std::path::Path::new("/usr/lib/x86_64-linux-gnu/libnss_wrapper.so");
+    assert!(
+        wrapper.exists(),
+        "libnss-wrapper is missing: tests/install-deps.sh"
+    );
+    let slapd = Slapd::start_default();
+    let hosts = slapd.dir().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 wrong.example\n127.0.0.1 localhost\n").unwrap();
+    let ca_dir = slapd.dir().join("ca-copy");
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    std::fs::copy(slapd.ca_file(), ca_dir.join("ca.pem")).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "given_a_name_the_certificate_does_not_carry_then_tls_refuses",
+            "--nocapture",
+        ])
+        .env(INNER, slapd.ldaps_port().to_string())
+        .env("PAM_TOTP_TEST_CA_DIR", &ca_dir)
+        .env("LD_PRELOAD", wrapper)
+        .env("NSS_WRAPPER_HOSTS", &hosts)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "inner run failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
