@@ -665,6 +665,15 @@ fn given_admin_credentials_then_root_manages_enrollments_in_the_directory() {
     // reset: enrollment and state gone; disable likewise for Bob.
     let o = run(&["--config", c, "reset", "--user", &alice.name], "");
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "removed {} on {} and the state (replay, backup-code and lockout records)",
+            account(&alice_dn),
+            fleet.slapd.ldap_uri()
+        )),
+        "{}",
+        stdout(&o)
+    );
     assert!(fleet.entries(&alice_dn).is_empty());
     assert!(
         !service.login(&alice.name, &new[2]),
