@@ -50,6 +50,11 @@ CONF_EXAMPLE := config/pam_totp.conf.example
 # Extra documentation for /usr/share/doc: the guides, and the PAM and sshd examples.
 DOCS        := $(wildcard docs/*.md)
 EXAMPLES    := $(wildcard config/pam.d/*.example config/sshd_config.d/*.example)
+# For a fleet (store = "ldap", docs/fleet.md): the directory schema, the slapd access rules and
+# their install notes. Nothing here reads them; an administrator loads them into the directory
+# server (the ACL after filling in its placeholders), so they go with the documentation, in
+# $(DOCDIR)/ldap, uncompressed for ldapadd -f and sed.
+LDAPFILES   := $(wildcard packaging/ldap/*)
 INSTALL     ?= install
 
 .PHONY: all build check-cargo deps install uninstall deb rpm packages check-packages clean-packages print-pamdir
@@ -126,6 +131,8 @@ install: $(MODULE) $(CLI)
 	@for f in $(DOCS); do echo "install -m 0644 $$f $(DESTDIR)$(DOCDIR)/"; $(INSTALL) -m 0644 $$f $(DESTDIR)$(DOCDIR)/ || exit 1; done
 	@if [ -n "$(EXAMPLES)" ]; then $(INSTALL) -d -m 0755 $(DESTDIR)$(DOCDIR)/examples; fi
 	@for f in $(EXAMPLES); do echo "install -m 0644 $$f $(DESTDIR)$(DOCDIR)/examples/"; $(INSTALL) -m 0644 $$f $(DESTDIR)$(DOCDIR)/examples/ || exit 1; done
+	@if [ -n "$(LDAPFILES)" ]; then $(INSTALL) -d -m 0755 $(DESTDIR)$(DOCDIR)/ldap; fi
+	@for f in $(LDAPFILES); do echo "install -m 0644 $$f $(DESTDIR)$(DOCDIR)/ldap/"; $(INSTALL) -m 0644 $$f $(DESTDIR)$(DOCDIR)/ldap/ || exit 1; done
 	@if [ "$(LICENSEDIR)" != none ]; then \
 		lic=$$(ls LICENSE LICENSE.txt LICENSE-APACHE 2>/dev/null | head -n1); \
 		[ -n "$$lic" ] || lic=/usr/share/common-licenses/Apache-2.0; \
@@ -148,7 +155,8 @@ uninstall:
 		$(DESTDIR)$(BASHCOMPDIR)/pam-totp $(DESTDIR)$(ZSHCOMPDIR)/_pam-totp $(DESTDIR)$(FISHCOMPDIR)/pam-totp.fish \
 		$(DESTDIR)$(TMPFILESDIR)/pam-totp.conf $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(LICENSEDIR)/LICENSE \
 		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS))) \
-		$(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES)))
+		$(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES))) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/ldap/,$(notdir $(LDAPFILES)))
 	@if [ -f $(DESTDIR)$(PAMCONFIGSDIR)/totp ] && cmp -s packaging/debian/pam-configs-totp $(DESTDIR)$(PAMCONFIGSDIR)/totp; then \
 		if [ -z "$(DESTDIR)" ] && PATH="$$PATH:/usr/sbin:/sbin" command -v pam-auth-update >/dev/null; then \
 			echo "pam-auth-update --package --remove totp"; PATH="$$PATH:/usr/sbin:/sbin" pam-auth-update --package --remove totp; fi; \
@@ -161,7 +169,7 @@ uninstall:
 			echo "rm -f $$dest"; rm -f "$$dest"; \
 		else echo "keeping $$dest (changed locally)"; fi; \
 	fi
-	-@rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LICENSEDIR) $(DESTDIR)$(STATEDIR) 2>/dev/null || true
+	-@rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/ldap $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LICENSEDIR) $(DESTDIR)$(STATEDIR) 2>/dev/null || true
 
 PKGDIR := target/packaging
 

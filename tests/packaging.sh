@@ -178,11 +178,23 @@ for f in /etc/security/pam_totp.conf /usr/share/pam-configs/totp /usr/lib/tmpfil
     /usr/share/doc/$package/changelog.Debian.gz /usr/share/lintian/overrides/$package; do
     check "ships $f (0644)" deb_has -rw-r--r-- "$f"
 done
-for f in docs/*.md config/pam.d/*.example config/sshd_config.d/*.example; do
+for f in docs/*.md config/pam.d/*.example config/sshd_config.d/*.example packaging/ldap/*; do
     [ -f "$f" ] || continue
-    case $f in docs/*) dest=/usr/share/doc/$package/${f##*/} ;; *) dest=/usr/share/doc/$package/examples/${f##*/} ;; esac
+    case $f in
+        docs/*) dest=/usr/share/doc/$package/${f##*/} ;;
+        packaging/ldap/*) dest=/usr/share/doc/$package/ldap/${f##*/} ;;
+        *) dest=/usr/share/doc/$package/examples/${f##*/} ;;
+    esac
     check "ships $f as $dest" deb_has -rw-r--r-- "$dest"
 done
+# The fleet guide and the directory files by name: the loop above checks only what the tree has.
+fleet_docs=(fleet.md ldap/pam-totp.ldif ldap/pam-totp.schema ldap/389ds-99pam-totp.ldif
+    ldap/pam-totp-acl.ldif ldap/INSTALL.md)
+for f in "${fleet_docs[@]}"; do
+    check "ships /usr/share/doc/$package/$f" deb_has -rw-r--r-- "/usr/share/doc/$package/$f"
+done
+check "the ldap files are the source's, uncompressed (for ldapadd -f and sed)" \
+    sh -c "for f in packaging/ldap/*; do cmp \"\$f\" \"$tmp/deb/usr/share/doc/$package/ldap/\${f##*/}\" || exit 1; done"
 check "ships the state directory /var/lib/pam-totp (0700 root)" deb_has drwx------ /var/lib/pam-totp
 check "every file is root/root" sh -c "! grep -v ' root/root ' '$tmp/deb-list'"
 dpkg-deb -e "$deb" "$tmp/control"
@@ -233,10 +245,18 @@ for f in /usr/share/bash-completion/completions/pam-totp /usr/share/zsh/site-fun
     /usr/share/fish/vendor_completions.d/pam-totp.fish; do
     check "rpm: $f" rpm_has -rw-r--r-- "" "$f"
 done
-for f in docs/*.md config/pam.d/*.example config/sshd_config.d/*.example; do
+for f in docs/*.md config/pam.d/*.example config/sshd_config.d/*.example packaging/ldap/*; do
     [ -f "$f" ] || continue
-    case $f in docs/*) dest=/usr/share/doc/pam-totp/${f##*/} ;; *) dest=/usr/share/doc/pam-totp/examples/${f##*/} ;; esac
+    case $f in
+        docs/*) dest=/usr/share/doc/pam-totp/${f##*/} ;;
+        packaging/ldap/*) dest=/usr/share/doc/pam-totp/ldap/${f##*/} ;;
+        *) dest=/usr/share/doc/pam-totp/examples/${f##*/} ;;
+    esac
     check "rpm: $dest (%doc)" rpm_has -rw-r--r-- d "$dest"
+done
+check "rpm: owns the directory /usr/share/doc/pam-totp/ldap" rpm_has drwxr-xr-x "" /usr/share/doc/pam-totp/ldap
+for f in "${fleet_docs[@]}"; do
+    check "rpm: /usr/share/doc/pam-totp/$f (%doc)" rpm_has -rw-r--r-- d "/usr/share/doc/pam-totp/$f"
 done
 check "rpm: nothing else (no pam-configs, no /lib)" sh -c "! grep -Ev ': (/usr/lib64/security/pam_totp\.so|/usr/bin/pam-totp|/etc/security/pam_totp\.conf|/usr/lib/tmpfiles\.d/pam-totp\.conf|/var/lib/pam-totp|/usr/share/(man/man[158]|doc/pam-totp|licenses/pam-totp|bash-completion/completions|zsh/site-functions|fish/vendor_completions\.d)(/[^/]*)?(/[^/]*)?)\$' '$tmp/rpm-list'"
 if [ -f config/pam_totp.conf.example ]; then

@@ -117,8 +117,8 @@ impl Ctx {
         }
     }
 
-    /// Reads the state of `user`, for reports. The state belongs to root and only root can read
-    /// it; for anyone else it is `None`.
+    /// Reads the state of `user`, for reports. Local state belongs to root and only root can
+    /// read it; for anyone else it is `None`. In a directory the owner reads their own.
     ///
     /// # Errors
     /// The state exists but cannot be read or parsed.
@@ -150,9 +150,11 @@ impl Ctx {
         matches!(self.config.backend, Backend::Directory(_))
     }
 
-    /// Whether this caller can read the state (root only; see [`Ctx::peek_state`]).
+    /// Whether this caller can read the state: root always; anyone else only their own, and
+    /// only in a directory, whose access rules let the owner read it (the local state directory
+    /// is root's alone; see [`Ctx::peek_state`]).
     pub fn state_visible(&self) -> bool {
-        is_root()
+        is_root() || self.directory()
     }
 }
 

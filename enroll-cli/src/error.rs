@@ -229,19 +229,27 @@ impl Error {
 fn directory_hint(problem: pam_totp_core::DirectoryProblem) -> String {
     use pam_totp_core::DirectoryProblem as P;
     match problem {
-        P::Unreachable | P::Timeout => "Check that a server in `uri` of the [ldap] table runs and              can be reached from here (`pam-totp doctor` tries each one). Nothing was changed."
+        P::Unreachable | P::Timeout => "Check that a server in `uri` of the [ldap] table runs and \
+             can be reached from here (`pam-totp doctor` tries each one). Nothing was changed."
             .into(),
-        P::Tls => "Check `ca_file` in the [ldap] table: it must hold the CA that signed the              server's certificate, and the URI must use the name in that certificate."
+        P::Tls => "Check `ca_file` in the [ldap] table: it must hold the CA that signed the \
+             server's certificate, and the URI must use the name in that certificate."
             .into(),
-        P::Credentials => "Check the bind DN and its password file (root's, mode 0600), or, as a              user, your directory password."
+        P::Credentials => "Check the bind DN and its password file (root's, mode 0600), or, as a \
+             user, your directory password."
             .into(),
-        P::Access => "The directory's access rules refused this. Root's CLI needs              `admin_bind_dn` in the [ldap] table to change enrollments; see docs/fleet.md              for the rules to install."
+        P::Access => "The directory's access rules refused this. Root's CLI needs \
+             `admin_bind_dn` in the [ldap] table to change someone's enrollment (a user may \
+             change only their own); see docs/fleet.md for the rules to install."
             .into(),
-        P::Schema => "Load the pam-totp schema (pam-totp.ldif) and the `otp` module into the              directory; see docs/fleet.md."
+        P::Schema => "Load the pam-totp schema (pam-totp.ldif) and the `otp` module into the \
+             directory; see docs/fleet.md."
             .into(),
-        P::User => "Check `base` and `user_filter` in the [ldap] table: they must find exactly              one entry for the user."
+        P::User => "Check `base` and `user_filter` in the [ldap] table: they must find exactly \
+             one entry for the user."
             .into(),
-        P::Protocol => "The server's answer was not what pam-totp expects; see the message and              the server's log. Nothing was changed."
+        P::Protocol => "The server's answer was not what pam-totp expects; see the message and \
+             the server's log. Nothing was changed."
             .into(),
     }
 }
@@ -297,3 +305,37 @@ impl From<std::io::Error> for Error {
 
 /// Result of a command.
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pam_totp_core::DirectoryProblem as P;
+
+    /// Each directory problem has its own hint, one sentence or two of plain text (a lost line
+    /// continuation once put runs of spaces into them).
+    #[test]
+    fn given_each_directory_problem_then_its_hint_is_distinct_plain_text() {
+        let all = [
+            P::Unreachable,
+            P::Timeout,
+            P::Tls,
+            P::Credentials,
+            P::Access,
+            P::Schema,
+            P::User,
+            P::Protocol,
+        ];
+        let hints: Vec<String> = all.iter().map(|&p| directory_hint(p)).collect();
+        for (p, hint) in all.iter().zip(&hints) {
+            assert!(
+                hint.ends_with('.') && !hint.contains("  ") && !hint.contains('\n'),
+                "{p:?}: {hint:?}"
+            );
+        }
+        let mut distinct = hints.clone();
+        distinct.sort();
+        distinct.dedup();
+        // Unreachable and Timeout share theirs.
+        assert_eq!(distinct.len(), all.len() - 1);
+    }
+}

@@ -49,6 +49,7 @@ fn help_texts_match_snapshots() {
         "forget-hosts",
         "import-google-authenticator",
         "import-oath",
+        "migrate",
         "explain",
         "doctor",
         "completions",

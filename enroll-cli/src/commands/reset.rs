@@ -15,8 +15,15 @@ pub fn run(ctx: &Ctx, args: &AdminUserArgs) -> Result<()> {
     context::require_root("reset")?;
     let user = context::lookup(&args.user)?;
     let path = ctx.secret_path(&user)?;
+    // In a directory the state lives in the enrollment entry and goes with it (one that does
+    // not parse too: this is the way out of it), so look before removing.
+    let state_in_enrollment = ctx.directory()
+        && match ctx.store.state(&user.name) {
+            Ok(state) => state.is_some_and(|s| !s.is_empty()),
+            Err(_) => true,
+        };
     let secret_removed = ctx.store.remove_enrollment(&user).map_err(Error::Store)?;
-    let state_removed = ctx.store.reset(&user.name).map_err(Error::State)?;
+    let state_removed = ctx.store.reset(&user.name).map_err(Error::State)? || state_in_enrollment;
     audit::log(
         "reset",
         &user.name,
