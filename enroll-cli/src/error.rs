@@ -238,9 +238,9 @@ fn directory_hint(problem: pam_totp_core::DirectoryProblem) -> String {
         P::Credentials => "Check the bind DN and its password file (root's, mode 0600), or, as a \
              user, your directory password."
             .into(),
-        P::Access => "The directory's access rules refused this. Root's CLI needs \
-             `admin_bind_dn` in the [ldap] table to change someone's enrollment (a user may \
-             change only their own); see docs/fleet.md for the rules to install."
+        P::Access => "The directory's access rules refused this. A user may make their first \
+             enrollment; every later change, and reading keys, is an administrator's: run it \
+             as root on a server whose [ldap] table has `admin_bind_dn` (docs/fleet.md)."
             .into(),
         P::Schema => "Load the pam-totp schema (pam-totp.ldif) and the `otp` module into the \
              directory; see docs/fleet.md."

@@ -278,9 +278,9 @@ fn enroll_self(conf: &str, user: &TestUser) -> String {
 }
 
 #[test]
-fn given_a_directory_password_then_users_enroll_themselves_and_see_only_their_own() {
+fn given_a_directory_password_then_users_enroll_themselves_once_and_nothing_more() {
     if !root_or_skip(
-        "given_a_directory_password_then_users_enroll_themselves_and_see_only_their_own",
+        "given_a_directory_password_then_users_enroll_themselves_once_and_nothing_more",
     ) {
         return;
     }
@@ -336,18 +336,20 @@ fn given_a_directory_password_then_users_enroll_themselves_and_see_only_their_ow
     json(&o);
     assert_eq!(fleet.entries(&bob_dn).len(), 2);
 
-    // Alice sees her own enrollment, and nobody else's.
+    // Her password alone does not read her key back: status (which loads the enrollment) is
+    // an administrator's with a directory, and says so.
     let o = run_as(
         &alice.name,
         &["--config", &conf, "status", "--json"],
         &format!("{}\n", password(&alice.name)),
     );
-    let st = json(&o);
-    assert_eq!(st["user"], alice.name.as_str(), "{st}");
-    assert_eq!(st["enrolled"], true, "{st}");
-    assert_eq!(st["backup_codes_total"], 3, "{st}");
-    // The directory lets her read her own state (the local state is root's alone).
-    assert_eq!(st["backup_codes_left"], 3, "{st}");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("access denied by the directory"), "{err}");
+    assert!(
+        err.contains("A user may make their first enrollment"),
+        "{err}"
+    );
     let o = run_as(
         &alice.name,
         &["--config", &conf, "status", "--user", &bob.name],
@@ -414,11 +416,25 @@ fn given_a_directory_password_then_users_enroll_themselves_and_see_only_their_ow
     assert_eq!(fleet.entries(&bob_dn).len(), 2);
     assert!(fleet.entries(&carol).is_empty());
 
-    // Alice removes her own enrollment; Bob's stays.
+    // Nor can she remove or replace her own enrollment (whoever learns her password could
+    // then enroll their own key); an administrator can.
     let o = run_as(
         &alice.name,
         &["--config", &conf, "disable", "--yes"],
         &format!("{}\n", password(&alice.name)),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert_eq!(fleet.entries(&alice_dn).len(), 2);
+    let o = run_as(
+        &alice.name,
+        &["--config", &conf, "enroll", "--json", "--force"],
+        &format!("{}\n", password(&alice.name)),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).is_empty(), "no key shown: {}", stdout(&o));
+    let o = run(
+        &["--config", &conf, "disable", "--yes", "--user", &alice.name],
+        "",
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(fleet.entries(&alice_dn).is_empty());
@@ -452,9 +468,9 @@ fn given_root_bound_as_the_service_account_then_enrolling_someone_is_refused_wit
     );
     assert_eq!(
         hint,
-        "The directory's access rules refused this. Root's CLI needs `admin_bind_dn` in the \
-         [ldap] table to change someone's enrollment (a user may change only their own); see \
-         docs/fleet.md for the rules to install."
+        "The directory's access rules refused this. A user may make their first enrollment; \
+         every later change, and reading keys, is an administrator's: run it as root on a \
+         server whose [ldap] table has `admin_bind_dn` (docs/fleet.md)."
     );
     assert!(fleet.entries(&alice_dn).is_empty());
     // Reading works with the service account: status says not enrolled.

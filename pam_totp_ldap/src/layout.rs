@@ -238,7 +238,6 @@ pub(crate) fn token_attrs(
         attr(SECRET, &[a.secret.expose()]),
         attr("oathOTPLength", &[digits.as_bytes()]),
         attr("oathHMACAlgorithm", &[hmac_oid(a.algorithm).as_bytes()]),
-        attr("oathFailureCount", &[b"0"]),
     ];
     match &a.hotp {
         None => {

@@ -621,39 +621,58 @@ fn given_two_users_then_a_cannot_read_or_change_b_enrollment() {
     assert_eq!(out.values("pamTotpState"), ["v1"]);
 }
 
+/// [`enrollment_ldif`] as `pam-totp enroll` run by the user writes it: no login state.
+fn own_enrollment_ldif(user_dn: &str, enrollment_id: &str, token: &str, key: &[u8]) -> String {
+    enrollment_ldif(user_dn, enrollment_id, token, key)
+        .replace("pamTotpState: v1\n", "")
+        .replace("oathFailureCount: 0\n", "")
+}
+
 #[test]
-fn given_a_user_then_they_can_enroll_change_and_remove_themselves_but_plant_no_user_entry() {
+fn given_a_user_then_they_enroll_once_but_cannot_read_change_or_remove_their_key() {
     let slapd = Slapd::start_default();
     let a = slapd.add_user("frank", A_PASSWORD);
     let alice = as_user(&a, A_PASSWORD);
     let token = token_dn(&a, "phone");
     let enrollment = format!("cn=pam-totp,{a}");
     slapd
-        .ldapadd(alice, &enrollment_ldif(&a, "e1", "phone", KEY))
+        .ldapadd(alice, &own_enrollment_ldif(&a, "e1", "phone", KEY))
         .assert_ok("the user adds their own enrollment and token");
-    // Reads back everything, the secret included.
+    // Reads the enrollment back, but never the key: their password alone must not give it.
     let out = slapd.ldapsearch(
         alice,
         &enrollment,
         &["(objectClass=*)", "oathSecret", "pamTotpEnrollmentData"],
     );
     out.assert_ok("the user reads their own enrollment");
-    assert_eq!(out.values("oathSecret"), [String::from_utf8_lossy(KEY)]);
+    assert!(
+        out.values("oathSecret").is_empty(),
+        "the user reads their key"
+    );
     assert_eq!(out.values("pamTotpEnrollmentData").len(), 1);
-    // Changes each kind of attribute.
+    // Spends a step (their `pam-totp enroll` confirmation code) ...
     replace_each(
         &slapd,
         alice,
         0,
         "the user replaces their own",
+        &[(token.as_str(), "oathTOTPLastTimeStep", "5")],
+    );
+    // ... but changes neither the key, nor the enrollment, nor counters and used codes.
+    replace_each(
+        &slapd,
+        alice,
+        50,
+        "the user replaces their own",
         &[
             (token.as_str(), "oathSecret", "another key 12345678"),
-            (token.as_str(), "oathTOTPLastTimeStep", "5"),
+            (token.as_str(), "oathFailureCount", "0"),
             (
                 enrollment.as_str(),
                 "pamTotpEnrollmentData",
                 "authenticators = []",
             ),
+            (enrollment.as_str(), "pamTotpEnrollmentId", "e2"),
             (enrollment.as_str(), "pamTotpState", "v2"),
         ],
     );
@@ -674,13 +693,17 @@ fn given_a_user_then_they_can_enroll_change_and_remove_themselves_but_plant_no_u
     slapd
         .ldapmodify(alice, &into_fake, &[])
         .assert_code(50, "turning a token into a posixAccount");
-    // Removes it all.
+    // Cannot remove it (an attacker with the password would then enroll their own key).
     slapd
         .ldapdelete(alice, &token, false)
-        .assert_ok("the user deletes their token");
+        .assert_code(50, "the user deletes their token");
     slapd
-        .ldapdelete(alice, &enrollment, false)
-        .assert_ok("the user deletes their enrollment");
+        .ldapdelete(alice, &enrollment, true)
+        .assert_code(50, "the user deletes their enrollment");
+    // An administrator can.
+    slapd
+        .ldapdelete(slapd.admin_bind(), &enrollment, true)
+        .assert_ok("the admin removes the enrollment");
     let out = slapd.ldapsearch(Bind::Root, &a, &["(objectClass=device)", "1.1"]);
     assert!(out.dns().is_empty(), "entries left: {}", out.stdout);
 }
