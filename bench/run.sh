@@ -8,6 +8,9 @@
 #   BENCH_PER_ROUND=200          logins per module and path in each round (default 200)
 #   BENCH_N=1000                 logins per row of the scale check (default 300)
 #   BENCH_SKIP_SCALE=1           only the comparison tables
+#   BENCH_SKIP_LDAP=1            leave out the directory (LDAP) backend
+#   BENCH_TPUT=64:5:3            directory throughput: clients, full logins each, rounds
+#   BENCH_OLD_MODULE=/path/.so   an earlier build of the module to time loading beside this one
 #   BENCH_DISK_DIR=/var/tmp      where the on-disk run keeps its files (must not be tmpfs)
 #   REPO=/path/to/checkout       the tree whose module and CLI are built (default: this one)
 set -euo pipefail
@@ -26,12 +29,14 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 need=()
-for pkg in libpam-google-authenticator libnss-wrapper libpam0g-dev time; do
+for pkg in libpam-google-authenticator libnss-wrapper libpam0g-dev time slapd ldap-utils openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
-    apt-get install -y "${need[@]}"
+    # slapd's own service is never used: pam-bench ldap runs a throwaway one (tests/src/slapd.rs).
+    sh "$REPO/packaging/apt-install.sh" "${need[@]}"
 fi
+TPUT=${BENCH_TPUT:-64:5:3}
 
 echo "== building (release)"
 (cd "$REPO" && cargo build --release -p pam-totp -q)
@@ -116,14 +121,91 @@ compare() {
 
 echo
 echo "== module loading: dlopen(RTLD_NOW) + dlclose from a C program linked with libpam (like sshd)"
-echo "   pam_totp: $(stat -c %s "$MODULE") bytes, $(readelf -r "$MODULE" | grep -c 'R_X86_64') relocations, NEEDED: $(readelf -d "$MODULE" | awk '/NEEDED/ { gsub(/[][]/, "", $5); printf "%s ", $5 }')"
-"$DLOPEN" 2000 "$MODULE" "$SECURITY/pam_google_authenticator.so" "$SECURITY/pam_permit.so" | sed 's/^/   /'
+OLD_MODULE=${BENCH_OLD_MODULE:-}
+for so in "$MODULE" $OLD_MODULE; do
+    echo "   $so: $(stat -c %s "$so") bytes, $(readelf -r "$so" | grep -c 'R_X86_64') relocations, NEEDED: $(readelf -d "$so" | awk '/NEEDED/ { gsub(/[][]/, "", $5); printf "%s ", $5 }')"
+done
+"$DLOPEN" 2000 "$MODULE" $OLD_MODULE "$SECURITY/pam_google_authenticator.so" "$SECURITY/pam_permit.so" | sed 's/^/   /'
+
+# directory BASE WHAT: the directory backend beside local files and GA, as sshd pays it with
+# pam_setcred (which records a success: the second connection), then 64-client throughput. The
+# throwaway slapd keeps its database under the run's directory (TMPDIR), on the same file
+# system as the local files.
+directory() {
+    local base=$1 what=$2
+    local dir
+    dir=$(mktemp -d "$base/pam-totp-bench.XXXXXX")
+    DIRS+=("$dir")
+    chmod 755 "$dir"
+    local rows=$dir/ldap-rows.txt
+    local n=$((ROUNDS * PER)) t
+    t=$(echo "$TPUT" | awk -F: '{ print $1 * $2 * $3 }')
+    echo
+    echo "== the directory (LDAP) backend, $what ($(df -T "$dir" | awk 'NR == 2 {print $2}') at $dir)"
+    echo "   slapd on loopback (the tests' harness: otp module, shipped schema and ACL, test CA); the module"
+    echo "   binds as the validator account: ldapi:// with SASL EXTERNAL, ldap:// with StartTLS and a simple bind"
+    pb "$dir" gen --dir "$dir" --module "$MODULE" --totp $((2 * n + t + 1)) --ga $((2 * n)) --plain "$n" --ldap $((4 * n + 2 * t + 2)) >/dev/null
+    sync
+    TMPDIR=$dir pb "$dir" ldap --dir "$dir" --rounds "$ROUNDS" --per-round "$PER" --throughput "$TPUT" >"$rows"
+    grep '^SLAPD' "$rows" | sed 's/^/   /'
+    for label in $(awk '$1 == "ROW" { sub("label=", "", $2); print $2 }' "$rows"); do
+        local ok n_
+        ok=$(field "$rows" "$label" ok)
+        n_=$(field "$rows" "$label" n)
+        [ "$ok" = "$n_" ] || echo "   WARNING: $label: only $ok of $n_ logins gave the expected result ($(field "$rows" "$label" codes))"
+    done
+    local base_us
+    base_us=$(field "$rows" base txn_median_us)
+    echo "   as sshd pays it: pam_start + pam_authenticate + pam_setcred (on success) + pam_end, median minus pam_permit's"
+    echo "   $ROUNDS interleaved rounds of $PER users per path, one login per user"
+    printf '   | %-22s | %11s | %9s | %11s | %9s | %8s | %11s |\n' "path" "local files" "ldapi" "StartTLS" "GA" "ldapi/GA" "StartTLS/GA"
+    printf '   |%s|%s|%s|%s|%s|%s|%s|\n' "------------------------" "------------:" "----------:" "------------:" "----------:" "---------:" "------------:"
+    for r in success:"successful TOTP login" wrong:"wrong code"; do
+        local k=${r%%:*} name=${r#*:}
+        awk -v name="$name" -v b="$base_us" -v f="$(field "$rows" "files-$k" txn_median_us)" \
+            -v i="$(field "$rows" "ldapi-$k" txn_median_us)" -v s="$(field "$rows" "starttls-$k" txn_median_us)" \
+            -v g="$(field "$rows" "ga-$k" txn_median_us)" \
+            'BEGIN { gg = g - b; printf "   | %-22s | %11.0f | %9.0f | %11.0f | %9.0f | %8.2f | %11.2f |\n", name, f - b, i - b, s - b, gg, (i - b) / gg, (s - b) / gg }'
+    done
+    printf '   pam_permit baseline (absolute median): %s us\n' "$base_us"
+    echo "   p10..p90 (absolute) and the parts: pam_authenticate alone, pam_setcred alone (medians)"
+    for label in files-success ldapi-success starttls-success ga-success files-wrong ldapi-wrong starttls-wrong ga-wrong; do
+        printf '   %-17s txn %s..%s us, authenticate %s us, setcred %s us\n' "$label" \
+            "$(field "$rows" "$label" txn_p10_us)" "$(field "$rows" "$label" txn_p90_us)" \
+            "$(field "$rows" "$label" auth_median_us)" \
+            "$(field "$rows" "$label" setcred_median_us)"
+    done
+    echo "   throughput: $(echo "$TPUT" | cut -d: -f1) forked clients released together, full logins (with pam_setcred)"
+    grep '^TPUT' "$rows" | sed 's/^TPUT /   /'
+}
 
 compare "$DISK_DIR" "on disk: fsync costs real I/O"
 compare /dev/shm "on tmpfs: fsync is free, so this is the CPU cost"
+if [ -z "${BENCH_SKIP_LDAP:-}" ]; then
+    directory "$DISK_DIR" "on disk: slapd's commits and the local files' fsyncs cost real I/O"
+    directory /dev/shm "on tmpfs: the CPU and protocol cost"
+fi
 
 if [ -n "${BENCH_SKIP_SCALE:-}" ]; then
     exit 0
+fi
+
+if [ -z "${BENCH_SKIP_LDAP:-}" ]; then
+    echo
+    echo "== directory scale (on disk): success-path cost with 10 and with $SCALE_USERS users enrolled in the directory"
+    echo "   the same users log in $N times each way, their token and state put back before each login (not timed)"
+    for count in 10 "$SCALE_USERS"; do
+        d=$(mktemp -d "$DISK_DIR/pam-totp-bench.XXXXXX")
+        DIRS+=("$d")
+        chmod 755 "$d"
+        t0=$(date +%s)
+        # The same password database size in both (nss_wrapper scans it): only the directory differs.
+        pb "$d" gen --dir "$d" --module "$MODULE" --ldap "$count" --plain $((SCALE_USERS - count + 10)) >/dev/null
+        echo "   generated $count directory users in $(($(date +%s) - t0)) s"
+        sync
+        TMPDIR=$d pb "$d" ldap --dir "$d" --scale-users "d:0:10" --n "$N" | sed 's/^/   /'
+        rm -rf "$d"
+    done
 fi
 
 echo

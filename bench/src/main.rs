@@ -609,8 +609,20 @@ impl Row {
         let mut codes: Vec<_> = self.codes.iter().map(|(c, k)| (*c, *k)).collect();
         codes.sort();
         let codes: Vec<String> = codes.iter().map(|(c, k)| format!("{c}x{k}")).collect();
+        // Only successful logins reach pam_setcred (NaN when there were none).
+        let setcred = if self.setcred {
+            format!(
+                " setcred_n={} setcred_median_us={:.1} setcred_p10_us={:.1} setcred_p90_us={:.1}",
+                self.cred.len(),
+                quantile(&self.cred, 0.5),
+                quantile(&self.cred, 0.1),
+                quantile(&self.cred, 0.9),
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "ROW label={} n={} ok={} codes={} txn_median_us={:.1} txn_p10_us={:.1} txn_p90_us={:.1} auth_median_us={:.1} auth_p10_us={:.1} auth_p90_us={:.1}",
+            "ROW label={} n={} ok={} codes={} txn_median_us={:.1} txn_p10_us={:.1} txn_p90_us={:.1} auth_median_us={:.1} auth_p10_us={:.1} auth_p90_us={:.1}{setcred}",
             self.label,
             self.txn.len(),
             self.ok,
@@ -622,17 +634,6 @@ impl Row {
             quantile(&self.auth, 0.1),
             quantile(&self.auth, 0.9),
         );
-        if self.setcred {
-            // Only successful logins reach pam_setcred; NaN when there were none.
-            println!(
-                "CRED label={} n={} setcred_median_us={:.1} setcred_p10_us={:.1} setcred_p90_us={:.1}",
-                self.label,
-                self.cred.len(),
-                quantile(&self.cred, 0.5),
-                quantile(&self.cred, 0.1),
-                quantile(&self.cred, 0.9),
-            );
-        }
     }
 }
 
