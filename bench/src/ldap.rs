@@ -18,7 +18,7 @@
 //! - `--scale-users P:F:C --n N`: N logins cycling over the users given, each user's token and
 //!   state put back (not timed) before every login, so a few users can log in many times.
 
-use crate::{Flags, Manifest, RHOST, Row, cstr, interleave, pam, restore_state};
+use crate::{Flags, Manifest, RHOST, Row, cstr, fork_released, interleave, pam, restore_state};
 use pam_totp_core::secret_file::SecretFile;
 use pam_totp_core::state::State;
 use pam_totp_e2e::slapd::{Bind, PEOPLE_BASE, ROOT_DN, SERVICE_DN, Slapd, base64_encode};
@@ -458,66 +458,27 @@ fn throughput(
                     .collect::<Result<_, String>>()
             })
             .collect::<Result<_, _>>()?;
-        let mut fds = [0i32; 2];
-        // SAFETY: pipe fills two descriptors.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-            return Err("pipe failed".into());
-        }
-        let mut pids = Vec::new();
-        for job in &jobs {
-            // SAFETY: the parent is single-threaded (no LDAP client thread outlives a PAM call);
-            // the child only runs its logins and _exits.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                // SAFETY: closing our copy of the write end; then block until the parent
-                // closes its copy (EOF releases every client at once).
-                unsafe { libc::close(fds[1]) };
-                let mut b = 0u8;
-                // SAFETY: reading one byte into a valid buffer.
-                unsafe { libc::read(fds[0], (&mut b as *mut u8).cast(), 1) };
-                let mut ok = 0;
-                for (user, answer) in job {
-                    let Ok(mut txn) =
-                        pam::Txn::start(&confdir, &service_c, user, Some(&rhost), answer)
-                    else {
-                        continue;
-                    };
-                    let (mut rc, _) = txn.authenticate();
-                    if rc == pam::PAM_SUCCESS {
-                        rc = txn.setcred().0;
-                    }
-                    drop(txn);
-                    if rc == pam::PAM_SUCCESS {
-                        ok += 1;
-                    }
+        let (wall, codes) = fork_released(jobs.len(), |i, wait| {
+            wait();
+            let mut ok = 0;
+            for (user, answer) in &jobs[i] {
+                let Ok(mut txn) = pam::Txn::start(&confdir, &service_c, user, Some(&rhost), answer)
+                else {
+                    continue;
+                };
+                let (mut rc, _) = txn.authenticate();
+                if rc == pam::PAM_SUCCESS {
+                    rc = txn.setcred().0;
                 }
-                // SAFETY: leaving the forked child without running the parent's destructors
-                // (the parent's slapd handle must not be dropped here).
-                unsafe { libc::_exit(ok.min(255)) };
+                drop(txn);
+                if rc == pam::PAM_SUCCESS {
+                    ok += 1;
+                }
             }
-            if pid < 0 {
-                return Err("fork failed".into());
-            }
-            pids.push(pid);
-        }
-        // Let every client reach the barrier, then release them all.
-        std::thread::sleep(Duration::from_millis(300));
-        let t0 = Instant::now();
-        // SAFETY: closing both ends in the parent releases every reader at once.
-        unsafe {
-            libc::close(fds[1]);
-            libc::close(fds[0]);
-        }
-        let mut ok = 0;
-        for pid in pids {
-            let mut status = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            if libc::WIFEXITED(status) {
-                ok += libc::WEXITSTATUS(status) as usize;
-            }
-        }
-        total += t0.elapsed();
+            ok.min(255)
+        })?;
+        let ok: i32 = codes.iter().flatten().sum();
+        total += wall;
         logins += jobs.iter().map(Vec::len).sum::<usize>();
         successes.push(ok);
     }

@@ -637,6 +637,63 @@ impl Row {
     }
 }
 
+/// Forks `n` children; child `i` runs `child(i, wait)`, calling `wait()` where it is ready
+/// (it blocks until every child is released at once), and exits with what `child` returns.
+/// Returns the time from the release until the last child exited, and each child's exit code
+/// (`None` if it did not exit normally).
+fn fork_released(
+    n: usize,
+    child: impl Fn(usize, &dyn Fn()) -> i32,
+) -> Result<(Duration, Vec<Option<i32>>), String> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe fills two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err("pipe failed".into());
+    }
+    let mut pids = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: the parent is single-threaded (no thread of the modules outlives a PAM call);
+        // the child only runs `child` and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: closing the child's copy of the write end, so that the parent's close
+            // is the EOF that releases every reader.
+            unsafe { libc::close(fds[1]) };
+            let wait = || {
+                let mut b = 0u8;
+                // SAFETY: reading one byte into a valid buffer; returns 0 at EOF (the release).
+                unsafe { libc::read(fds[0], (&mut b as *mut u8).cast(), 1) };
+            };
+            // A panic must not unwind into the parent's frames in this process.
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(i, &wait)))
+                .unwrap_or(4);
+            // SAFETY: leaving the forked child without running the parent's destructors (a
+            // test slapd held by the parent must not be stopped by a child).
+            unsafe { libc::_exit(code) };
+        }
+        if pid < 0 {
+            return Err("fork failed".into());
+        }
+        pids.push(pid);
+    }
+    // Let every child reach the barrier (pam_start done, module loaded), then release.
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    // SAFETY: closing both ends in the parent releases every reader at once.
+    unsafe {
+        libc::close(fds[1]);
+        libc::close(fds[0]);
+    }
+    let mut codes = Vec::with_capacity(n);
+    for pid in pids {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        codes.push(libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)));
+    }
+    Ok((t0.elapsed(), codes))
+}
+
 fn race(f: &Flags) -> Result<(), String> {
     let dir = PathBuf::from(f.get("dir")?);
     let service = f.get("service")?;
@@ -679,56 +736,22 @@ fn race(f: &Flags) -> Result<(), String> {
             .iter()
             .map(|u| manifest.answer(u, kind))
             .collect::<Result<_, _>>()?;
-        let mut fds = [0i32; 2];
-        // SAFETY: pipe fills two descriptors.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-            return Err("pipe failed".into());
-        }
-        let mut pids = Vec::new();
-        for (u, a) in round_users.iter().zip(&answers) {
-            let user_c = cstr(u)?;
-            // SAFETY: the parent is single-threaded; the child only runs the login and _exits.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                // SAFETY: closing our copy of the write end; then block until the parent closes its.
-                unsafe { libc::close(fds[1]) };
-                let mut txn = match pam::Txn::start(&confdir, &service_c, &user_c, Some(&rhost), a)
-                {
-                    Ok(t) => t,
-                    // SAFETY: leaving the forked child without running the parent's destructors.
-                    Err(_) => unsafe { libc::_exit(3) },
-                };
-                let mut b = 0u8;
-                // SAFETY: reading one byte into a valid buffer; returns 0 at EOF (the release).
-                unsafe { libc::read(fds[0], (&mut b as *mut u8).cast(), 1) };
-                let (rc, _) = txn.authenticate();
-                drop(txn);
-                // SAFETY: as above.
-                unsafe { libc::_exit(if rc == pam::PAM_SUCCESS { 0 } else { 1 }) };
-            }
-            if pid < 0 {
-                return Err("fork failed".into());
-            }
-            pids.push(pid);
-        }
-        // Let every child reach the barrier (pam_start done, module loaded), then release.
-        std::thread::sleep(Duration::from_millis(300));
-        let t0 = Instant::now();
-        // SAFETY: closing both ends in the parent releases every reader at once.
-        unsafe {
-            libc::close(fds[1]);
-            libc::close(fds[0]);
-        }
-        let mut ok = 0;
-        for pid in pids {
-            let mut status = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-                ok += 1;
-            }
-        }
-        total += t0.elapsed();
+        let (wall, codes) = fork_released(round_users.len(), |i, wait| {
+            let Ok(user_c) = cstr(&round_users[i]) else {
+                return 3;
+            };
+            let Ok(mut txn) =
+                pam::Txn::start(&confdir, &service_c, &user_c, Some(&rhost), &answers[i])
+            else {
+                return 3;
+            };
+            wait();
+            let (rc, _) = txn.authenticate();
+            drop(txn);
+            if rc == pam::PAM_SUCCESS { 0 } else { 1 }
+        })?;
+        let ok = codes.iter().filter(|&&c| c == Some(0)).count();
+        total += wall;
         successes.push(ok);
     }
     let logins = (procs * rounds) as f64;
