@@ -55,6 +55,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# new_dir BASE: a new run directory under BASE (mode 0755, removed on exit), in NEW_DIR.
+new_dir() {
+    NEW_DIR=$(mktemp -d "$1/pam-totp-bench.XXXXXX")
+    DIRS+=("$NEW_DIR")
+    chmod 755 "$NEW_DIR"
+}
+
 # Runs pam-bench with the run's nss_wrapper passwd file preloaded.
 pb() {
     local dir=$1
@@ -70,6 +77,16 @@ field() {
 echo "== machine"
 echo "   nproc: $(nproc); $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}'); memory: $(free -m | awk '/Mem:/ {print $2}') MiB"
 echo "   kernel: $(uname -r); libpam: $(dpkg-query -W -f '${Version}' libpam0g); google-authenticator: $(dpkg-query -W -f '${Version}' libpam-google-authenticator)"
+
+# check_rows ROWS: a warning for every ROW line whose logins did not all give the expected result.
+check_rows() {
+    local label ok n
+    for label in $(awk '$1 == "ROW" { sub("label=", "", $2); print $2 }' "$1"); do
+        ok=$(field "$1" "$label" ok)
+        n=$(field "$1" "$label" n)
+        [ "$ok" = "$n" ] || echo "   WARNING: $label: only $ok of $n logins gave the expected result ($(field "$1" "$label" codes))"
+    done
+}
 
 # row_table ROWS PREFIX TITLE: one comparison table from the ROW lines of `pam-bench sshd`, each
 # row's median minus the pam_permit baseline's median measured the same way (PREFIX txn or auth).
@@ -92,10 +109,8 @@ row_table() {
 
 compare() {
     local base=$1 what=$2
-    local dir
-    dir=$(mktemp -d "$base/pam-totp-bench.XXXXXX")
-    DIRS+=("$dir")
-    chmod 755 "$dir"
+    new_dir "$base"
+    local dir=$NEW_DIR
     local rows=$dir/rows.txt
     local users=$((ROUNDS * (2 * PER + BACKUP_PER) + 10))
     echo
@@ -104,12 +119,7 @@ compare() {
     pb "$dir" gen --dir "$dir" --module "$MODULE" --totp "$users" --ga "$users" --plain "$((ROUNDS * PER))" >/dev/null
     sync
     pb "$dir" sshd --dir "$dir" --rounds "$ROUNDS" --per-round "$PER" --backup-per-round "$BACKUP_PER" >"$rows"
-    for label in $(awk '{ sub("label=", "", $2); print $2 }' "$rows"); do
-        local ok n
-        ok=$(field "$rows" "$label" ok)
-        n=$(field "$rows" "$label" n)
-        [ "$ok" = "$n" ] || echo "   WARNING: $label: only $ok of $n logins gave the expected result ($(field "$rows" "$label" codes))"
-    done
+    check_rows "$rows"
     row_table "$rows" txn "as sshd pays it: pam_start + pam_authenticate + pam_end per login, module loading included"
     echo
     row_table "$rows" auth "pam_authenticate alone (the same logins)"
@@ -133,10 +143,8 @@ done
 # system as the local files.
 directory() {
     local base=$1 what=$2
-    local dir
-    dir=$(mktemp -d "$base/pam-totp-bench.XXXXXX")
-    DIRS+=("$dir")
-    chmod 755 "$dir"
+    new_dir "$base"
+    local dir=$NEW_DIR
     local rows=$dir/ldap-rows.txt
     local n=$((ROUNDS * PER)) t
     t=$(echo "$TPUT" | awk -F: '{ print $1 * $2 * $3 }')
@@ -148,12 +156,7 @@ directory() {
     sync
     TMPDIR=$dir pb "$dir" ldap --dir "$dir" --rounds "$ROUNDS" --per-round "$PER" --throughput "$TPUT" >"$rows"
     grep '^SLAPD' "$rows" | sed 's/^/   /'
-    for label in $(awk '$1 == "ROW" { sub("label=", "", $2); print $2 }' "$rows"); do
-        local ok n_
-        ok=$(field "$rows" "$label" ok)
-        n_=$(field "$rows" "$label" n)
-        [ "$ok" = "$n_" ] || echo "   WARNING: $label: only $ok of $n_ logins gave the expected result ($(field "$rows" "$label" codes))"
-    done
+    check_rows "$rows"
     # Absolute medians: the directory costs milliseconds, and in these interleaved runs the
     # pam_permit transaction itself varies by more than the local-files module costs over it.
     echo "   as sshd pays it: pam_start + pam_authenticate + pam_setcred (on success) + pam_end, absolute medians"
@@ -196,9 +199,8 @@ if [ -z "${BENCH_SKIP_LDAP:-}" ]; then
     echo "== directory scale (on disk): success-path cost with 10 and with $SCALE_USERS users enrolled in the directory"
     echo "   the same users log in $N times each way, their token and state put back before each login (not timed)"
     for count in 10 "$SCALE_USERS"; do
-        d=$(mktemp -d "$DISK_DIR/pam-totp-bench.XXXXXX")
-        DIRS+=("$d")
-        chmod 755 "$d"
+        new_dir "$DISK_DIR"
+        d=$NEW_DIR
         t0=$(date +%s)
         # The same password database size in both (nss_wrapper scans it): only the directory differs.
         pb "$d" gen --dir "$d" --module "$MODULE" --ldap "$count" --plain $((SCALE_USERS - count + 10)) >/dev/null
