@@ -8,6 +8,9 @@
 #   BENCH_PER_ROUND=200          logins per module and path in each round (default 200)
 #   BENCH_N=1000                 logins per row of the scale check (default 300)
 #   BENCH_SKIP_SCALE=1           only the comparison tables
+#   BENCH_SKIP_LDAP=1            leave out the directory (LDAP) backend
+#   BENCH_TPUT=64:5:3            directory throughput: clients, full logins each, rounds
+#   BENCH_OLD_MODULE=/path/.so   an earlier build of the module to time loading beside this one
 #   BENCH_DISK_DIR=/var/tmp      where the on-disk run keeps its files (must not be tmpfs)
 #   REPO=/path/to/checkout       the tree whose module and CLI are built (default: this one)
 set -euo pipefail
@@ -26,12 +29,14 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 need=()
-for pkg in libpam-google-authenticator libnss-wrapper libpam0g-dev time; do
+for pkg in libpam-google-authenticator libnss-wrapper libpam0g-dev time slapd ldap-utils openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
-    apt-get install -y "${need[@]}"
+    # slapd's own service is never used: pam-bench ldap runs a throwaway one (tests/src/slapd.rs).
+    sh "$REPO/packaging/apt-install.sh" "${need[@]}"
 fi
+TPUT=${BENCH_TPUT:-64:5:3}
 
 echo "== building (release)"
 (cd "$REPO" && cargo build --release -p pam-totp -q)
@@ -50,6 +55,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# new_dir BASE: a new run directory under BASE (mode 0755, removed on exit), in NEW_DIR.
+new_dir() {
+    NEW_DIR=$(mktemp -d "$1/pam-totp-bench.XXXXXX")
+    DIRS+=("$NEW_DIR")
+    chmod 755 "$NEW_DIR"
+}
+
 # Runs pam-bench with the run's nss_wrapper passwd file preloaded.
 pb() {
     local dir=$1
@@ -65,6 +77,16 @@ field() {
 echo "== machine"
 echo "   nproc: $(nproc); $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}'); memory: $(free -m | awk '/Mem:/ {print $2}') MiB"
 echo "   kernel: $(uname -r); libpam: $(dpkg-query -W -f '${Version}' libpam0g); google-authenticator: $(dpkg-query -W -f '${Version}' libpam-google-authenticator)"
+
+# check_rows ROWS: a warning for every ROW line whose logins did not all give the expected result.
+check_rows() {
+    local label ok n
+    for label in $(awk '$1 == "ROW" { sub("label=", "", $2); print $2 }' "$1"); do
+        ok=$(field "$1" "$label" ok)
+        n=$(field "$1" "$label" n)
+        [ "$ok" = "$n" ] || echo "   WARNING: $label: only $ok of $n logins gave the expected result ($(field "$1" "$label" codes))"
+    done
+}
 
 # row_table ROWS PREFIX TITLE: one comparison table from the ROW lines of `pam-bench sshd`, each
 # row's median minus the pam_permit baseline's median measured the same way (PREFIX txn or auth).
@@ -87,10 +109,8 @@ row_table() {
 
 compare() {
     local base=$1 what=$2
-    local dir
-    dir=$(mktemp -d "$base/pam-totp-bench.XXXXXX")
-    DIRS+=("$dir")
-    chmod 755 "$dir"
+    new_dir "$base"
+    local dir=$NEW_DIR
     local rows=$dir/rows.txt
     local users=$((ROUNDS * (2 * PER + BACKUP_PER) + 10))
     echo
@@ -99,12 +119,7 @@ compare() {
     pb "$dir" gen --dir "$dir" --module "$MODULE" --totp "$users" --ga "$users" --plain "$((ROUNDS * PER))" >/dev/null
     sync
     pb "$dir" sshd --dir "$dir" --rounds "$ROUNDS" --per-round "$PER" --backup-per-round "$BACKUP_PER" >"$rows"
-    for label in $(awk '{ sub("label=", "", $2); print $2 }' "$rows"); do
-        local ok n
-        ok=$(field "$rows" "$label" ok)
-        n=$(field "$rows" "$label" n)
-        [ "$ok" = "$n" ] || echo "   WARNING: $label: only $ok of $n logins gave the expected result ($(field "$rows" "$label" codes))"
-    done
+    check_rows "$rows"
     row_table "$rows" txn "as sshd pays it: pam_start + pam_authenticate + pam_end per login, module loading included"
     echo
     row_table "$rows" auth "pam_authenticate alone (the same logins)"
@@ -116,14 +131,84 @@ compare() {
 
 echo
 echo "== module loading: dlopen(RTLD_NOW) + dlclose from a C program linked with libpam (like sshd)"
-echo "   pam_totp: $(stat -c %s "$MODULE") bytes, $(readelf -r "$MODULE" | grep -c 'R_X86_64') relocations, NEEDED: $(readelf -d "$MODULE" | awk '/NEEDED/ { gsub(/[][]/, "", $5); printf "%s ", $5 }')"
-"$DLOPEN" 2000 "$MODULE" "$SECURITY/pam_google_authenticator.so" "$SECURITY/pam_permit.so" | sed 's/^/   /'
+OLD_MODULE=${BENCH_OLD_MODULE:-}
+for so in "$MODULE" $OLD_MODULE; do
+    echo "   $so: $(stat -c %s "$so") bytes, $(readelf -r "$so" | grep -c 'R_X86_64') relocations, NEEDED: $(readelf -d "$so" | awk '/NEEDED/ { gsub(/[][]/, "", $5); printf "%s ", $5 }')"
+done
+"$DLOPEN" 2000 "$MODULE" $OLD_MODULE "$SECURITY/pam_google_authenticator.so" "$SECURITY/pam_permit.so" | sed 's/^/   /'
+
+# directory BASE WHAT: the directory backend beside local files and GA, as sshd pays it with
+# pam_setcred (which records a success: the second connection), then 64-client throughput. The
+# throwaway slapd keeps its database under the run's directory (TMPDIR), on the same file
+# system as the local files.
+directory() {
+    local base=$1 what=$2
+    new_dir "$base"
+    local dir=$NEW_DIR
+    local rows=$dir/ldap-rows.txt
+    local n=$((ROUNDS * PER)) t
+    t=$(echo "$TPUT" | awk -F: '{ print $1 * $2 * $3 }')
+    echo
+    echo "== the directory (LDAP) backend, $what ($(df -T "$dir" | awk 'NR == 2 {print $2}') at $dir)"
+    echo "   slapd on loopback (the tests' harness: otp module, shipped schema and ACL, test CA); the module"
+    echo "   binds as the validator account: ldapi:// with SASL EXTERNAL, ldap:// with StartTLS and a simple bind"
+    pb "$dir" gen --dir "$dir" --module "$MODULE" --totp $((2 * n + t + 1)) --ga $((2 * n)) --plain "$n" --ldap $((4 * n + 2 * t + 2)) >/dev/null
+    sync
+    TMPDIR=$dir pb "$dir" ldap --dir "$dir" --rounds "$ROUNDS" --per-round "$PER" --throughput "$TPUT" >"$rows"
+    grep '^SLAPD' "$rows" | sed 's/^/   /'
+    check_rows "$rows"
+    # Absolute medians: the directory costs milliseconds, and in these interleaved runs the
+    # pam_permit transaction itself varies by more than the local-files module costs over it.
+    echo "   as sshd pays it: pam_start + pam_authenticate + pam_setcred (on success) + pam_end, absolute medians"
+    echo "   $ROUNDS interleaved rounds of $PER users per path, one login per user"
+    printf '   | %-22s | %11s | %9s | %9s | %9s | %8s | %11s |\n' "path (us per login)" "local files" "ldapi" "StartTLS" "GA" "ldapi/GA" "StartTLS/GA"
+    printf '   |%s|%s|%s|%s|%s|%s|%s|\n' "------------------------" "------------:" "----------:" "----------:" "----------:" "---------:" "------------:"
+    for r in success:"successful TOTP login" wrong:"wrong code"; do
+        local k=${r%%:*} name=${r#*:}
+        awk -v name="$name" -v f="$(field "$rows" "files-$k" txn_median_us)" \
+            -v i="$(field "$rows" "ldapi-$k" txn_median_us)" -v s="$(field "$rows" "starttls-$k" txn_median_us)" \
+            -v g="$(field "$rows" "ga-$k" txn_median_us)" \
+            'BEGIN { printf "   | %-22s | %11.0f | %9.0f | %9.0f | %9.0f | %8.2f | %11.2f |\n", name, f, i, s, g, i / g, s / g }'
+    done
+    printf '   pam_permit baseline (same transaction, absolute median): %s us\n' "$(field "$rows" base txn_median_us)"
+    echo "   p10..p90 (absolute) and the parts: pam_authenticate alone, pam_setcred alone (medians)"
+    for label in files-success ldapi-success starttls-success ga-success files-wrong ldapi-wrong starttls-wrong ga-wrong; do
+        local cred="no pam_setcred (failed login)"
+        [ "$(field "$rows" "$label" setcred_n)" = 0 ] || cred="setcred $(field "$rows" "$label" setcred_median_us) us"
+        printf '   %-17s txn %s..%s us, authenticate %s us, %s\n' "$label" \
+            "$(field "$rows" "$label" txn_p10_us)" "$(field "$rows" "$label" txn_p90_us)" \
+            "$(field "$rows" "$label" auth_median_us)" "$cred"
+    done
+    echo "   throughput: $(echo "$TPUT" | cut -d: -f1) forked clients released together, full logins (with pam_setcred)"
+    grep '^TPUT' "$rows" | sed 's/^TPUT /   /'
+}
 
 compare "$DISK_DIR" "on disk: fsync costs real I/O"
 compare /dev/shm "on tmpfs: fsync is free, so this is the CPU cost"
+if [ -z "${BENCH_SKIP_LDAP:-}" ]; then
+    directory "$DISK_DIR" "on disk: slapd's commits and the local files' fsyncs cost real I/O"
+    directory /dev/shm "on tmpfs: the CPU and protocol cost"
+fi
 
 if [ -n "${BENCH_SKIP_SCALE:-}" ]; then
     exit 0
+fi
+
+if [ -z "${BENCH_SKIP_LDAP:-}" ]; then
+    echo
+    echo "== directory scale (on disk): success-path cost with 10 and with $SCALE_USERS users enrolled in the directory"
+    echo "   the same users log in $N times each way, their token and state put back before each login (not timed)"
+    for count in 10 "$SCALE_USERS"; do
+        new_dir "$DISK_DIR"
+        d=$NEW_DIR
+        t0=$(date +%s)
+        # The same password database size in both (nss_wrapper scans it): only the directory differs.
+        pb "$d" gen --dir "$d" --module "$MODULE" --ldap "$count" --plain $((SCALE_USERS - count + 10)) >/dev/null
+        echo "   generated $count directory users in $(($(date +%s) - t0)) s"
+        sync
+        TMPDIR=$d pb "$d" ldap --dir "$d" --scale-users "d:0:10" --n "$N" | sed 's/^/   /'
+        rm -rf "$d"
+    done
 fi
 
 echo

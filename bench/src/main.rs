@@ -4,23 +4,26 @@
 //! concurrent logins in forked processes; and checks afterwards that every file still parses.
 //!
 //! ```text
-//! pam-bench gen   --dir D --module SO [--totp N] [--ga N] [--plain N]
+//! pam-bench gen   --dir D --module SO [--totp N] [--ga N] [--plain N] [--ldap N]
 //! pam-bench run   --dir D --service S --kind totp|wrong|backup|none --users PREFIX:FIRST:COUNT
 //!                 [--n LOGINS] [--expect CODE] [--restore] [--label TEXT]
 //! pam-bench race  --dir D --service S --kind totp|backup --users PREFIX:FIRST:COUNT
 //!                 --procs P [--rounds R] [--same-user] [--label TEXT]
 //! pam-bench sshd  --dir D [--rounds R] [--per-round P] [--backup-per-round B]
 //! pam-bench check --dir D
+//! pam-bench ldap  --dir D [--rounds R --per-round P] [--throughput PROCS:LOGINS:ROUNDS]
+//!                 [--scale-users PREFIX:FIRST:COUNT --n LOGINS]
 //! ```
 //! `sshd` is the comparison as sshd pays it: every login is `pam_start` (which loads the stack's
 //! modules) + `pam_authenticate` + `pam_end` on a fresh handle, as in sshd's per-connection
 //! child. pam_totp, google-authenticator and a `pam_permit` baseline run in R rounds of P users
 //! per path, the paths taking turns login by login, so a slow spell of the machine hits all of
 //! them alike; each login records both the whole transaction and `pam_authenticate` alone.
-//! Users are `t<i>` (pam_totp enrolled), `g<i>` (google-authenticator enrolled) and `n<i>` (not
-//! enrolled). `--restore` rewrites the user's pre-login state file before each login (not timed),
+//! Users are `t<i>` (pam_totp enrolled), `g<i>` (google-authenticator enrolled), `n<i>` (not
+//! enrolled) and `d<i>` (enrolled in the directory: `ldap`, see bench/src/ldap.rs). `--restore` rewrites the user's pre-login state file before each login (not timed),
 //! so a small user set can log in many times without hitting replay protection.
 
+mod ldap;
 mod pam;
 
 use pam_totp_core::backup::BackupSet;
@@ -131,6 +134,7 @@ fn generate(f: &Flags) -> Result<(), String> {
     let dir = PathBuf::from(f.get("dir")?);
     let module = f.get("module")?;
     let (n_totp, n_ga, n_plain) = (f.num("totp", 0)?, f.num("ga", 0)?, f.num("plain", 0)?);
+    let n_ldap = f.num("ldap", 0)?;
     for sub in ["secrets", "state", "state-template", "ga", "pam.d"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| e.to_string())?;
     }
@@ -179,31 +183,13 @@ fn generate(f: &Flags) -> Result<(), String> {
         0o600,
         true,
     );
-    let mut passwd = String::from("root:x:0:0:root:/root:/bin/bash\n");
     let mut manifest = String::new();
     let mut uid = 200_000;
+    let mut t_lines = Vec::with_capacity(n_totp);
     for i in 0..n_totp {
         let name = format!("t{i}");
-        let secret = TotpSecret::generate(20).map_err(|e| e.to_string())?;
-        let hex = pam_totp_core::secret::to_hex(secret.expose());
-        let enrollment_id = pam_totp_core::secret::random_id(8).map_err(|e| e.to_string())?;
-        let file = SecretFile {
-            enrollment_id: enrollment_id.clone(),
-            created: t,
-            authenticators: vec![Authenticator {
-                name: "default".into(),
-                secret,
-                algorithm: Algorithm::Sha1,
-                digits: 6,
-                period: PERIOD,
-                added: t,
-                issuer: "bench".into(),
-                label: name.clone(),
-                hotp: None,
-            }],
-            backup: Some(set.clone()),
-            forget_hosts_before: 0,
-        };
+        let (file, hex) = enrollment(&name, &set, t)?;
+        let enrollment_id = file.enrollment_id.clone();
         write_file(
             &dir.join(format!("secrets/{name}.toml")),
             file.to_toml().map_err(|e| e.to_string())?.as_bytes(),
@@ -236,9 +222,40 @@ fn generate(f: &Flags) -> Result<(), String> {
             text.as_bytes(),
             0o644,
         )?;
-        passwd.push_str(&format!("{name}:x:{uid}:60000::/nonexistent:/bin/sh\n"));
+        t_lines.push(format!("{name}:x:{uid}:60000::/nonexistent:/bin/sh\n"));
         manifest.push_str(&format!("{name}\t{hex}\t{backup_code}\n"));
         uid += 1;
+    }
+    let mut d_lines = Vec::with_capacity(n_ldap);
+    if n_ldap > 0 {
+        // Directory users: entries for slapadd (bench/src/ldap.rs), the same enrollment as the
+        // t-users, and the state of the same earlier login.
+        let mut out = ldap::EntryWriter::create(&dir, t / PERIOD - 100)?;
+        for i in 0..n_ldap {
+            let name = format!("d{i}");
+            let (file, hex) = enrollment(&name, &set, t)?;
+            out.add(&name, uid, &file)?;
+            d_lines.push(format!("{name}:x:{uid}:60000::/nonexistent:/bin/sh\n"));
+            manifest.push_str(&format!("{name}\t{hex}\t{backup_code}\n"));
+            uid += 1;
+        }
+        out.finish()?;
+    }
+    // nss_wrapper scans the passwd file line by line: t<i>, d<2i> and d<2i+1> take turns, so
+    // pam_totp on local files and on the directory (two transports, `ldap` gives each every
+    // other d-user) pay the same for the same place in their row.
+    let mut passwd = String::from("root:x:0:0:root:/root:/bin/bash\n");
+    let (mut t_lines, mut d_lines) = (t_lines.into_iter(), d_lines.into_iter());
+    loop {
+        let group: Vec<String> = t_lines
+            .next()
+            .into_iter()
+            .chain(d_lines.by_ref().take(2))
+            .collect();
+        if group.is_empty() {
+            break;
+        }
+        group.iter().for_each(|l| passwd.push_str(l));
     }
     for i in 0..n_ga {
         let name = format!("g{i}");
@@ -262,8 +279,34 @@ fn generate(f: &Flags) -> Result<(), String> {
     write_file(&dir.join("passwd"), passwd.as_bytes(), 0o644)?;
     write_file(&dir.join("group"), b"root:x:0:\nbench:x:60000:\n", 0o644)?;
     write_file(&dir.join("users.tsv"), manifest.as_bytes(), 0o600)?;
-    println!("GEN dir={d} totp={n_totp} ga={n_ga} plain={n_plain}");
+    println!("GEN dir={d} totp={n_totp} ga={n_ga} plain={n_plain} ldap={n_ldap}");
     Ok(())
+}
+
+/// A new enrollment of `name` as `pam-totp enroll` writes it (one SHA1/6-digit/30 s
+/// authenticator named `default`) with the shared backup set, and its key in hex.
+fn enrollment(name: &str, set: &BackupSet, t: u64) -> Result<(SecretFile, String), String> {
+    let secret = TotpSecret::generate(20).map_err(|e| e.to_string())?;
+    let hex = pam_totp_core::secret::to_hex(secret.expose());
+    let enrollment_id = pam_totp_core::secret::random_id(8).map_err(|e| e.to_string())?;
+    let file = SecretFile {
+        enrollment_id,
+        created: t,
+        authenticators: vec![Authenticator {
+            name: "default".into(),
+            secret,
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: PERIOD,
+            added: t,
+            issuer: "bench".into(),
+            label: name.to_string(),
+            hotp: None,
+        }],
+        backup: Some(set.clone()),
+        forget_hosts_before: 0,
+    };
+    Ok((file, hex))
 }
 
 struct Manifest(HashMap<String, (Vec<u8>, String)>);
@@ -275,12 +318,11 @@ impl Manifest {
         let mut map = HashMap::new();
         for line in text.lines() {
             let mut it = line.split('\t');
-            if let (Some(name), Some(hex), Some(backup)) = (it.next(), it.next(), it.next()) {
-                if wanted.contains(name) {
-                    let secret =
-                        pam_totp_core::secret::from_hex(hex).ok_or("bad hex in users.tsv")?;
-                    map.insert(name.to_string(), (secret, backup.to_string()));
-                }
+            if let (Some(name), Some(hex), Some(backup)) = (it.next(), it.next(), it.next())
+                && wanted.contains(name)
+            {
+                let secret = pam_totp_core::secret::from_hex(hex).ok_or("bad hex in users.tsv")?;
+                map.insert(name.to_string(), (secret, backup.to_string()));
             }
         }
         Ok(Manifest(map))
@@ -412,8 +454,12 @@ struct Row {
     kind: &'static str,
     users: Vec<String>,
     expect: i32,
+    /// After a successful `pam_authenticate`, also `pam_setcred(PAM_ESTABLISH_CRED)`, as sshd
+    /// does once the whole auth stack succeeded (pam_totp records the success there).
+    setcred: bool,
     txn: Vec<Duration>,
     auth: Vec<Duration>,
+    cred: Vec<Duration>,
     ok: usize,
     codes: HashMap<i32, usize>,
 }
@@ -423,8 +469,6 @@ fn sshd(f: &Flags) -> Result<(), String> {
     let rounds = f.num("rounds", 3)?;
     let per = f.num("per-round", 200)?;
     let per_backup = f.num("backup-per-round", per)?;
-    let confdir = cstr(&dir.join("pam.d").to_string_lossy())?;
-    let rhost = cstr(RHOST)?;
     // Every enrolled user logs in once per run (no state is restored): t/g users 0..R*P answer
     // codes, the next R*P answer wrong codes, the next R*B backup codes; n users are not enrolled.
     let span =
@@ -467,13 +511,25 @@ fn sshd(f: &Flags) -> Result<(), String> {
             6,
         )?);
     }
+    interleave(&dir, &mut rows, rounds, per.max(per_backup))?;
+    for row in &mut rows {
+        row.print();
+    }
+    Ok(())
+}
+
+/// Runs every row's logins: in each of `rounds` rounds, up to `per` logins per row (its users
+/// split evenly over the rounds). Within a round the rows take turns login by login, in an
+/// order that rotates every login, so a slow spell of the (shared) machine lands on all of
+/// them alike.
+fn interleave(dir: &Path, rows: &mut [Row], rounds: usize, per: usize) -> Result<(), String> {
+    let confdir = cstr(&dir.join("pam.d").to_string_lossy())?;
+    let rhost = cstr(RHOST)?;
     let all: Vec<String> = rows.iter().flat_map(|r| r.users.iter().cloned()).collect();
-    let manifest = Manifest::load(&dir, &all)?;
-    // Within a round the rows take turns login by login, in an order that rotates every login,
-    // so a slow spell of the (shared) machine lands on all of them alike.
+    let manifest = Manifest::load(dir, &all)?;
     let mut order: Vec<usize> = (0..rows.len()).collect();
     for round in 0..rounds {
-        for j in 0..per.max(per_backup) {
+        for j in 0..per {
             for &i in &order {
                 let row = &mut rows[i];
                 let chunk = row.users.len() / rounds;
@@ -484,9 +540,6 @@ fn sshd(f: &Flags) -> Result<(), String> {
             }
             order.rotate_left(1);
         }
-    }
-    for row in &mut rows {
-        row.print();
     }
     Ok(())
 }
@@ -505,11 +558,19 @@ impl Row {
             kind,
             users,
             expect,
+            setcred: false,
             txn: Vec::new(),
             auth: Vec::new(),
+            cred: Vec::new(),
             ok: 0,
             codes: HashMap::new(),
         })
+    }
+
+    /// The same row with `pam_setcred` after each successful authentication.
+    fn with_setcred(mut self) -> Row {
+        self.setcred = true;
+        self
     }
 
     /// One login as sshd's child does it: pam_start .. pam_end on a fresh handle, timed whole.
@@ -525,7 +586,12 @@ impl Row {
         let t0 = Instant::now();
         let mut t = pam::Txn::start(confdir, &self.service, &user_c, Some(rhost), &answer)
             .map_err(|rc| format!("pam_start_confdir failed: {rc}"))?;
-        let (rc, d) = t.authenticate();
+        let (mut rc, d) = t.authenticate();
+        if self.setcred && rc == pam::PAM_SUCCESS {
+            let (cred_rc, c) = t.setcred();
+            rc = cred_rc;
+            self.cred.push(c);
+        }
         drop(t);
         self.txn.push(t0.elapsed());
         self.auth.push(d);
@@ -539,11 +605,24 @@ impl Row {
     fn print(&mut self) {
         self.txn.sort();
         self.auth.sort();
+        self.cred.sort();
         let mut codes: Vec<_> = self.codes.iter().map(|(c, k)| (*c, *k)).collect();
         codes.sort();
         let codes: Vec<String> = codes.iter().map(|(c, k)| format!("{c}x{k}")).collect();
+        // Only successful logins reach pam_setcred (NaN when there were none).
+        let setcred = if self.setcred {
+            format!(
+                " setcred_n={} setcred_median_us={:.1} setcred_p10_us={:.1} setcred_p90_us={:.1}",
+                self.cred.len(),
+                quantile(&self.cred, 0.5),
+                quantile(&self.cred, 0.1),
+                quantile(&self.cred, 0.9),
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "ROW label={} n={} ok={} codes={} txn_median_us={:.1} txn_p10_us={:.1} txn_p90_us={:.1} auth_median_us={:.1} auth_p10_us={:.1} auth_p90_us={:.1}",
+            "ROW label={} n={} ok={} codes={} txn_median_us={:.1} txn_p10_us={:.1} txn_p90_us={:.1} auth_median_us={:.1} auth_p10_us={:.1} auth_p90_us={:.1}{setcred}",
             self.label,
             self.txn.len(),
             self.ok,
@@ -556,6 +635,63 @@ impl Row {
             quantile(&self.auth, 0.9),
         );
     }
+}
+
+/// Forks `n` children; child `i` runs `child(i, wait)`, calling `wait()` where it is ready
+/// (it blocks until every child is released at once), and exits with what `child` returns.
+/// Returns the time from the release until the last child exited, and each child's exit code
+/// (`None` if it did not exit normally).
+fn fork_released(
+    n: usize,
+    child: impl Fn(usize, &dyn Fn()) -> i32,
+) -> Result<(Duration, Vec<Option<i32>>), String> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe fills two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err("pipe failed".into());
+    }
+    let mut pids = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: the parent is single-threaded (no thread of the modules outlives a PAM call);
+        // the child only runs `child` and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: closing the child's copy of the write end, so that the parent's close
+            // is the EOF that releases every reader.
+            unsafe { libc::close(fds[1]) };
+            let wait = || {
+                let mut b = 0u8;
+                // SAFETY: reading one byte into a valid buffer; returns 0 at EOF (the release).
+                unsafe { libc::read(fds[0], (&mut b as *mut u8).cast(), 1) };
+            };
+            // A panic must not unwind into the parent's frames in this process.
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(i, &wait)))
+                .unwrap_or(4);
+            // SAFETY: leaving the forked child without running the parent's destructors (a
+            // test slapd held by the parent must not be stopped by a child).
+            unsafe { libc::_exit(code) };
+        }
+        if pid < 0 {
+            return Err("fork failed".into());
+        }
+        pids.push(pid);
+    }
+    // Let every child reach the barrier (pam_start done, module loaded), then release.
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    // SAFETY: closing both ends in the parent releases every reader at once.
+    unsafe {
+        libc::close(fds[1]);
+        libc::close(fds[0]);
+    }
+    let mut codes = Vec::with_capacity(n);
+    for pid in pids {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        codes.push(libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)));
+    }
+    Ok((t0.elapsed(), codes))
 }
 
 fn race(f: &Flags) -> Result<(), String> {
@@ -600,56 +736,22 @@ fn race(f: &Flags) -> Result<(), String> {
             .iter()
             .map(|u| manifest.answer(u, kind))
             .collect::<Result<_, _>>()?;
-        let mut fds = [0i32; 2];
-        // SAFETY: pipe fills two descriptors.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-            return Err("pipe failed".into());
-        }
-        let mut pids = Vec::new();
-        for (u, a) in round_users.iter().zip(&answers) {
-            let user_c = cstr(u)?;
-            // SAFETY: the parent is single-threaded; the child only runs the login and _exits.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                // SAFETY: closing our copy of the write end; then block until the parent closes its.
-                unsafe { libc::close(fds[1]) };
-                let mut txn = match pam::Txn::start(&confdir, &service_c, &user_c, Some(&rhost), a)
-                {
-                    Ok(t) => t,
-                    // SAFETY: leaving the forked child without running the parent's destructors.
-                    Err(_) => unsafe { libc::_exit(3) },
-                };
-                let mut b = 0u8;
-                // SAFETY: reading one byte into a valid buffer; returns 0 at EOF (the release).
-                unsafe { libc::read(fds[0], (&mut b as *mut u8).cast(), 1) };
-                let (rc, _) = txn.authenticate();
-                drop(txn);
-                // SAFETY: as above.
-                unsafe { libc::_exit(if rc == pam::PAM_SUCCESS { 0 } else { 1 }) };
-            }
-            if pid < 0 {
-                return Err("fork failed".into());
-            }
-            pids.push(pid);
-        }
-        // Let every child reach the barrier (pam_start done, module loaded), then release.
-        std::thread::sleep(Duration::from_millis(300));
-        let t0 = Instant::now();
-        // SAFETY: closing both ends in the parent releases every reader at once.
-        unsafe {
-            libc::close(fds[1]);
-            libc::close(fds[0]);
-        }
-        let mut ok = 0;
-        for pid in pids {
-            let mut status = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-                ok += 1;
-            }
-        }
-        total += t0.elapsed();
+        let (wall, codes) = fork_released(round_users.len(), |i, wait| {
+            let Ok(user_c) = cstr(&round_users[i]) else {
+                return 3;
+            };
+            let Ok(mut txn) =
+                pam::Txn::start(&confdir, &service_c, &user_c, Some(&rhost), &answers[i])
+            else {
+                return 3;
+            };
+            wait();
+            let (rc, _) = txn.authenticate();
+            drop(txn);
+            if rc == pam::PAM_SUCCESS { 0 } else { 1 }
+        })?;
+        let ok = codes.iter().filter(|&&c| c == Some(0)).count();
+        total += wall;
         successes.push(ok);
     }
     let logins = (procs * rounds) as f64;
@@ -704,7 +806,7 @@ fn check(f: &Flags) -> Result<(), String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("usage: pam-bench gen|run|race|check --dir D ...");
+        eprintln!("usage: pam-bench gen|run|race|sshd|check|ldap --dir D ...");
         return ExitCode::from(2);
     };
     let result = Flags::parse(rest).and_then(|f| match cmd.as_str() {
@@ -713,6 +815,7 @@ fn main() -> ExitCode {
         "race" => race(&f),
         "sshd" => sshd(&f),
         "check" => check(&f),
+        "ldap" => ldap::run(&f),
         other => Err(format!("unknown command {other}")),
     });
     match result {

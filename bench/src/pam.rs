@@ -10,6 +10,8 @@ pub use pam_totp_e2e::pam_app::PAM_SUCCESS;
 
 /// PAM_RHOST.
 const PAM_RHOST: c_int = 4;
+/// PAM_ESTABLISH_CRED, the flag sshd passes to `pam_setcred` after a successful login.
+const PAM_ESTABLISH_CRED: c_int = 0x0002;
 
 /// Answers every prompt with the same text; ignores info and error messages.
 struct SameAnswer(Vec<u8>);
@@ -51,6 +53,13 @@ impl Txn {
     pub fn authenticate(&mut self) -> (c_int, Duration) {
         let t = Instant::now();
         let rc = self.0.authenticate(0);
+        (rc, t.elapsed())
+    }
+
+    /// `pam_setcred(PAM_ESTABLISH_CRED)`, timed.
+    pub fn setcred(&mut self) -> (c_int, Duration) {
+        let t = Instant::now();
+        let rc = self.0.setcred(PAM_ESTABLISH_CRED);
         (rc, t.elapsed())
     }
 }
