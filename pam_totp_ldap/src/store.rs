@@ -24,7 +24,7 @@ use pam_totp_core::store::{
     Attempt, BackupUse, Consumed, Counted, HotpUse, Location, Replace, Store, Success, TotpUse,
     Unlocked, UserInfo,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock, TryLockError};
 use std::time::Instant;
@@ -39,6 +39,8 @@ pub struct LdapStore {
     conn: Mutex<Option<Conn>>,
     /// The password of [`Credentials::User`], once asked for.
     password: OnceLock<Zeroizing<String>>,
+    /// Users' DNs found so far by this store (one PAM call: a login looks its user up once).
+    dns: Mutex<HashMap<String, Option<String>>>,
 }
 
 fn set(v: &[u8]) -> HashSet<Vec<u8>> {
@@ -60,6 +62,7 @@ impl LdapStore {
             who,
             conn: Mutex::new(None),
             password: OnceLock::new(),
+            dns: Mutex::new(HashMap::new()),
         }
     }
 
@@ -119,6 +122,18 @@ impl LdapStore {
 
     /// The DN of `user`'s entry; `None` when the directory has none.
     fn user_dn(&self, conn: &mut Conn, user: &str) -> Result<Option<String>, StoreError> {
+        let cached = self.dns.lock().ok().and_then(|d| d.get(user).cloned());
+        if let Some(dn) = cached {
+            return Ok(dn);
+        }
+        let found = self.find_user_dn(conn, user)?;
+        if let Ok(mut d) = self.dns.lock() {
+            d.insert(user.to_string(), found.clone());
+        }
+        Ok(found)
+    }
+
+    fn find_user_dn(&self, conn: &mut Conn, user: &str) -> Result<Option<String>, StoreError> {
         match layout::find_user(conn, &self.cfg, user) {
             Ok(dn) => Ok(Some(dn)),
             Err(StoreError::Directory {
