@@ -405,3 +405,353 @@ fn given_64_logins_over_two_hosts_with_one_code_then_exactly_one_succeeds_each_r
         (start.elapsed() - totp).as_secs_f64()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// slapo-otp on the same token entry
+// ---------------------------------------------------------------------------------------------
+
+/// `ldapwhoami` bound as `dn` with `password` (StartTLS not needed: loopback test server);
+/// returns the LDAP result code (49: invalid credentials).
+fn whoami(slapd: &Slapd, dn: &str, password: &str) -> i32 {
+    slapd
+        .tool("ldapwhoami", Bind::Simple { dn, password }, None, &[], None)
+        .code
+}
+
+#[test]
+fn given_slapo_otp_on_the_token_then_a_code_spent_by_either_is_refused_by_the_other() {
+    require_root!();
+    let log = SyslogCapture::start();
+    let fleet = Fleet::new(&[""]);
+    let name = fleet.user.name.clone();
+    let e = fleet.enroll();
+    let token = fleet.token_dn();
+    // Opt the user in to slapo-otp: binds then need the password followed by a code of the
+    // token pam-totp enrolled.
+    fleet
+        .slapd
+        .ldapmodify(
+            Bind::Root,
+            &format!(
+                "dn: {}\nchangetype: modify\nadd: objectClass\nobjectClass: oathTOTPUser\n-\n\
+                 add: oathTOTPToken\noathTOTPToken: {token}\n",
+                fleet.user_dn
+            ),
+            &[],
+        )
+        .assert_ok("oathTOTPUser + oathTOTPToken on the user entry");
+    assert_eq!(
+        whoami(&fleet.slapd, &fleet.user_dn, USER_PASSWORD),
+        49,
+        "slapo-otp checks this user's binds: the password alone is refused"
+    );
+    let step = e.settled_step(3);
+
+    // pam-totp first: the bind with the same code is refused.
+    let c1 = e.code_for_step(step);
+    fleet.login(0, "10.0.0.1", &c1).assert_result("PAM_SUCCESS");
+    assert_eq!(
+        whoami(
+            &fleet.slapd,
+            &fleet.user_dn,
+            &format!("{USER_PASSWORD}{c1}")
+        ),
+        49,
+        "a bind with the code pam-totp accepted"
+    );
+
+    // slapo-otp first: its bind with the next step's code succeeds (the token pam-totp
+    // enrolled works for slapo-otp), and pam-totp then refuses that code.
+    let c2 = e.code_for_step(step + 1);
+    assert_eq!(
+        whoami(
+            &fleet.slapd,
+            &fleet.user_dn,
+            &format!("{USER_PASSWORD}{c2}")
+        ),
+        0,
+        "a bind with password + a fresh code of the pam-totp token"
+    );
+    fleet
+        .login(0, "10.0.0.1", &c2)
+        .assert_result("PAM_AUTH_ERR");
+    assert_reason(&log, &name, "replayed-code");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures: each fails closed, in time, with its own reason
+// ---------------------------------------------------------------------------------------------
+
+/// Time-outs of the failure tests (connect, operation), seconds.
+const CONNECT_TIMEOUT: f64 = 1.0;
+const TIMEOUT: f64 = 1.0;
+
+/// A sanity bound (not a performance figure) for a failed login: three times the configured
+/// time-outs of one server.
+fn failure_bound() -> Duration {
+    Duration::from_secs_f64(3.0 * (CONNECT_TIMEOUT + TIMEOUT))
+}
+
+/// Logs in on `host` with `answer` and asserts that it fails closed within [`failure_bound`],
+/// its syslog line having `reason` and naming `server`. Returns how long it took.
+#[track_caller]
+fn assert_fails_closed(
+    log: &SyslogCapture,
+    host: &Host,
+    user: &str,
+    answer: &str,
+    reason: &str,
+    server: &str,
+) -> Duration {
+    let start = Instant::now();
+    let run = host.login(user, "10.0.0.1", answer);
+    let took = start.elapsed();
+    run.assert_result("PAM_AUTH_ERR");
+    assert!(
+        took < failure_bound(),
+        "{reason}: the login took {took:?}, more than {:?}",
+        failure_bound()
+    );
+    assert_reason(log, user, reason);
+    let lines = lines_of(log, user);
+    let last = lines.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains(server) && last.contains("result=failure"),
+        "the syslog line names the server {server}: {last}"
+    );
+    assert!(
+        !last.contains(answer),
+        "the entered code is not logged: {last}"
+    );
+    println!("{reason}: refused in {:.0} ms", took.as_secs_f64() * 1000.0);
+    took
+}
+
+#[test]
+fn given_wrong_ca_wrong_password_or_a_dead_first_server_then_tls_credentials_and_failover() {
+    require_root!();
+    let log = SyslogCapture::start();
+    let slapd = Slapd::start_default();
+    let good = LdapConf::new(&slapd).timeouts(CONNECT_TIMEOUT, TIMEOUT);
+    let fleet = Fleet::on(slapd, &good, &[""]);
+    let name = fleet.user.name.clone();
+    let e = fleet.enroll();
+    let step = e.settled_step(3);
+    let uri = fleet.slapd.ldap_uri();
+
+    let wrong_ca = Host::new(
+        &LdapConf {
+            ca_file: fleet.slapd.wrong_ca_file(),
+            ..good.clone()
+        },
+        "wrongca",
+        "",
+    );
+    assert_fails_closed(
+        &log,
+        &wrong_ca,
+        &name,
+        &e.code_for_step(step),
+        "directory-tls",
+        &uri,
+    );
+
+    let bad_password = pam_totp_e2e::harness_ldap::password_file(
+        fleet.slapd.dir(),
+        "wrong-service-password",
+        "not-the-password",
+    );
+    let wrong_password = Host::new(
+        &LdapConf {
+            bind_password_file: bad_password,
+            ..good.clone()
+        },
+        "wrongpw",
+        "",
+    );
+    assert_fails_closed(
+        &log,
+        &wrong_password,
+        &name,
+        &e.code_for_step(step),
+        "directory-credentials",
+        &uri,
+    );
+
+    // The first server refuses connections (nothing listens on its port): the login goes to
+    // the second, which works, and takes the code none of the refused logins spent.
+    let closed = format!("ldap://127.0.0.1:{}", pam_totp_e2e::slapd::free_port());
+    let failover = Host::new(&good.clone().uris(&[closed, uri.clone()]), "failover", "");
+    let start = Instant::now();
+    failover
+        .login(&name, "10.0.0.1", &e.code_for_step(step))
+        .assert_result("PAM_SUCCESS");
+    let took = start.elapsed();
+    assert!(took < failure_bound(), "failover took {took:?}");
+    println!(
+        "first server closed, second used: {:.0} ms",
+        took.as_secs_f64() * 1000.0
+    );
+}
+
+#[test]
+fn given_slapd_hung_or_stopped_then_logins_fail_closed_within_the_time_out() {
+    require_root!();
+    let log = SyslogCapture::start();
+    let slapd = Slapd::start_default();
+    let conf = LdapConf::new(&slapd).timeouts(CONNECT_TIMEOUT, TIMEOUT);
+    let mut fleet = Fleet::on(slapd, &conf, &[""]);
+    let name = fleet.user.name.clone();
+    let e = fleet.enroll();
+    let step = e.settled_step(5);
+    let uri = fleet.slapd.ldap_uri();
+
+    // Hung: the kernel still accepts the connection, slapd answers nothing.
+    fleet.slapd.pause();
+    assert_fails_closed(
+        &log,
+        &fleet.hosts[0],
+        &name,
+        &e.code_for_step(step),
+        "directory-timeout",
+        &uri,
+    );
+    fleet.slapd.resume();
+    // Back: the code was not spent by the refused login.
+    fleet
+        .login(0, "10.0.0.1", &e.code_for_step(step))
+        .assert_result("PAM_SUCCESS");
+
+    // Stopped: connection refused.
+    fleet.slapd.stop();
+    assert_fails_closed(
+        &log,
+        &fleet.hosts[0],
+        &name,
+        &e.code_for_step(step + 1),
+        "directory-unreachable",
+        &uri,
+    );
+}
+
+#[test]
+fn given_the_schema_not_loaded_then_logins_fail_closed_with_directory_schema() {
+    require_root!();
+    let log = SyslogCapture::start();
+    let slapd = Slapd::start(pam_totp_e2e::slapd::SlapdOptions {
+        schema: false,
+        acl: false,
+    });
+    let conf = LdapConf::new(&slapd).timeouts(CONNECT_TIMEOUT, TIMEOUT);
+    let fleet = Fleet::on(slapd, &conf, &[""]);
+    let name = fleet.user.name.clone();
+    let uri = fleet.slapd.ldap_uri();
+    // Nobody can be enrolled without the schema: whatever the code, the login fails closed
+    // (not "not enrolled").
+    assert_fails_closed(
+        &log,
+        &fleet.hosts[0],
+        &name,
+        "123456",
+        "directory-schema",
+        &uri,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Module hygiene
+// ---------------------------------------------------------------------------------------------
+
+/// Socket descriptors of process `pid` (from /proc/<pid>/fd).
+fn sockets_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten()
+                .filter(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Runs one login with `--print-resources` and asserts that after the PAM calls, and after
+/// pam_end, the process has the threads and socket descriptors it had before pam_start. While
+/// the prompt waits, the connection to slapd is open (which shows the count sees it).
+#[track_caller]
+fn assert_nothing_left(host: &Host, user: &str, answer: &str, expected: &str) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut cmd = host.client(user, "10.0.0.1").print_resources().command();
+    cmd.arg("--interactive").stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("pam-client starts");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = Vec::new();
+    let mut at_prompt = None;
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).expect("pam-client output") == 0 {
+            break;
+        }
+        let line = line.trim_end().to_string();
+        if line.starts_with("PROMPT_ECHO_OFF") {
+            at_prompt = Some(sockets_of(child.id()));
+            let stdin = child.stdin.as_mut().expect("stdin");
+            stdin
+                .write_all(format!("{answer}\n").as_bytes())
+                .expect("answer");
+            stdin.flush().expect("flush");
+        }
+        lines.push(line);
+    }
+    drop(child.stdin.take());
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let status = child.wait().expect("pam-client exits");
+    let run = PamRun {
+        status,
+        lines,
+        stderr,
+    };
+    run.assert_result(expected);
+    let start = run.resources("start").expect("RESOURCES start");
+    if let Some(sockets) = at_prompt {
+        assert!(
+            sockets > start.1,
+            "at the prompt the directory connection is open ({sockets} sockets, {} before)",
+            start.1
+        );
+    }
+    for when in ["calls", "end"] {
+        assert_eq!(
+            run.resources(when),
+            Some(start),
+            "threads and sockets (after the {when}) differ from before pam_start (threads, \
+             sockets) = {start:?}\n{}",
+            run.transcript()
+        );
+    }
+}
+
+#[test]
+fn given_directory_logins_then_no_thread_and_no_socket_outlives_the_call() {
+    require_root!();
+    let _log = SyslogCapture::start();
+    let slapd = Slapd::start_default();
+    let conf = LdapConf::new(&slapd).timeouts(CONNECT_TIMEOUT, TIMEOUT);
+    let mut fleet = Fleet::on(slapd, &conf, &[""]);
+    let name = fleet.user.name.clone();
+    let e = fleet.enroll();
+    let step = e.settled_step(5);
+    let host = &fleet.hosts[0];
+    assert_nothing_left(host, &name, &e.code_for_step(step), "PAM_SUCCESS");
+    assert_nothing_left(host, &name, &e.wrong_code(step), "PAM_AUTH_ERR");
+    assert_nothing_left(host, &name, &e.backup_codes[0], "PAM_SUCCESS");
+    // A time-out leaves nothing behind either.
+    fleet.slapd.pause();
+    let host = &fleet.hosts[0];
+    assert_nothing_left(host, &name, &e.code_for_step(step + 1), "PAM_AUTH_ERR");
+    fleet.slapd.resume();
+}
