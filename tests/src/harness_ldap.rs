@@ -62,8 +62,8 @@ impl LdapConf {
     }
 
     /// The same with other servers.
-    pub fn uris(mut self, uris: &[String]) -> LdapConf {
-        self.uris = uris.to_vec();
+    pub fn uris(mut self, uris: Vec<String>) -> LdapConf {
+        self.uris = uris;
         self
     }
 

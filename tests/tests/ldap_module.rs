@@ -8,7 +8,6 @@
 //! Run as root: `cargo test -p pam-totp-e2e --test ldap_module` (after `cargo build
 //! --workspace`); needs slapd, ldap-utils and openssl (tests/install-deps.sh).
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use pam_totp_e2e::harness_ldap::LdapConf;
 use pam_totp_e2e::harness_syslog::{SyslogCapture, fields};
 use pam_totp_e2e::harness_totp::{Enrollment, enroll};
 use pam_totp_e2e::require_root;
-use pam_totp_e2e::slapd::{Bind, Slapd};
+use pam_totp_e2e::slapd::{Bind, MirrorPair, Slapd};
 
 /// The directory password of the test users (for slapo-otp binds).
 const USER_PASSWORD: &str = "user-password-1";
@@ -581,7 +580,11 @@ fn given_wrong_ca_wrong_password_or_a_dead_first_server_then_tls_credentials_and
     // The first server refuses connections (nothing listens on its port): the login goes to
     // the second, which works, and takes the code none of the refused logins spent.
     let closed = format!("ldap://127.0.0.1:{}", pam_totp_e2e::slapd::free_port());
-    let failover = Host::new(&good.clone().uris(&[closed, uri.clone()]), "failover", "");
+    let failover = Host::new(
+        &good.clone().uris(vec![closed, uri.clone()]),
+        "failover",
+        "",
+    );
     let start = Instant::now();
     failover
         .login(&name, "10.0.0.1", &e.code_for_step(step))
@@ -754,4 +757,130 @@ fn given_directory_logins_then_no_thread_and_no_socket_outlives_the_call() {
     let host = &fleet.hosts[0];
     assert_nothing_left(host, &name, &e.code_for_step(step + 1), "PAM_AUTH_ERR");
     fleet.slapd.resume();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two providers in mirror mode
+// ---------------------------------------------------------------------------------------------
+
+/// How long replication may take before the test fails.
+const REPLICATION: Duration = Duration::from_secs(10);
+
+/// The values of `attr` of the entry `dn` on `slapd` (as the rootDN).
+fn values(slapd: &Slapd, dn: &str, attr: &str) -> Vec<String> {
+    let out = slapd.ldapsearch(Bind::Root, dn, &["-s", "base", "(objectClass=*)", attr]);
+    out.assert_ok(&format!("reading {attr} of {dn}"));
+    out.values(attr)
+}
+
+/// Waits until `attr` of `dn` has the same values on both providers; returns how long it took.
+fn wait_replicated(pair: &MirrorPair, dn: &str, attr: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let first = values(&pair.first, dn, attr);
+        if !first.is_empty() && first == values(&pair.second, dn, attr) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < REPLICATION,
+            "{attr} of {dn} did not replicate within {REPLICATION:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn given_two_mirrored_providers_then_spent_codes_replicate_and_logins_fail_over() {
+    require_root!();
+    let log = SyslogCapture::start();
+    let mut pair = MirrorPair::start();
+    let (first, second) = (pair.first.ldap_uri(), pair.second.ldap_uri());
+    // One credential set for both; the test CA differs per server, so each host trusts both.
+    let cas = pair.first.dir().join("both-cas.pem");
+    std::fs::write(
+        &cas,
+        [pair.first.ca_file(), pair.second.ca_file()]
+            .iter()
+            .map(|p| std::fs::read_to_string(p).expect("CA file"))
+            .collect::<String>(),
+    )
+    .expect("write the CA bundle");
+    let base = LdapConf {
+        ca_file: cas,
+        ..LdapConf::new(&pair.first).timeouts(CONNECT_TIMEOUT, TIMEOUT)
+    };
+    let user = TestUser::create();
+    let user_dn = pair.first.add_user(&user.name, USER_PASSWORD);
+    let only_first = Host::new(
+        &base.clone().uris(vec![first.clone()]),
+        "first",
+        "window = 3",
+    );
+    let only_second = Host::new(
+        &base.clone().uris(vec![second.clone()]),
+        "second",
+        "window = 3",
+    );
+    let both = Host::new(
+        &base.clone().uris(vec![first, second]),
+        "both",
+        "window = 3",
+    );
+    let name = user.name.clone();
+    let e = enroll(&only_first.config.path, &name, &["--no-confirm"]);
+    let token = {
+        let out = pair.first.ldapsearch(
+            Bind::Root,
+            &user_dn,
+            &["(objectClass=oathTOTPToken)", "1.1"],
+        );
+        out.dns().first().cloned().expect("a token entry")
+    };
+    let enrollment = format!("cn=pam-totp,{user_dn}");
+    wait_replicated(&pair, &token, "oathTOTPLastTimeStep");
+    wait_replicated(&pair, &enrollment, "pamTotpEnrollmentId");
+    let step = e.settled_step(5);
+
+    // A code accepted through the first is refused through the second once replicated.
+    only_first
+        .login(&name, "10.0.0.1", &e.code_for_step(step))
+        .assert_result("PAM_SUCCESS");
+    let took = wait_replicated(&pair, &token, "oathTOTPLastTimeStep");
+    println!(
+        "spent step replicated in {:.0} ms",
+        took.as_secs_f64() * 1000.0
+    );
+    only_second
+        .login(&name, "10.0.0.2", &e.code_for_step(step))
+        .assert_result("PAM_AUTH_ERR");
+    assert_reason(&log, &name, "replayed-code");
+
+    // A backup code spent through the first server (the host with both goes there first).
+    both.login(&name, "10.0.0.3", &e.backup_codes[0])
+        .assert_result("PAM_SUCCESS");
+    wait_replicated(&pair, &enrollment, "pamTotpState");
+    wait_replicated(&pair, &token, "oathTOTPLastTimeStep");
+
+    // The first provider dies: logins go to the second within the time-out, the backup code
+    // stays spent there, and a fresh code works.
+    pair.first.kill();
+    let start = Instant::now();
+    both.login(&name, "10.0.0.4", &e.backup_codes[0])
+        .assert_result("PAM_AUTH_ERR");
+    let took = start.elapsed();
+    assert_reason(&log, &name, "backup-code-already-used");
+    assert!(took < failure_bound(), "the refusal took {took:?}");
+    let start = Instant::now();
+    both.login(&name, "10.0.0.5", &e.code_for_step(step + 1))
+        .assert_result("PAM_SUCCESS");
+    let took = start.elapsed();
+    assert!(
+        took < failure_bound(),
+        "the login through the second took {took:?}"
+    );
+    println!(
+        "first provider killed: login through the second in {:.0} ms",
+        took.as_secs_f64() * 1000.0
+    );
+    assert_eq!(only_second.status(&name)["backup_codes_left"], 9);
 }
