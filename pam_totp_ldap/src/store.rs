@@ -39,6 +39,11 @@ pub struct LdapStore {
     conn: Mutex<Option<Conn>>,
     /// The password of [`Credentials::User`], once asked for.
     password: OnceLock<Zeroizing<String>>,
+    /// Why connecting failed, once every server was tried (server, problem, detail). Later
+    /// operations of this store (the same PAM call or CLI command) fail at once with it rather
+    /// than wait for every server's time-out again: a login reads the directory several times,
+    /// and its wait must stay about the number of servers times `connect_timeout`.
+    unusable: Mutex<Option<(String, DirectoryProblem, String)>>,
 }
 
 fn set(v: &[u8]) -> HashSet<Vec<u8>> {
@@ -60,10 +65,29 @@ impl LdapStore {
             who,
             conn: Mutex::new(None),
             password: OnceLock::new(),
+            unusable: Mutex::new(None),
         }
     }
 
     fn connect(&self) -> Result<Conn, StoreError> {
+        let unusable = || self.unusable.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((server, problem, detail)) = unusable().as_ref() {
+            return Err(fail(server, *problem, detail.clone()));
+        }
+        // Not locked while connecting: threads sharing the store connect side by side.
+        let result = self.connect_now();
+        if let Err(StoreError::Directory {
+            server,
+            problem,
+            detail,
+        }) = &result
+        {
+            *unusable() = Some((server.clone(), *problem, detail.clone()));
+        }
+        result
+    }
+
+    fn connect_now(&self) -> Result<Conn, StoreError> {
         let password = match &self.who {
             Credentials::User { name, ask } => {
                 if self.password.get().is_none() {
