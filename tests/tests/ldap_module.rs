@@ -603,7 +603,7 @@ fn given_slapd_hung_or_stopped_then_logins_fail_closed_within_the_time_out() {
     let log = SyslogCapture::start();
     let slapd = Slapd::start_default();
     let conf = LdapConf::new(&slapd).timeouts(CONNECT_TIMEOUT, TIMEOUT);
-    let mut fleet = Fleet::on(slapd, &conf, &[""]);
+    let mut fleet = Fleet::on(slapd, &conf, &["window = 3"]);
     let name = fleet.user.name.clone();
     let e = fleet.enroll();
     let step = e.settled_step(5);
@@ -611,7 +611,7 @@ fn given_slapd_hung_or_stopped_then_logins_fail_closed_within_the_time_out() {
 
     // Hung: the kernel still accepts the connection, slapd answers nothing.
     fleet.slapd.pause();
-    assert_fails_closed(
+    let took = assert_fails_closed(
         &log,
         &fleet.hosts[0],
         &name,
@@ -619,10 +619,58 @@ fn given_slapd_hung_or_stopped_then_logins_fail_closed_within_the_time_out() {
         "directory-timeout",
         &uri,
     );
+    let limit = Duration::from_secs_f64(CONNECT_TIMEOUT + 0.75);
+    assert!(
+        took < limit,
+        "a hung server cost {took:?}: more than its connect time-out ({limit:?})"
+    );
+    // Both of its URIs (StartTLS and ldaps) hung: the login waits for each server's connect
+    // time-out once, as pam_totp.conf(5) says, not once more for every directory read of the
+    // login; the line names the last server tried.
+    let ldaps = fleet.slapd.ldaps_uri();
+    let two_hung = Host::new(
+        &conf.clone().uris(vec![uri.clone(), ldaps.clone()]),
+        "hung2",
+        "",
+    );
+    let took = assert_fails_closed(
+        &log,
+        &two_hung,
+        &name,
+        &e.code_for_step(step),
+        "directory-timeout",
+        &ldaps,
+    );
+    let limit = Duration::from_secs_f64(2.0 * CONNECT_TIMEOUT + 0.75);
+    assert!(
+        took < limit,
+        "two hung servers cost {took:?}: more than their connect time-outs ({limit:?})"
+    );
     fleet.slapd.resume();
-    // Back: the code was not spent by the refused login.
+    // Back: the code was not spent by the refused logins.
     fleet
         .login(0, "10.0.0.1", &e.code_for_step(step))
+        .assert_result("PAM_SUCCESS");
+
+    // Hung while the prompt waits (the connection is open, the search done): the Modify that
+    // spends the step gets no answer and the login fails closed in time; the step is not spent.
+    let mut login = fleet.hosts[0].client(&name, "10.0.0.1").interactive();
+    login.until_prompt().expect("the prompt");
+    fleet.slapd.pause();
+    let start = Instant::now();
+    login.send(&e.code_for_step(step + 1));
+    let run = login.finish();
+    let took = start.elapsed();
+    run.assert_result("PAM_AUTH_ERR");
+    assert!(took < failure_bound(), "the refusal took {took:?}");
+    assert_reason(&log, &name, "directory-timeout");
+    println!(
+        "hung after the prompt: refused in {:.0} ms",
+        took.as_secs_f64() * 1000.0
+    );
+    fleet.slapd.resume();
+    fleet
+        .login(0, "10.0.0.1", &e.code_for_step(step + 1))
         .assert_result("PAM_SUCCESS");
 
     // Stopped: connection refused.
@@ -631,7 +679,7 @@ fn given_slapd_hung_or_stopped_then_logins_fail_closed_within_the_time_out() {
         &log,
         &fleet.hosts[0],
         &name,
-        &e.code_for_step(step + 1),
+        &e.code_for_step(step + 2),
         "directory-unreachable",
         &uri,
     );
@@ -861,6 +909,23 @@ fn given_two_mirrored_providers_then_spent_codes_replicate_and_logins_fail_over(
     wait_replicated(&pair, &enrollment, "pamTotpState");
     wait_replicated(&pair, &token, "oathTOTPLastTimeStep");
 
+    // The first provider hangs: the login goes to the second after the first's time-out.
+    pair.first.pause();
+    let start = Instant::now();
+    both.login(&name, "10.0.0.4", &e.code_for_step(step + 1))
+        .assert_result("PAM_SUCCESS");
+    let took = start.elapsed();
+    assert!(
+        took < failure_bound(),
+        "the login through the second took {took:?}"
+    );
+    println!(
+        "first provider hung: login through the second in {:.0} ms",
+        took.as_secs_f64() * 1000.0
+    );
+    pair.first.resume();
+    wait_replicated(&pair, &token, "oathTOTPLastTimeStep");
+
     // The first provider dies: logins go to the second within the time-out, the backup code
     // stays spent there, and a fresh code works.
     pair.first.kill();
@@ -871,7 +936,7 @@ fn given_two_mirrored_providers_then_spent_codes_replicate_and_logins_fail_over(
     assert_reason(&log, &name, "backup-code-already-used");
     assert!(took < failure_bound(), "the refusal took {took:?}");
     let start = Instant::now();
-    both.login(&name, "10.0.0.5", &e.code_for_step(step + 1))
+    both.login(&name, "10.0.0.5", &e.code_for_step(step + 2))
         .assert_result("PAM_SUCCESS");
     let took = start.elapsed();
     assert!(
