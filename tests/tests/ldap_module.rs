@@ -259,6 +259,16 @@ fn given_two_hosts_on_one_directory_then_codes_backup_codes_throttling_and_reset
             .assert_result("PAM_AUTH_ERR");
         assert_reason(&log, &name, "no-secret");
     }
+
+    // No code, backup code or key reached syslog (the module's or the CLI's lines).
+    let lines = log.lines().join("\n");
+    let codes = (step..=step + 3).map(|s| e.code_for_step(s));
+    for secret in codes
+        .chain(e.backup_codes.iter().cloned())
+        .chain([e.secret.clone()])
+    {
+        assert!(!lines.contains(&secret), "a secret in syslog:\n{lines}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
