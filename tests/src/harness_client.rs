@@ -416,8 +416,13 @@ fn start_at_prompt(client: &Client) -> Option<(Child, BufReader<ChildStdout>)> {
 /// Starts `n` interactive clients, waits until each shows its prompt, sends `answer` to all,
 /// and returns their transcripts' results.
 pub fn race(client: &Client, n: usize, answer: &str) -> Vec<String> {
+    race_over(&vec![client.clone(); n], answer)
+}
+
+/// [`race`] with one client of each of `clients` (other services, users or hosts).
+pub fn race_over(clients: &[Client], answer: &str) -> Vec<String> {
     let mut children = Vec::new();
-    for _ in 0..n {
+    for client in clients {
         let started = start_at_prompt(client);
         children.push(started.expect("pam-client ended before prompting"));
     }

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pam_totp_e2e::harness::{PamService, TestConfig, TestUser, cli_path, totp_line};
-use pam_totp_e2e::harness_client::{Client, PamRun};
+use pam_totp_e2e::harness_client::{Client, PamRun, race_over};
 use pam_totp_e2e::harness_ldap::LdapConf;
 use pam_totp_e2e::harness_syslog::{SyslogCapture, fields};
 use pam_totp_e2e::harness_totp::{Enrollment, enroll};
@@ -164,6 +164,26 @@ fn assert_reason(log: &SyslogCapture, user: &str, reason: &str) {
 // Two hosts sharing one directory
 // ---------------------------------------------------------------------------------------------
 
+/// `answer` is accepted on host `on` (from 10.0.0.1), then refused on host `then` with
+/// `reason` in syslog. The refusal comes from `refused_from`, an address of its own: three
+/// refusals from one address would make it wait.
+fn accepted_once(
+    fleet: &Fleet,
+    log: &SyslogCapture,
+    (on, then): (usize, usize),
+    answer: &str,
+    refused_from: &str,
+    reason: &str,
+) {
+    fleet
+        .login(on, "10.0.0.1", answer)
+        .assert_result("PAM_SUCCESS");
+    fleet
+        .login(then, refused_from, answer)
+        .assert_result("PAM_AUTH_ERR");
+    assert_reason(log, &fleet.user.name, reason);
+}
+
 #[test]
 fn given_two_hosts_on_one_directory_then_codes_backup_codes_throttling_and_reset_are_shared() {
     require_root!();
@@ -176,38 +196,33 @@ fn given_two_hosts_on_one_directory_then_codes_backup_codes_throttling_and_reset
     let e = fleet.enroll();
     let step = e.settled_step(3);
 
-    // A TOTP code accepted on host A is refused on host B, and the other way round (each
-    // refusal from a host of its own: three would make a host wait).
-    fleet
-        .login(0, "10.0.0.1", &e.code_for_step(step))
-        .assert_result("PAM_SUCCESS");
-    fleet
-        .login(1, "10.0.1.1", &e.code_for_step(step))
-        .assert_result("PAM_AUTH_ERR");
-    assert_reason(&log, &name, "replayed-code");
-    fleet
-        .login(1, "10.0.0.1", &e.code_for_step(step + 1))
-        .assert_result("PAM_SUCCESS");
-    fleet
-        .login(0, "10.0.1.2", &e.code_for_step(step + 1))
-        .assert_result("PAM_AUTH_ERR");
-    assert_reason(&log, &name, "replayed-code");
-
-    // A backup code likewise.
-    fleet
-        .login(0, "10.0.0.1", &e.backup_codes[0])
-        .assert_result("PAM_SUCCESS");
-    fleet
-        .login(1, "10.0.1.3", &e.backup_codes[0])
-        .assert_result("PAM_AUTH_ERR");
-    assert_reason(&log, &name, "backup-code-already-used");
-    fleet
-        .login(1, "10.0.0.1", &e.backup_codes[1])
-        .assert_result("PAM_SUCCESS");
-    fleet
-        .login(0, "10.0.1.4", &e.backup_codes[1])
-        .assert_result("PAM_AUTH_ERR");
-    assert_reason(&log, &name, "backup-code-already-used");
+    // A TOTP code accepted on host A is refused on host B, and the other way round; a backup
+    // code likewise.
+    let once = |on, then, answer: &str, refused_from, reason| {
+        accepted_once(&fleet, &log, (on, then), answer, refused_from, reason);
+    };
+    once(0, 1, &e.code_for_step(step), "10.0.1.1", "replayed-code");
+    once(
+        1,
+        0,
+        &e.code_for_step(step + 1),
+        "10.0.1.2",
+        "replayed-code",
+    );
+    once(
+        0,
+        1,
+        &e.backup_codes[0],
+        "10.0.1.3",
+        "backup-code-already-used",
+    );
+    once(
+        1,
+        0,
+        &e.backup_codes[1],
+        "10.0.1.4",
+        "backup-code-already-used",
+    );
     assert_eq!(fleet.hosts[1].status(&name)["backup_codes_left"], 8);
 
     // Three wrong codes from 10.0.0.2 on host A: host B makes 10.0.0.2 wait, even with a
@@ -280,58 +295,17 @@ const RACERS: usize = 64;
 /// Rounds per kind of code.
 const ROUNDS: u64 = 10;
 
-/// Starts `RACERS` interactive pam-clients, alternating between the fleet's hosts, waits until
-/// each shows its prompt (all hold their directory connection then), sends `answer` to all at
-/// once and returns their RESULT names.
+/// Starts `RACERS` interactive pam-clients, alternating between the fleet's hosts, each from
+/// an address of its own; once each shows its prompt (all hold their directory connection
+/// then), sends `answer` to all at once and returns their RESULT names.
 fn race(fleet: &Fleet, answer: &str) -> Vec<String> {
-    use std::io::{BufRead, BufReader, Write};
-    let mut started = Vec::new();
-    for i in 0..RACERS {
-        let host = &fleet.hosts[i % fleet.hosts.len()];
-        let mut cmd = host
-            .client(&fleet.user.name, &format!("10.1.0.{}", i + 1))
-            .command();
-        cmd.arg("--interactive")
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        let mut child = cmd.spawn().expect("pam-client starts");
-        let out = BufReader::new(child.stdout.take().expect("stdout"));
-        started.push((child, out));
-    }
-    for (_, out) in &mut started {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = out.read_line(&mut line).expect("pam-client output");
-            assert!(n > 0, "a pam-client ended before its prompt");
-            if line.starts_with("PROMPT_ECHO_OFF") {
-                break;
-            }
-        }
-    }
-    for (child, _) in &mut started {
-        let stdin = child.stdin.as_mut().expect("stdin");
-        stdin
-            .write_all(format!("{answer}\n").as_bytes())
-            .expect("answer sent");
-        stdin.flush().expect("flush");
-    }
-    started
-        .into_iter()
-        .map(|(mut child, out)| {
-            drop(child.stdin.take());
-            let result = out
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| l.strip_prefix("RESULT ").map(str::to_string))
-                .last()
-                .and_then(|r| r.split(' ').next().map(str::to_string))
-                .unwrap_or_default();
-            let status = child.wait().expect("pam-client exits");
-            assert!(status.code().is_some(), "pam-client crashed: {status:?}");
-            result
+    let clients: Vec<Client> = (0..RACERS)
+        .map(|i| {
+            fleet.hosts[i % fleet.hosts.len()]
+                .client(&fleet.user.name, &format!("10.1.0.{}", i + 1))
         })
-        .collect()
+        .collect();
+    race_over(&clients, answer)
 }
 
 /// Asserts one PAM_SUCCESS and `RACERS - 1` PAM_AUTH_ERR, and that every refusal syslog
