@@ -92,6 +92,14 @@ impl Fleet {
         Fleet::on(slapd, &ldap, extras)
     }
 
+    /// [`Fleet::new`] with the short time-outs of the failure tests ([`CONNECT_TIMEOUT`],
+    /// [`TIMEOUT`]); returns their `[ldap]` settings too.
+    fn short_timeouts(extras: &[&str]) -> (Fleet, LdapConf) {
+        let slapd = Slapd::start_default();
+        let ldap = LdapConf::new(&slapd).timeouts(CONNECT_TIMEOUT, TIMEOUT);
+        (Fleet::on(slapd, &ldap, extras), ldap)
+    }
+
     fn on(slapd: Slapd, ldap: &LdapConf, extras: &[&str]) -> Fleet {
         let user = TestUser::create();
         let user_dn = slapd.add_user(&user.name, USER_PASSWORD);
@@ -510,13 +518,25 @@ fn assert_fails_closed(
     took
 }
 
+/// One login on `host` (from 10.0.0.9) with `expected` as its result, within
+/// [`failure_bound`]; prints how long it took under `what`.
+#[track_caller]
+fn timed_login(host: &Host, user: &str, answer: &str, expected: &str, what: &str) {
+    let start = Instant::now();
+    host.login(user, "10.0.0.9", answer).assert_result(expected);
+    let took = start.elapsed();
+    assert!(took < failure_bound(), "{what}: the login took {took:?}");
+    println!(
+        "{what}: {expected} in {:.0} ms",
+        took.as_secs_f64() * 1000.0
+    );
+}
+
 #[test]
 fn given_wrong_ca_wrong_password_or_a_dead_first_server_then_tls_credentials_and_failover() {
     require_root!();
     let log = SyslogCapture::start();
-    let slapd = Slapd::start_default();
-    let good = LdapConf::new(&slapd).timeouts(CONNECT_TIMEOUT, TIMEOUT);
-    let fleet = Fleet::on(slapd, &good, &[""]);
+    let (fleet, good) = Fleet::short_timeouts(&[""]);
     let name = fleet.user.name.clone();
     let e = fleet.enroll();
     let step = e.settled_step(3);
@@ -564,30 +584,16 @@ fn given_wrong_ca_wrong_password_or_a_dead_first_server_then_tls_credentials_and
     // The first server refuses connections (nothing listens on its port): the login goes to
     // the second, which works, and takes the code none of the refused logins spent.
     let closed = format!("ldap://127.0.0.1:{}", pam_totp_e2e::slapd::free_port());
-    let failover = Host::new(
-        &good.clone().uris(vec![closed, uri.clone()]),
-        "failover",
-        "",
-    );
-    let start = Instant::now();
-    failover
-        .login(&name, "10.0.0.1", &e.code_for_step(step))
-        .assert_result("PAM_SUCCESS");
-    let took = start.elapsed();
-    assert!(took < failure_bound(), "failover took {took:?}");
-    println!(
-        "first server closed, second used: {:.0} ms",
-        took.as_secs_f64() * 1000.0
-    );
+    let failover = Host::new(&good.clone().uris(vec![closed, uri]), "failover", "");
+    let code = e.code_for_step(step);
+    timed_login(&failover, &name, &code, "PAM_SUCCESS", "first URI closed");
 }
 
 #[test]
 fn given_slapd_hung_or_stopped_then_logins_fail_closed_within_the_time_out() {
     require_root!();
     let log = SyslogCapture::start();
-    let slapd = Slapd::start_default();
-    let conf = LdapConf::new(&slapd).timeouts(CONNECT_TIMEOUT, TIMEOUT);
-    let mut fleet = Fleet::on(slapd, &conf, &["window = 3"]);
+    let (mut fleet, conf) = Fleet::short_timeouts(&["window = 3"]);
     let name = fleet.user.name.clone();
     let e = fleet.enroll();
     let step = e.settled_step(5);
@@ -774,9 +780,7 @@ fn assert_nothing_left(host: &Host, user: &str, answer: &str, expected: &str) {
 fn given_directory_logins_then_no_thread_and_no_socket_outlives_the_call() {
     require_root!();
     let _log = SyslogCapture::start();
-    let slapd = Slapd::start_default();
-    let conf = LdapConf::new(&slapd).timeouts(CONNECT_TIMEOUT, TIMEOUT);
-    let mut fleet = Fleet::on(slapd, &conf, &[""]);
+    let (mut fleet, _) = Fleet::short_timeouts(&[""]);
     let name = fleet.user.name.clone();
     let e = fleet.enroll();
     let step = e.settled_step(5);
@@ -895,41 +899,24 @@ fn given_two_mirrored_providers_then_spent_codes_replicate_and_logins_fail_over(
 
     // The first provider hangs: the login goes to the second after the first's time-out.
     pair.first.pause();
-    let start = Instant::now();
-    both.login(&name, "10.0.0.4", &e.code_for_step(step + 1))
-        .assert_result("PAM_SUCCESS");
-    let took = start.elapsed();
-    assert!(
-        took < failure_bound(),
-        "the login through the second took {took:?}"
-    );
-    println!(
-        "first provider hung: login through the second in {:.0} ms",
-        took.as_secs_f64() * 1000.0
-    );
+    let code = e.code_for_step(step + 1);
+    timed_login(&both, &name, &code, "PAM_SUCCESS", "first provider hung");
     pair.first.resume();
     wait_replicated(&pair, &token, "oathTOTPLastTimeStep");
 
     // The first provider dies: logins go to the second within the time-out, the backup code
     // stays spent there, and a fresh code works.
     pair.first.kill();
-    let start = Instant::now();
-    both.login(&name, "10.0.0.4", &e.backup_codes[0])
-        .assert_result("PAM_AUTH_ERR");
-    let took = start.elapsed();
+    let backup = &e.backup_codes[0];
+    timed_login(
+        &both,
+        &name,
+        backup,
+        "PAM_AUTH_ERR",
+        "first provider killed",
+    );
     assert_reason(&log, &name, "backup-code-already-used");
-    assert!(took < failure_bound(), "the refusal took {took:?}");
-    let start = Instant::now();
-    both.login(&name, "10.0.0.5", &e.code_for_step(step + 2))
-        .assert_result("PAM_SUCCESS");
-    let took = start.elapsed();
-    assert!(
-        took < failure_bound(),
-        "the login through the second took {took:?}"
-    );
-    println!(
-        "first provider killed: login through the second in {:.0} ms",
-        took.as_secs_f64() * 1000.0
-    );
+    let code = e.code_for_step(step + 2);
+    timed_login(&both, &name, &code, "PAM_SUCCESS", "first provider killed");
     assert_eq!(only_second.status(&name)["backup_codes_left"], 9);
 }
