@@ -41,6 +41,11 @@ pub struct LdapStore {
     password: OnceLock<Zeroizing<String>>,
     /// Users' DNs found so far by this store (one PAM call: a login looks its user up once).
     dns: Mutex<HashMap<String, Option<String>>>,
+    /// Why connecting failed, once every server was tried (server, problem, detail). Later
+    /// operations of this store (the same PAM call or CLI command) fail at once with it rather
+    /// than wait for every server's time-out again: a login reads the directory several times,
+    /// and its wait must stay about the number of servers times `connect_timeout`.
+    unusable: Mutex<Option<(String, DirectoryProblem, String)>>,
 }
 
 fn set(v: &[u8]) -> HashSet<Vec<u8>> {
@@ -63,10 +68,29 @@ impl LdapStore {
             conn: Mutex::new(None),
             password: OnceLock::new(),
             dns: Mutex::new(HashMap::new()),
+            unusable: Mutex::new(None),
         }
     }
 
     fn connect(&self) -> Result<Conn, StoreError> {
+        let unusable = || self.unusable.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((server, problem, detail)) = unusable().as_ref() {
+            return Err(fail(server, *problem, detail.clone()));
+        }
+        // Not locked while connecting: threads sharing the store connect side by side.
+        let result = self.connect_now();
+        if let Err(StoreError::Directory {
+            server,
+            problem,
+            detail,
+        }) = &result
+        {
+            *unusable() = Some((server.clone(), *problem, detail.clone()));
+        }
+        result
+    }
+
+    fn connect_now(&self) -> Result<Conn, StoreError> {
         let password = match &self.who {
             Credentials::User { name, ask } => {
                 if self.password.get().is_none() {

@@ -391,3 +391,38 @@ fn given_a_name_the_certificate_does_not_carry_then_tls_refuses() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn given_no_server_answers_then_later_operations_of_the_store_fail_at_once() {
+    let mut slapd = Slapd::start_default();
+    slapd.add_user("conf", "pw");
+    let mut cfg = starttls(&slapd, slapd.service_dn(), &slapd.service_password_file());
+    cfg.connect_timeout = std::time::Duration::from_secs(1);
+    slapd.pause();
+    let store = LdapStore::new(cfg, Credentials::Service);
+    // The first operation waits for the connect time-out; the next ones (a login reads the
+    // enrollment, then the state) do not wait for it again.
+    let start = std::time::Instant::now();
+    let first = store.load_enrollment(&user("conf"));
+    assert!(start.elapsed() >= std::time::Duration::from_millis(900));
+    let start = std::time::Instant::now();
+    let second = store.state("conf");
+    let took = start.elapsed();
+    slapd.resume();
+    for result in [first.map(|_| ()), second.map(|_| ())] {
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::Directory {
+                    problem: DirectoryProblem::Timeout,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+    assert!(
+        took < std::time::Duration::from_millis(100),
+        "the second operation waited {took:?}"
+    );
+}

@@ -88,6 +88,12 @@ impl Client {
         self.opt("--print-env", None)
     }
 
+    /// Prints the process's thread and socket counts before pam_start, after the PAM calls and
+    /// after pam_end ([`PamRun::resources`]).
+    pub fn print_resources(self) -> Client {
+        self.opt("--print-resources", None)
+    }
+
     /// The next prompt's answer (text).
     pub fn answer(self, text: &str) -> Client {
         self.opt("--answer", Some(text))
@@ -222,6 +228,21 @@ impl PamRun {
             .collect()
     }
 
+    /// The `(threads, sockets)` of a `RESOURCES <when> threads=N sockets=M` line (`start`,
+    /// `calls` or `end`; see [`Client::print_resources`]), or `None` without one.
+    pub fn resources(&self, when: &str) -> Option<(usize, usize)> {
+        let prefix = format!("RESOURCES {when} ");
+        let line = self
+            .lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))?;
+        let value = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        };
+        Some((value("threads")?, value("sockets")?))
+    }
+
     /// All prompts as `(kind, text)`.
     pub fn prompts(&self) -> Vec<(&str, &str)> {
         self.lines
@@ -278,6 +299,7 @@ impl PamRun {
             "SETCRED ",
             "ACCT ",
             "ENV ",
+            "RESOURCES ",
             "RESULT ",
         ];
         let stray: Vec<&String> = self
@@ -394,8 +416,13 @@ fn start_at_prompt(client: &Client) -> Option<(Child, BufReader<ChildStdout>)> {
 /// Starts `n` interactive clients, waits until each shows its prompt, sends `answer` to all,
 /// and returns their transcripts' results.
 pub fn race(client: &Client, n: usize, answer: &str) -> Vec<String> {
+    race_over(&vec![client.clone(); n], answer)
+}
+
+/// [`race`] with one client of each of `clients` (other services, users or hosts).
+pub fn race_over(clients: &[Client], answer: &str) -> Vec<String> {
     let mut children = Vec::new();
-    for _ in 0..n {
+    for client in clients {
         let started = start_at_prompt(client);
         children.push(started.expect("pam-client ended before prompting"));
     }

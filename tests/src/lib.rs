@@ -7,6 +7,7 @@
 //! - [`harness_client`]: runs `pam-client` (scripted or interactive) and reads its transcript.
 //! - [`harness_syslog`]: captures syslog lines through a `/dev/log` of the test's own
 //!   ([`dev_log`]: a private mount namespace when a daemon owns the host's).
+//! - [`harness_ldap`]: the `store = "ldap"` configuration pointing at a test [`slapd`].
 //! - [`harness_totp`]: `pam-totp enroll --json` and TOTP codes for chosen time steps.
 //! - [`harness_qr`]: QR codes as a terminal shows them, turned into images zbarimg reads.
 //! - [`pam_app`]: libpam as an application sees it, for `pam-client` and the benchmark.
@@ -18,6 +19,7 @@
 pub mod dev_log;
 pub mod harness;
 pub mod harness_client;
+pub mod harness_ldap;
 pub mod harness_qr;
 pub mod harness_syslog;
 pub mod harness_totp;

@@ -14,6 +14,9 @@
 //!   --setcred  --acct                       after a successful auth, call pam_setcred /
 //!                                           pam_acct_mgmt too
 //!   --print-env                             print the PAM environment at the end (ENV K=V)
+//!   --print-resources                       print this process's threads and socket fds before
+//!                                           pam_start, after the PAM calls and after pam_end
+//!                                           (`RESOURCES start|calls|end threads=N sockets=M`)
 //! ```
 //!
 //! Every conversation message is printed as one flushed stdout line: `PROMPT_ECHO_OFF <text>`,
@@ -154,6 +157,7 @@ struct Options {
     setcred: bool,
     acct: bool,
     print_env: bool,
+    print_resources: bool,
 }
 
 fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
@@ -202,6 +206,7 @@ fn parse_args() -> Result<Options, String> {
             "--setcred" => opts.setcred = true,
             "--acct" => opts.acct = true,
             "--print-env" => opts.print_env = true,
+            "--print-resources" => opts.print_resources = true,
             "-h" | "--help" => return Err(String::new()),
             f if f.starts_with("--") => return Err(format!("unknown option {f}")),
             _ => positional.push(flag),
@@ -234,12 +239,34 @@ fn usage_error(message: &str) -> ExitCode {
     eprintln!(
         "usage: pam-client [--rhost H] [--tty T] [--ruser U] [--authtok TOK] [--env K=V]... \
          [--silent] [--answer TEXT | --answer-hex HEX]... [--interactive] [--setcred] [--acct] \
-         [--print-env] SERVICE USER"
+         [--print-env] [--print-resources] SERVICE USER"
     );
     ExitCode::from(2)
 }
 
+/// Counts the entries of a /proc directory that pass `keep` (0 when it cannot be read, which
+/// a test comparing counts then notices).
+fn count_proc(dir: &str, keep: impl Fn(&std::fs::DirEntry) -> bool) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().filter(|e| keep(e)).count())
+        .unwrap_or(0)
+}
+
+/// `RESOURCES <when> threads=N sockets=M`: the threads of this process and its open file
+/// descriptors that are sockets (a module must leave neither behind: no thread still running,
+/// no connection kept to a directory server).
+fn print_resources(when: &str) {
+    let threads = count_proc("/proc/self/task", |_| true);
+    let sockets = count_proc("/proc/self/fd", |e| {
+        std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+    });
+    println!("RESOURCES {when} threads={threads} sockets={sockets}");
+}
+
 fn run(opts: Options) -> Result<i32, String> {
+    if opts.print_resources {
+        print_resources("start");
+    }
     let service = c_string("SERVICE", opts.service.as_str())?;
     let user = c_string("USER", opts.user.as_str())?;
     let handler = Box::new(Answers {
@@ -301,6 +328,12 @@ fn run(opts: Options) -> Result<i32, String> {
         for entry in pam.env_list() {
             println!("ENV {entry}");
         }
+    }
+    if opts.print_resources {
+        print_resources("calls");
+        // pam_end, then count again.
+        drop(pam);
+        print_resources("end");
     }
     println!("RESULT {} {result}", code_name(result));
     Ok(result)
