@@ -14,7 +14,7 @@ use crate::conn::{self, Conn, Credentials, fail, rc};
 use crate::layout::{self, Account, Kind};
 use ldap3::{Mod, Scope};
 use pam_totp_core::StoreError;
-use pam_totp_core::directory::DirectoryConfig;
+use pam_totp_core::directory::{DirectoryConfig, escape_filter_value};
 use pam_totp_core::error::DirectoryProblem;
 use pam_totp_core::secret::TotpSecret;
 use pam_totp_core::secret_file::{KeyFor, SecretFile};
@@ -41,6 +41,10 @@ pub struct LdapStore {
     password: OnceLock<Zeroizing<String>>,
     /// Users' DNs found so far by this store (one PAM call: a login looks its user up once).
     dns: Mutex<HashMap<String, Option<String>>>,
+    /// The `pamTotpState` value last read or written by this store, per user entry: the first
+    /// compare-and-set of a change starts from it instead of reading again (a stale value only
+    /// makes the compare fail, and the change then reads the current one).
+    seen: Mutex<HashMap<String, Option<Vec<u8>>>>,
     /// Why connecting failed, once every server was tried (server, problem, detail). Later
     /// operations of this store (the same PAM call or CLI command) fail at once with it rather
     /// than wait for every server's time-out again: a login reads the directory several times,
@@ -68,6 +72,7 @@ impl LdapStore {
             conn: Mutex::new(None),
             password: OnceLock::new(),
             dns: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
             unusable: Mutex::new(None),
         }
     }
@@ -186,6 +191,13 @@ impl LdapStore {
         Ok(())
     }
 
+    /// Remembers the `pamTotpState` value of the user at `user_dn` as last seen.
+    fn saw(&self, user_dn: &str, state: Option<&[u8]>) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(user_dn.to_string(), state.map(<[u8]>::to_vec));
+        }
+    }
+
     /// Changes the state of the user at `user_dn` with compare-and-set on `pamTotpState`.
     fn update_in<T>(
         &self,
@@ -195,13 +207,20 @@ impl LdapStore {
     ) -> Result<T, StoreError> {
         let start = Instant::now();
         let limit = self.cfg.timeout * 2;
+        let mut known = self.seen.lock().ok().and_then(|s| s.get(user_dn).cloned());
         loop {
-            let Some(account) = layout::read_account(conn, user_dn, false)? else {
-                self.create_account(conn, user_dn)?;
-                continue;
+            let (dn, old) = match known.take() {
+                Some(old) => (layout::account_dn(user_dn), old),
+                None => match layout::read_account(conn, user_dn, false)? {
+                    Some(account) => (account.dn, account.state),
+                    None => {
+                        self.create_account(conn, user_dn)?;
+                        continue;
+                    }
+                },
             };
-            let mut state = match &account.state {
-                Some(bytes) => State::parse(bytes).map_err(|e| corrupt(&account.dn, e))?,
+            let mut state = match &old {
+                Some(bytes) => State::parse(bytes).map_err(|e| corrupt(&dn, e))?,
                 None => State::new(),
             };
             let value = match change(&mut state) {
@@ -215,7 +234,7 @@ impl LdapStore {
                     format!("serialising the state: {e}"),
                 )
             })?;
-            let (mods, assertion) = match &account.state {
+            let (mods, assertion) = match &old {
                 Some(old) => (
                     vec![
                         Mod::Delete(layout::STATE.as_bytes().to_vec(), set(old)),
@@ -231,11 +250,15 @@ impl LdapStore {
                     Some("(!(pamTotpState=*))"),
                 ),
             };
-            match conn.modify(&account.dn, mods, assertion)? {
-                rc::SUCCESS => return Ok(value),
-                // Another host changed it first: start again from its value.
+            match conn.modify(&dn, mods, assertion)? {
+                rc::SUCCESS => {
+                    self.saw(user_dn, Some(new.as_bytes()));
+                    return Ok(value);
+                }
+                // Another host changed it first (or the value seen was stale): start again
+                // from the current value.
                 _ if start.elapsed() < limit => continue,
-                _ => return Err(StoreError::Contention(PathBuf::from(&account.dn))),
+                _ => return Err(StoreError::Contention(PathBuf::from(&dn))),
             }
         }
     }
@@ -251,41 +274,40 @@ impl LdapStore {
         })
     }
 
-    /// Spends a step or counter on the authenticator's token entry if it has one for this
-    /// enrollment (`Some(spent)`), else `None`: the state decides alone.
+    /// Spends a step or counter on the authenticator's token entry, `cn=<name>` below
+    /// `cn=pam-totp,U`: `Some(spent)`, or `None` when there is no such entry (the state then
+    /// decides alone). One Modify, no read: the assertion refuses a step already reached, a
+    /// token of another enrollment or of the other kind.
     fn spend_on_token(
         conn: &mut Conn,
-        account: Option<&Account>,
+        user_dn: &str,
         enrollment_id: &str,
         authenticator: &str,
         kind: Kind,
         value: u64,
     ) -> Result<Option<bool>, StoreError> {
-        let Some(token) = account.and_then(|a| {
-            a.tokens.iter().find(|t| {
-                t.name == authenticator && t.kind == kind && t.enrollment_id == enrollment_id
-            })
-        }) else {
-            return Ok(None);
-        };
-        // Enrollment ids are letters, digits and dashes: nothing to escape in the filter.
-        let attr = match kind {
-            Kind::Totp => layout::LAST_STEP,
-            Kind::Hotp => layout::HOTP_COUNTER,
+        let (attr, class) = match kind {
+            Kind::Totp => (layout::LAST_STEP, "oathTOTPToken"),
+            Kind::Hotp => (layout::HOTP_COUNTER, "oathHOTPToken"),
         };
         let assertion = format!(
-            "(&({}={enrollment_id})(!({attr}>={value})))",
-            layout::ENROLLMENT_ID
+            "(&(objectClass={class})({}={})(!({attr}>={value})))",
+            layout::ENROLLMENT_ID,
+            escape_filter_value(enrollment_id)
         );
+        let token = layout::token_dn(&layout::account_dn(user_dn), authenticator);
         let rc = conn.modify(
-            &token.dn,
+            &token,
             vec![Mod::Replace(
                 attr.as_bytes().to_vec(),
                 set(value.to_string().as_bytes()),
             )],
             Some(&assertion),
         )?;
-        Ok(Some(rc == rc::SUCCESS))
+        Ok(match rc {
+            rc::NO_SUCH_OBJECT => None,
+            rc => Some(rc == rc::SUCCESS),
+        })
     }
 
     /// A consume operation: the token entry decides when there is one, else the state.
@@ -300,15 +322,7 @@ impl LdapStore {
         self.with_conn(|conn| {
             let dn = self.require_user_dn(conn, user)?;
             if let Some((enrollment_id, authenticator, kind, value)) = token {
-                let account = layout::read_account(conn, &dn, false)?;
-                match Self::spend_on_token(
-                    conn,
-                    account.as_ref(),
-                    enrollment_id,
-                    authenticator,
-                    kind,
-                    value,
-                )? {
+                match Self::spend_on_token(conn, &dn, enrollment_id, authenticator, kind, value)? {
                     Some(false) => return Ok(Consumed::AlreadyUsed),
                     Some(true) => {
                         let kept = self.update_in(conn, &dn, |state| {
@@ -413,6 +427,7 @@ impl Store for LdapStore {
                     return Ok(None);
                 }
             };
+            self.saw(&dn, account.state.as_deref());
             let data = account.data.as_deref().unwrap_or_default();
             let id = account.enrollment_id.clone().unwrap_or_default();
             if let Some(t) = account
@@ -575,7 +590,10 @@ impl Store for LdapStore {
             };
             match layout::read_account(conn, &dn, false)? {
                 None => Ok(None),
-                Some(a) => merged_state(&a),
+                Some(a) => {
+                    self.saw(&dn, a.state.as_deref());
+                    merged_state(&a)
+                }
             }
         })
     }
@@ -652,6 +670,7 @@ impl Store for LdapStore {
             let Some(account) = layout::read_account(conn, &dn, false)? else {
                 return Ok(false);
             };
+            self.saw(&dn, account.state.as_deref());
             match &account.state {
                 None => Ok(false),
                 Some(bytes) if State::parse(bytes).is_err() => {
@@ -664,6 +683,7 @@ impl Store for LdapStore {
                         )],
                         None,
                     )?;
+                    self.saw(&dn, None);
                     Ok(true)
                 }
                 Some(_) => self.update_in(conn, &dn, changes::reset),
