@@ -27,5 +27,14 @@ packages=(
   # misc tools used by tests
   util-linux procps passwd file binutils libnss-wrapper time
 )
+had_slapd=$(dpkg-query -W -f='${Status}' slapd 2>/dev/null | grep -c 'ok installed' || true)
 sh "$(dirname "$0")/../packaging/apt-install.sh" "${packages[@]}"
+# Installing slapd starts the system's LDAP server (port 389, an empty dc=nodomain directory)
+# where systemd runs. The tests never use it; when this script brought slapd in, it stops and
+# disables that service again rather than leave a server running that nobody asked for.
+if [ "$had_slapd" = 0 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+  if systemctl disable --now slapd >/dev/null 2>&1; then
+    echo "install-deps: stopped and disabled the slapd service that installing slapd started (the tests run their own)"
+  fi
+fi
 echo "install-deps: ${#packages[@]} packages present"
