@@ -331,7 +331,13 @@ impl Conn {
             Credentials::Admin => cfg.admin.clone().unwrap_or_else(|| cfg.bind.clone()),
             Credentials::User { name, .. } => {
                 // The user's entry is found anonymously, then bound to with their password.
-                let dn = crate::layout::find_user(self, cfg, name)?;
+                let dn = crate::layout::find_user(self, cfg, name)?.ok_or_else(|| {
+                    fail(
+                        &self.server,
+                        DirectoryProblem::User,
+                        format!("no entry for user {name} under {}", cfg.base),
+                    )
+                })?;
                 let password = password.unwrap_or_default();
                 if password.is_empty() {
                     // An empty password is an unauthenticated bind (RFC 4513 5.1.2): it

@@ -77,12 +77,13 @@ fn has_class(e: &SearchEntry, class: &str) -> bool {
         .any(|c| c.eq_ignore_ascii_case(class))
 }
 
-/// The DN of `user`'s entry: exactly one entry must match the filter.
+/// The DN of `user`'s entry; `None` when no entry matches the filter (a user the directory
+/// does not know). More than one match is an error: `user_filter` must find one.
 pub(crate) fn find_user(
     conn: &mut Conn,
     cfg: &DirectoryConfig,
     user: &str,
-) -> Result<String, StoreError> {
+) -> Result<Option<String>, StoreError> {
     let filter = cfg.filter_for(user);
     let found = conn
         .search(&cfg.base, Scope::Subtree, &filter, &["1.1"])?
@@ -94,16 +95,8 @@ pub(crate) fn find_user(
             )
         })?;
     match found.as_slice() {
-        [one] => Ok(one.dn.clone()),
-        [] => Err(fail(
-            &conn.server,
-            DirectoryProblem::User,
-            format!(
-                "no entry for user {} under {}",
-                escape_filter_value(user),
-                cfg.base
-            ),
-        )),
+        [one] => Ok(Some(one.dn.clone())),
+        [] => Ok(None),
         _ => Err(fail(
             &conn.server,
             DirectoryProblem::User,

@@ -155,23 +155,11 @@ impl LdapStore {
         if let Some(dn) = cached {
             return Ok(dn);
         }
-        let found = self.find_user_dn(conn, user)?;
+        let found = layout::find_user(conn, &self.cfg, user)?;
         if let Ok(mut d) = self.dns.lock() {
             d.insert(user.to_string(), found.clone());
         }
         Ok(found)
-    }
-
-    fn find_user_dn(&self, conn: &mut Conn, user: &str) -> Result<Option<String>, StoreError> {
-        match layout::find_user(conn, &self.cfg, user) {
-            Ok(dn) => Ok(Some(dn)),
-            Err(StoreError::Directory {
-                problem: DirectoryProblem::User,
-                detail,
-                ..
-            }) if detail.starts_with("no entry") => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     fn require_user_dn(&self, conn: &mut Conn, user: &str) -> Result<String, StoreError> {
