@@ -11,12 +11,10 @@
 mod common;
 
 use common::*;
+use pam_totp_e2e::harness_session::{Session, Stream};
 use pam_totp_e2e::slapd::{Bind, PEOPLE_BASE, Slapd, SlapdOptions};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const RHOST: &str = "198.51.100.7";
 
@@ -150,102 +148,25 @@ fn codes(v: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// `pam-totp` run as a local user, its output collected as it comes, answered line by line.
-struct Session {
-    child: std::process::Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
-}
-
-fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&text);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    text
-}
-
-impl Session {
-    fn spawn_as(user: &TestUser, args: &[&str]) -> Session {
-        let mut child = Command::new("setpriv")
+/// `pam-totp` with `args` run as the local `user` (setpriv), its output collected as it comes,
+/// answered line by line.
+fn spawn_as(user: &TestUser, args: &[&str]) -> Session {
+    Session::spawn(
+        Command::new("setpriv")
             .arg(format!("--reuid={}", user.uid))
             .arg(format!("--regid={}", user.gid))
             .arg("--clear-groups")
             .arg(bin())
             .args(args)
             .env("HOME", &user.home)
-            .env_remove("SUDO_USER")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("setpriv pam-totp runs");
-        let out = collect(child.stdout.take().unwrap());
-        let err = collect(child.stderr.take().unwrap());
-        Session { child, out, err }
-    }
-
-    /// Waits until standard output (`stderr` false) or error contains `text`.
-    fn wait_for(&self, stderr: bool, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let seen = if stderr { &self.err } else { &self.out }
-                .lock()
-                .unwrap()
-                .clone();
-            if seen.contains(text) {
-                return seen;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "never saw {text:?}; stdout:\n{}\nstderr:\n{}",
-                self.out.lock().unwrap(),
-                self.err.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(line.as_bytes()).unwrap();
-        stdin.write_all(b"\n").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Exit code, stdout, stderr.
-    fn finish(mut self) -> (i32, String, String) {
-        drop(self.child.stdin.take());
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let out = self.out.lock().unwrap().clone();
-        let err = self.err.lock().unwrap().clone();
-        (status.code().unwrap_or(-1), out, err)
-    }
-}
-
-/// The key `enroll --qr none` printed.
-fn printed_key(output: &str) -> String {
-    let line = output
-        .lines()
-        .find(|l| l.contains("Or type the key in by hand:"))
-        .expect("the key is printed");
-    line.split(':').nth(1).unwrap().split_whitespace().collect()
+            .env_remove("SUDO_USER"),
+    )
 }
 
 /// Enrolls `user` interactively as themselves: the directory password is asked first (before
 /// any key is shown), then the code of the key shown confirms it. Returns the key.
 fn enroll_self(conf: &str, user: &TestUser) -> String {
-    let mut s = Session::spawn_as(
+    let mut s = spawn_as(
         user,
         &[
             "--config",
@@ -258,20 +179,22 @@ fn enroll_self(conf: &str, user: &TestUser) -> String {
         ],
     );
     s.wait_for(
-        true,
+        Stream::Stderr,
         &format!("Directory (LDAP) password for {}: ", user.name),
     );
     assert!(
-        !s.out.lock().unwrap().contains("type the key in by hand"),
+        !s.text(Stream::Stdout).contains("type the key in by hand"),
         "the key is shown only once the directory accepted the password"
     );
     s.send(&password(&user.name));
-    let out = s.wait_for(true, "code the app shows now");
-    let key = printed_key(&s.out.lock().unwrap());
+    let out = s.wait_for(Stream::Stderr, "code the app shows now");
+    let key = printed_key(&s.text(Stream::Stdout));
     assert!(!key.is_empty(), "{out}");
     s.send(&totp_now(&key, totp_rs::Algorithm::SHA1, 6, 30));
-    let (code, out, err) = s.finish();
-    assert_eq!(code, 0, "{out}{err}");
+    s.close_input();
+    let done = s.finish();
+    let (out, err) = (done.stdout_text(), done.stderr_text());
+    assert_eq!(done.code, Some(0), "{out}{err}");
     assert!(err.contains("Code accepted."), "{err}");
     assert!(out.contains("Enrolled:"), "{out}");
     key

@@ -86,6 +86,15 @@ pub fn totp_now(key: &str, algorithm: totp_rs::Algorithm, digits: u8, period: u6
     totp.generate(now).to_string()
 }
 
+/// The key `enroll` printed for typing in by hand (its groups joined).
+pub fn printed_key(output: &str) -> String {
+    let line = output
+        .lines()
+        .find(|l| l.contains("Or type the key in by hand:"))
+        .expect("the key is printed");
+    line.split(':').nth(1).unwrap().split_whitespace().collect()
+}
+
 /// RFC 4648 base32 (spaces, padding and case ignored), with the crate the core uses.
 pub fn base32_decode(text: &str) -> Vec<u8> {
     let clean: String = text
