@@ -283,8 +283,9 @@ impl Session {
 
     /// Waits for the program to exit (killing it when the patience runs out), then closes its
     /// standard input and returns its exit code and everything it wrote. Standard input stays
-    /// open until then because `script` ends its program when its own input ends; call
-    /// [`Session::close_input`] first for a program that should read the end of input.
+    /// open until then because `script` passes the end of its own input on to the program as
+    /// an end of input on the terminal; call [`Session::close_input`] first for a program that
+    /// should read it.
     pub fn finish(mut self) -> Finished {
         let deadline = Instant::now() + self.patience;
         let code = loop {
