@@ -44,29 +44,8 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
     let c = conf.to_str().unwrap();
     let alice = TestUser::create();
     let bob = TestUser::create();
-    let o = run(
-        &[
-            "--config",
-            c,
-            "enroll",
-            "--json",
-            "--user",
-            &alice.name,
-            "--backup-codes",
-            "5",
-        ],
-        "",
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let first: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(
-        run(
-            &["--config", c, "enroll", "--json", "--user", &bob.name],
-            ""
-        )
-        .status
-        .success()
-    );
+    let first = json_for(c, &alice.name, &["enroll", "--backup-codes", "5"]);
+    json_for(c, &bob.name, &["enroll"]);
     let file = load(&alice.secret_path());
     // Alice used one backup code, logged in from a host, and is locked out from another.
     let t = now();
@@ -86,12 +65,7 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
     state.user_failures = Failures { count: 5, last: t };
     write_state(&dir, &alice.name, &state);
 
-    let o = run(
-        &["--config", c, "status", "--user", &alice.name, "--json"],
-        "",
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = json_for(c, &alice.name, &["status"]);
     assert_eq!(s["enrolled"], true);
     assert_eq!(s["backup_codes_left"], 4);
     assert_eq!(s["backup_codes_total"], 5);
@@ -101,17 +75,9 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
     assert!(text.contains("Backup codes:   4 of 5 left"), "{text}");
     assert!(text.contains("host 203.0.113.9 until"), "{text}");
 
-    let o = run(&["--config", c, "status", "--all", "--json"], "");
-    assert!(o.status.success(), "{}", stderr(&o));
-    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let names: Vec<&str> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["user"].as_str().unwrap())
-        .collect();
+    let names = status_all_users(c);
     assert!(
-        names.contains(&alice.name.as_str()) && names.contains(&bob.name.as_str()),
+        names.contains(&alice.name) && names.contains(&bob.name),
         "{names:?}"
     );
     let table = stdout(&run(&["--config", c, "status", "--all"], ""));
@@ -130,22 +96,11 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
     );
 
     // Regenerated codes replace the old ones at once.
-    let o = run(
-        &[
-            "--config",
-            c,
-            "backup-codes",
-            "--regenerate",
-            "--user",
-            &alice.name,
-            "--json",
-            "--count",
-            "3",
-        ],
-        "",
+    let fresh = json_for(
+        c,
+        &alice.name,
+        &["backup-codes", "--regenerate", "--count", "3"],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let fresh: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let file = load(&alice.secret_path());
     let st = State::new();
     let old = first["backup_codes"][1].as_str().unwrap();

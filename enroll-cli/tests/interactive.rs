@@ -5,90 +5,29 @@
 mod common;
 
 use common::*;
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use pam_totp_e2e::harness_session::{Session, Stream};
+use std::time::Duration;
 
-/// A command running under a pseudo-terminal, its output collected as it comes.
-struct Pty {
-    child: std::process::Child,
-    output: Arc<Mutex<String>>,
+/// `pam-totp` with `args` under a pseudo-terminal (util-linux `script`), its output collected
+/// as it comes.
+fn spawn_pty(args: &[&str]) -> Session {
+    let argv: Vec<&str> = std::iter::once(bin()).chain(args.iter().copied()).collect();
+    spawn_pty_argv(&argv)
 }
 
-impl Pty {
-    fn spawn(args: &[&str]) -> Pty {
-        let argv: Vec<&str> = std::iter::once(bin()).chain(args.iter().copied()).collect();
-        Pty::spawn_argv(&argv)
-    }
-
-    /// Runs `argv` (a program and its arguments) under the pseudo-terminal.
-    fn spawn_argv(argv: &[&str]) -> Pty {
-        let quoted: Vec<String> = argv
-            .iter()
-            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
-            .collect();
-        let mut child = Command::new("script")
-            .args(["-q", "-f", "-e", "-c", &quoted.join(" "), "/dev/null"])
-            .env("TERM", "xterm")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("script (util-linux) runs");
-        let output = Arc::new(Mutex::new(String::new()));
-        let mut out = child.stdout.take().unwrap();
-        let sink = Arc::clone(&output);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Pty { child, output }
-    }
-
-    /// Waits until the output contains `text` (the process is slow, never the assertion).
-    fn wait_for(&self, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let out = self.output.lock().unwrap().clone();
-            if out.contains(text) {
-                return out;
-            }
-            if start.elapsed() > Duration::from_secs(120) {
-                panic!("never saw {text:?}; output so far:\n{out}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(line.as_bytes()).unwrap();
-        stdin.write_all(b"\n").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn finish(mut self) -> (i32, String) {
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        let out = self.output.lock().unwrap().replace('\r', "");
-        (status.code().unwrap_or(-1), out)
-    }
+/// Runs `argv` (a program and its arguments) under the pseudo-terminal; the program is slow
+/// (two minutes for each text and for the exit), never the assertion.
+fn spawn_pty_argv(argv: &[&str]) -> Session {
+    Session::spawn_in_pty(argv, &[("TERM", "xterm")]).patience(Duration::from_secs(120))
 }
 
-fn printed_key(output: &str) -> String {
-    let line = output
-        .lines()
-        .find(|l| l.contains("Or type the key in by hand:"))
-        .expect("the key is printed");
-    line.split(':').nth(1).unwrap().split_whitespace().collect()
+/// Waits for the exit: its code (-1: none) and all the terminal showed, without carriage returns.
+fn finish(pty: Session) -> (i32, String) {
+    let done = pty.finish();
+    (
+        done.code.unwrap_or(-1),
+        done.stdout_text().replace('\r', ""),
+    )
 }
 
 #[test]
@@ -96,14 +35,14 @@ fn given_pty_and_right_code_then_enrolled_with_backup_codes() {
     let dir = TempDir::new("pty-ok");
     let secret = dir.path().join("s.toml");
     let conf = dir.config(&format!("secret = \"{}\"\n", secret.display()));
-    let mut pty = Pty::spawn(&[
+    let mut pty = spawn_pty(&[
         "--config",
         conf.to_str().unwrap(),
         "enroll",
         "--backup-codes",
         "3",
     ]);
-    let out = pty.wait_for("code the app shows now");
+    let out = pty.wait_for(Stream::Stdout, "code the app shows now");
     assert!(
         !secret.exists(),
         "nothing is written before the code is confirmed"
@@ -111,9 +50,9 @@ fn given_pty_and_right_code_then_enrolled_with_backup_codes() {
     let key = printed_key(&out.replace('\r', ""));
     // One wrong code first: asked again.
     pty.send("000000");
-    pty.wait_for("does not match");
+    pty.wait_for(Stream::Stdout, "does not match");
     pty.send(&totp_now(&key, totp_rs::Algorithm::SHA1, 6, 30));
-    let (code, out) = pty.finish();
+    let (code, out) = finish(pty);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Code accepted."), "{out}");
     assert!(out.contains("Store these codes somewhere safe"), "{out}");
@@ -260,11 +199,11 @@ fn given_add_with_code_then_second_authenticator_accepted() {
     );
     let before =
         pam_totp_core::secret_file::SecretFile::parse(&std::fs::read(&secret).unwrap()).unwrap();
-    let mut pty = Pty::spawn(&["--config", conf, "enroll", "--add", "tablet", "--qr=none"]);
-    let out = pty.wait_for("code the app shows now");
+    let mut pty = spawn_pty(&["--config", conf, "enroll", "--add", "tablet", "--qr=none"]);
+    let out = pty.wait_for(Stream::Stdout, "code the app shows now");
     let key = printed_key(&out.replace('\r', ""));
     pty.send(&totp_now(&key, totp_rs::Algorithm::SHA1, 6, 30));
-    let (code, out) = pty.finish();
+    let (code, out) = finish(pty);
     assert_eq!(code, 0, "{out}");
     let after =
         pam_totp_core::secret_file::SecretFile::parse(&std::fs::read(&secret).unwrap()).unwrap();
@@ -341,7 +280,7 @@ fn given_enroll_waiting_at_the_code_prompt_then_the_key_holder_is_not_dumpable()
         format!("--regid={}", user.gid),
     );
     let home = format!("HOME={}", user.home.display());
-    let mut pty = Pty::spawn_argv(&[
+    let mut pty = spawn_pty_argv(&[
         "prlimit",
         "--core=unlimited",
         "--",
@@ -357,8 +296,8 @@ fn given_enroll_waiting_at_the_code_prompt_then_the_key_holder_is_not_dumpable()
         "enroll",
         "--qr=none",
     ]);
-    pty.wait_for("code the app shows now");
-    let pid = cli_pid_under(pty.child.id()).expect("the pam-totp process");
+    pty.wait_for(Stream::Stdout, "code the app shows now");
+    let pid = cli_pid_under(pty.id()).expect("the pam-totp process");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert!(
         status.lines().any(|l| l.starts_with("Uid:")
@@ -383,7 +322,7 @@ fn given_enroll_waiting_at_the_code_prompt_then_the_key_holder_is_not_dumpable()
     for _ in 0..3 {
         pty.send("");
     }
-    let (code, out) = pty.finish();
+    let (code, out) = finish(pty);
     assert_eq!(code, 1, "{out}");
     assert!(!user.secret_path().exists());
 }

@@ -11,12 +11,10 @@
 mod common;
 
 use common::*;
+use pam_totp_e2e::harness_session::{Session, Stream};
 use pam_totp_e2e::slapd::{Bind, PEOPLE_BASE, Slapd, SlapdOptions};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const RHOST: &str = "198.51.100.7";
 
@@ -126,12 +124,6 @@ fn token(user_dn: &str, name: &str) -> String {
     format!("cn={name},cn=pam-totp,{user_dn}")
 }
 
-fn json(o: &std::process::Output) -> serde_json::Value {
-    assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
-}
-
 fn code_of(key: &serde_json::Value) -> String {
     totp_now(
         key["secret"].as_str().unwrap(),
@@ -150,102 +142,25 @@ fn codes(v: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// `pam-totp` run as a local user, its output collected as it comes, answered line by line.
-struct Session {
-    child: std::process::Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
-}
-
-fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&text);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    text
-}
-
-impl Session {
-    fn spawn_as(user: &TestUser, args: &[&str]) -> Session {
-        let mut child = Command::new("setpriv")
+/// `pam-totp` with `args` run as the local `user` (setpriv), its output collected as it comes,
+/// answered line by line.
+fn spawn_as(user: &TestUser, args: &[&str]) -> Session {
+    Session::spawn(
+        Command::new("setpriv")
             .arg(format!("--reuid={}", user.uid))
             .arg(format!("--regid={}", user.gid))
             .arg("--clear-groups")
             .arg(bin())
             .args(args)
             .env("HOME", &user.home)
-            .env_remove("SUDO_USER")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("setpriv pam-totp runs");
-        let out = collect(child.stdout.take().unwrap());
-        let err = collect(child.stderr.take().unwrap());
-        Session { child, out, err }
-    }
-
-    /// Waits until standard output (`stderr` false) or error contains `text`.
-    fn wait_for(&self, stderr: bool, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let seen = if stderr { &self.err } else { &self.out }
-                .lock()
-                .unwrap()
-                .clone();
-            if seen.contains(text) {
-                return seen;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "never saw {text:?}; stdout:\n{}\nstderr:\n{}",
-                self.out.lock().unwrap(),
-                self.err.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(line.as_bytes()).unwrap();
-        stdin.write_all(b"\n").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Exit code, stdout, stderr.
-    fn finish(mut self) -> (i32, String, String) {
-        drop(self.child.stdin.take());
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let out = self.out.lock().unwrap().clone();
-        let err = self.err.lock().unwrap().clone();
-        (status.code().unwrap_or(-1), out, err)
-    }
-}
-
-/// The key `enroll --qr none` printed.
-fn printed_key(output: &str) -> String {
-    let line = output
-        .lines()
-        .find(|l| l.contains("Or type the key in by hand:"))
-        .expect("the key is printed");
-    line.split(':').nth(1).unwrap().split_whitespace().collect()
+            .env_remove("SUDO_USER"),
+    )
 }
 
 /// Enrolls `user` interactively as themselves: the directory password is asked first (before
 /// any key is shown), then the code of the key shown confirms it. Returns the key.
 fn enroll_self(conf: &str, user: &TestUser) -> String {
-    let mut s = Session::spawn_as(
+    let mut s = spawn_as(
         user,
         &[
             "--config",
@@ -258,20 +173,22 @@ fn enroll_self(conf: &str, user: &TestUser) -> String {
         ],
     );
     s.wait_for(
-        true,
+        Stream::Stderr,
         &format!("Directory (LDAP) password for {}: ", user.name),
     );
     assert!(
-        !s.out.lock().unwrap().contains("type the key in by hand"),
+        !s.text(Stream::Stdout).contains("type the key in by hand"),
         "the key is shown only once the directory accepted the password"
     );
     s.send(&password(&user.name));
-    let out = s.wait_for(true, "code the app shows now");
-    let key = printed_key(&s.out.lock().unwrap());
+    let out = s.wait_for(Stream::Stderr, "code the app shows now");
+    let key = printed_key(&s.text(Stream::Stdout));
     assert!(!key.is_empty(), "{out}");
     s.send(&totp_now(&key, totp_rs::Algorithm::SHA1, 6, 30));
-    let (code, out, err) = s.finish();
-    assert_eq!(code, 0, "{out}{err}");
+    s.close_input();
+    let done = s.finish();
+    let (out, err) = (done.stdout_text(), done.stderr_text());
+    assert_eq!(done.code, Some(0), "{out}{err}");
     assert!(err.contains("Code accepted."), "{err}");
     assert!(out.contains("Enrolled:"), "{out}");
     key
@@ -474,11 +391,7 @@ fn given_root_bound_as_the_service_account_then_enrolling_someone_is_refused_wit
     );
     assert!(fleet.entries(&alice_dn).is_empty());
     // Reading works with the service account: status says not enrolled.
-    let o = run(
-        &["--config", &conf, "status", "--user", &alice.name, "--json"],
-        "",
-    );
-    assert_eq!(json(&o)["enrolled"], false);
+    assert_eq!(json_for(&conf, &alice.name, &["status"])["enrolled"], false);
 }
 
 /// Root with the admin account: every administrator's command on the directory, and logins
@@ -497,50 +410,20 @@ fn given_admin_credentials_then_root_manages_enrollments_in_the_directory() {
     let (alice, alice_dn) = fleet.user();
     let (bob, bob_dn) = fleet.user();
 
-    let key = json(&run(
-        &[
-            "--config",
-            c,
-            "enroll",
-            "--json",
-            "--user",
-            &alice.name,
-            "--backup-codes",
-            "4",
-        ],
-        "",
-    ));
+    let key = json_for(c, &alice.name, &["enroll", "--backup-codes", "4"]);
     assert_eq!(
         key["secret_file"],
         format!("{} on {}", account(&alice_dn), fleet.slapd.ldap_uri()).as_str()
     );
-    json(&run(
-        &["--config", c, "enroll", "--json", "--user", &bob.name],
-        "",
-    ));
+    json_for(c, &bob.name, &["enroll"]);
     assert_eq!(fleet.entries(&alice_dn).len(), 2);
     // No local file anywhere.
     assert!(!alice.secret_path().exists());
 
     // A second authenticator, listed, then removed (its token entry goes).
-    let tablet = json(&run(
-        &[
-            "--config",
-            c,
-            "enroll",
-            "--json",
-            "--user",
-            &alice.name,
-            "--add",
-            "tablet",
-        ],
-        "",
-    ));
+    let tablet = json_for(c, &alice.name, &["enroll", "--add", "tablet"]);
     assert_eq!(fleet.entries(&alice_dn).len(), 3);
-    let list = json(&run(
-        &["--config", c, "list", "--user", &alice.name, "--json"],
-        "",
-    ));
+    let list = json_for(c, &alice.name, &["list"]);
     let names: Vec<&str> = list
         .as_array()
         .unwrap_or_else(|| panic!("{list}"))
@@ -567,25 +450,13 @@ fn given_admin_credentials_then_root_manages_enrollments_in_the_directory() {
     assert!(service.login(&alice.name, &old[0]), "backup code accepted");
     let step = fleet.attr(&token(&alice_dn, "default"), "oathTOTPLastTimeStep");
     assert_ne!(step, ["0"]);
-    let st = json(&run(
-        &["--config", c, "status", "--user", &alice.name, "--json"],
-        "",
-    ));
+    let st = json_for(c, &alice.name, &["status"]);
     assert_eq!(st["backup_codes_left"], 3, "{st}");
-    let fresh = json(&run(
-        &[
-            "--config",
-            c,
-            "backup-codes",
-            "--regenerate",
-            "--user",
-            &alice.name,
-            "--json",
-            "--count",
-            "3",
-        ],
-        "",
-    ));
+    let fresh = json_for(
+        c,
+        &alice.name,
+        &["backup-codes", "--regenerate", "--count", "3"],
+    );
     assert_eq!(
         fleet.attr(&token(&alice_dn, "default"), "oathTOTPLastTimeStep"),
         step,
@@ -601,10 +472,7 @@ fn given_admin_credentials_then_root_manages_enrollments_in_the_directory() {
         service.login(&alice.name, &new[0]),
         "new backup code accepted"
     );
-    let st = json(&run(
-        &["--config", c, "status", "--user", &alice.name, "--json"],
-        "",
-    ));
+    let st = json_for(c, &alice.name, &["status"]);
     assert_eq!(st["backup_codes_left"], 2, "{st}");
     assert_eq!(st["backup_codes_total"], 3, "{st}");
 
@@ -617,65 +485,29 @@ fn given_admin_credentials_then_root_manages_enrollments_in_the_directory() {
         !service.login_from(RHOST, &alice.name, &new[1]),
         "locked out: even a right code is refused"
     );
-    let st = json(&run(
-        &["--config", c, "status", "--user", &alice.name, "--json"],
-        "",
-    ));
+    let st = json_for(c, &alice.name, &["status"]);
     assert_eq!(st["lockouts"][0]["scope"], RHOST, "{st}");
-    let ex = json(&run(
-        &[
-            "--config",
-            c,
-            "explain",
-            "--user",
-            &alice.name,
-            "--rhost",
-            RHOST,
-            "--json",
-        ],
-        "",
-    ));
+    let ex = json_for(c, &alice.name, &["explain", "--rhost", RHOST]);
     assert_eq!(ex["decision"], "deny", "{ex}");
     let o = run(&["--config", c, "unlock", "--user", &alice.name], "");
     assert!(o.status.success(), "{}", stderr(&o));
-    let ex = json(&run(
-        &[
-            "--config",
-            c,
-            "explain",
-            "--user",
-            &alice.name,
-            "--rhost",
-            RHOST,
-            "--json",
-        ],
-        "",
-    ));
+    let ex = json_for(c, &alice.name, &["explain", "--rhost", RHOST]);
     assert_eq!(ex["decision"], "ask-for-code", "{ex}");
     assert!(service.login_from(RHOST, &alice.name, &new[1]), "unlocked");
 
     // Remembered from that host; forget-hosts makes it ask again.
     assert!(service.login_from(RHOST, &alice.name, ""), "remembered");
-    let st = json(&run(
-        &["--config", c, "status", "--user", &alice.name, "--json"],
-        "",
-    ));
+    let st = json_for(c, &alice.name, &["status"]);
     assert_eq!(st["remembered_hosts"]["count"], 1, "{st}");
     let o = run(&["--config", c, "forget-hosts", "--user", &alice.name], "");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!service.login_from(RHOST, &alice.name, ""), "asked again");
 
     // status --all: both users, from the directory.
-    let rows = json(&run(&["--config", c, "status", "--all", "--json"], ""));
-    let users: Vec<&str> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["user"].as_str().unwrap())
-        .collect();
+    let users = status_all_users(c);
     assert!(
-        users.contains(&alice.name.as_str()) && users.contains(&bob.name.as_str()),
-        "{rows}"
+        users.contains(&alice.name) && users.contains(&bob.name),
+        "{users:?}"
     );
 
     // reset: enrollment and state gone; disable likewise for Bob.
@@ -701,15 +533,9 @@ fn given_admin_credentials_then_root_manages_enrollments_in_the_directory() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(fleet.entries(&bob_dn).is_empty());
-    let st = json(&run(
-        &["--config", c, "status", "--user", &bob.name, "--json"],
-        "",
-    ));
+    let st = json_for(c, &bob.name, &["status"]);
     assert_eq!(st["enrolled"], false, "{st}");
-    let ex = json(&run(
-        &["--config", c, "explain", "--user", &bob.name, "--json"],
-        "",
-    ));
+    let ex = json_for(c, &bob.name, &["explain"]);
     assert_eq!(ex["decision"], "deny", "{ex}");
 }
 
@@ -810,40 +636,15 @@ fn given_local_enrollments_then_migrate_copies_them_with_their_spent_codes() {
     let (carol, carol_dn) = fleet.user();
 
     // Alice enrolled locally and used a code and a backup code on this host.
-    let key = json(&run(
-        &[
-            "--config",
-            &local,
-            "enroll",
-            "--json",
-            "--user",
-            &alice.name,
-            "--backup-codes",
-            "3",
-        ],
-        "",
-    ));
+    let key = json_for(&local, &alice.name, &["enroll", "--backup-codes", "3"]);
     let backup = codes(&key);
     let on_files = Service::new("cli-ldap-files", &module, Path::new(&local));
     let code = code_of(&key);
     assert!(on_files.login(&alice.name, &code));
     assert!(on_files.login(&alice.name, &backup[0]));
     // Carol has a local enrollment and, already, another one in the directory.
-    let carol_local = json(&run(
-        &[
-            "--config",
-            &local,
-            "enroll",
-            "--json",
-            "--user",
-            &carol.name,
-        ],
-        "",
-    ));
-    json(&run(
-        &["--config", &conf, "enroll", "--json", "--user", &carol.name],
-        "",
-    ));
+    let carol_local = json_for(&local, &carol.name, &["enroll"]);
+    json_for(&conf, &carol.name, &["enroll"]);
     let carol_id = fleet.attr(&account(&carol_dn), "pamTotpEnrollmentId");
 
     // Dry run: says what it would do, writes nothing.

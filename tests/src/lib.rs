@@ -10,6 +10,8 @@
 //! - [`harness_ldap`]: the `store = "ldap"` configuration pointing at a test [`slapd`].
 //! - [`harness_totp`]: `pam-totp enroll --json` and TOTP codes for chosen time steps.
 //! - [`harness_qr`]: QR codes as a terminal shows them, turned into images zbarimg reads.
+//! - [`harness_session`]: a program driven as a person would (on a pseudo-terminal or through
+//!   pipes): its output collected as it comes, waited on for a text, answered line by line.
 //! - [`pam_app`]: libpam as an application sees it, for `pam-client` and the benchmark.
 //! - [`slapd`]: a throwaway OpenLDAP server per test (own cn=config, the `otp` module, the
 //!   shipped schema and ACL, a test CA), and a mirror-mode pair of them.
@@ -21,6 +23,7 @@ pub mod harness;
 pub mod harness_client;
 pub mod harness_ldap;
 pub mod harness_qr;
+pub mod harness_session;
 pub mod harness_syslog;
 pub mod harness_totp;
 pub mod pam_app;

@@ -8,6 +8,7 @@
 //! `/usr/sbin/sshd` called `sshdptt<pid>x<n>` and writes `/etc/pam.d/sshdptt<pid>x<n>`; the
 //! system's own sshd and its `/etc/pam.d/sshd` are never touched.
 
+use crate::harness_session::{Session, Stream};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::fs;
@@ -808,8 +809,7 @@ impl TotpConfig {
 /// terminal received is kept, byte for byte, as the transcript.
 #[derive(Debug)]
 pub struct RealSsh {
-    child: Child,
-    output: std::sync::Arc<Mutex<Vec<u8>>>,
+    session: Session,
 }
 
 /// The client binary [`RealSsh`] runs.
@@ -823,123 +823,67 @@ impl RealSsh {
             Path::new(SSH_CLIENT).exists(),
             "{SSH_CLIENT} is missing: apt-get install -y openssh-client"
         );
-        let args = [
-            SSH_CLIENT.to_string(),
-            "-F".into(),
-            "/dev/null".into(),
-            "-p".into(),
-            sshd.port.to_string(),
-            "-i".into(),
-            user.key.display().to_string(),
-            "-o".into(),
-            "IdentitiesOnly=yes".into(),
-            "-o".into(),
-            "StrictHostKeyChecking=no".into(),
-            "-o".into(),
-            "UserKnownHostsFile=/dev/null".into(),
-            "-o".into(),
-            "PreferredAuthentications=publickey,keyboard-interactive".into(),
-            "-o".into(),
-            "LogLevel=ERROR".into(),
-            "-o".into(),
-            "ConnectTimeout=30".into(),
-            format!("{}@127.0.0.1", user.name),
-            command.to_string(),
+        let port = sshd.port.to_string();
+        let key = user.key.display().to_string();
+        let destination = format!("{}@127.0.0.1", user.name);
+        let argv = [
+            SSH_CLIENT,
+            "-F",
+            "/dev/null",
+            "-p",
+            &port,
+            "-i",
+            &key,
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PreferredAuthentications=publickey,keyboard-interactive",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=30",
+            &destination,
+            command,
         ];
-        let quoted: Vec<String> = args
-            .iter()
-            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
-            .collect();
-        let mut child = Command::new("script")
-            .args(["-q", "-f", "-e", "-c", &quoted.join(" "), "/dev/null"])
-            .env("LANG", "C.UTF-8")
-            .env("LC_ALL", "C.UTF-8")
-            .env("TERM", "xterm-256color")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("script (util-linux) runs");
-        let output = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let mut out = child.stdout.take().expect("stdout");
-        let sink = std::sync::Arc::clone(&output);
-        std::thread::spawn(move || {
-            use std::io::Read as _;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(&buf[..n]);
-            }
-        });
-        RealSsh { child, output }
+        let env = [
+            ("LANG", "C.UTF-8"),
+            ("LC_ALL", "C.UTF-8"),
+            ("TERM", "xterm-256color"),
+        ];
+        RealSsh {
+            session: Session::spawn_in_pty(&argv, &env),
+        }
     }
 
     /// Every byte the terminal received so far.
     pub fn transcript(&self) -> Vec<u8> {
-        self.output
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.session.output(Stream::Stdout)
     }
 
     /// Waits (up to a minute) until the terminal shows `text`; returns the transcript as text.
+    /// Fails at once, with the terminal and the end of sshd's log, if ssh exits first.
+    #[track_caller]
     pub fn wait_for(&mut self, text: &str, sshd: &Sshd) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let shown = String::from_utf8_lossy(&self.transcript()).into_owned();
-            if shown.contains(text) {
-                return shown;
-            }
-            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
-            if exited || Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "ssh never showed {text:?}; the terminal so far:\n{shown}\nsshd log:\n{}",
-                    sshd.log_tail(60)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match self.session.try_wait_for(Stream::Stdout, text) {
+            Ok(shown) => shown,
+            Err(e) => panic!("{e}\nsshd log:\n{}", sshd.log_tail(60)),
         }
     }
 
     /// Types `line` and Enter.
     pub fn type_line(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("write to the terminal");
-        stdin.flush().expect("flush");
+        self.session.send(line);
     }
 
-    /// Waits for the client to exit; its exit status and the whole transcript.
-    pub fn finish(mut self) -> (Option<i32>, Vec<u8>) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                break status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        drop(self.child.stdin.take());
-        std::thread::sleep(Duration::from_millis(100));
-        (status, self.transcript())
-    }
-}
-
-impl Drop for RealSsh {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    /// Waits (up to a minute, then kills it) for the client to exit; its exit status (`None`:
+    /// killed) and the whole transcript.
+    pub fn finish(self) -> (Option<i32>, Vec<u8>) {
+        let finished = self.session.finish();
+        (finished.code, finished.stdout)
     }
 }
 

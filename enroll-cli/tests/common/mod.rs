@@ -69,6 +69,32 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The JSON `pam-totp` printed; panics with all it wrote unless it succeeded and printed JSON.
+pub fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
+}
+
+/// An administrator's command for one user, as root: `pam-totp --config <conf> <command...>
+/// --user <user> --json`, its JSON (see [`json`]).
+pub fn json_for(conf: &str, user: &str, command: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--config", conf];
+    args.extend_from_slice(command);
+    args.extend_from_slice(&["--user", user, "--json"]);
+    json(&run(&args, ""))
+}
+
+/// The users `status --all --json` lists, as root.
+pub fn status_all_users(conf: &str) -> Vec<String> {
+    let rows = json(&run(&["--config", conf, "status", "--all", "--json"], ""));
+    rows.as_array()
+        .unwrap_or_else(|| panic!("not a list: {rows}"))
+        .iter()
+        .map(|r| r["user"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The current code of a base32 key (SHA1, 6 digits, 30 s unless given).
 pub fn totp_now(key: &str, algorithm: totp_rs::Algorithm, digits: u8, period: u64) -> String {
     let secret = base32_decode(key);
@@ -84,6 +110,15 @@ pub fn totp_now(key: &str, algorithm: totp_rs::Algorithm, digits: u8, period: u6
         .unwrap()
         .as_secs();
     totp.generate(now).to_string()
+}
+
+/// The key `enroll` printed for typing in by hand (its groups joined).
+pub fn printed_key(output: &str) -> String {
+    let line = output
+        .lines()
+        .find(|l| l.contains("Or type the key in by hand:"))
+        .expect("the key is printed");
+    line.split(':').nth(1).unwrap().split_whitespace().collect()
 }
 
 /// RFC 4648 base32 (spaces, padding and case ignored), with the crate the core uses.
