@@ -253,11 +253,33 @@ fn given_a_directory_password_then_users_enroll_themselves_once_and_nothing_more
     json(&o);
     assert_eq!(fleet.entries(&bob_dn).len(), 2);
 
-    // Her password alone does not read her key back: status (which loads the enrollment) is
-    // an administrator's with a directory, and says so.
+    // Her password alone does not read her key back: her status says she is enrolled and shows
+    // her state, the authenticators and backup codes are an administrator's.
     let o = run_as(
         &alice.name,
         &["--config", &conf, "status", "--json"],
+        &format!("{}\n", password(&alice.name)),
+    );
+    let st = json(&o);
+    assert_eq!(st["user"], alice.name.as_str(), "{st}");
+    assert_eq!(st["enrolled"], true, "{st}");
+    assert_eq!(st["details_for_admins"], true, "{st}");
+    assert_eq!(st["authenticators"], serde_json::json!([]), "{st}");
+    let o = run_as(
+        &alice.name,
+        &["--config", &conf, "status"],
+        &format!("{}\n", password(&alice.name)),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("read by administrators only"),
+        "{}",
+        stdout(&o)
+    );
+    // Reading the key itself (qr) is refused, with what to do.
+    let o = run_as(
+        &alice.name,
+        &["--config", &conf, "qr"],
         &format!("{}\n", password(&alice.name)),
     );
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));

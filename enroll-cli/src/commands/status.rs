@@ -11,6 +11,7 @@ use pam_totp_core::state::State;
 use pam_totp_core::store::{Store, UserInfo};
 use pam_totp_core::throttle::{self, Lockout};
 use pam_totp_core::verify;
+use pam_totp_core::{DirectoryProblem, StoreError};
 use serde::Serialize;
 
 /// An authenticator as reports show it (no key).
@@ -101,6 +102,10 @@ pub struct UserStatus {
     lockouts: Vec<LockInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     remembered_hosts: Option<RememberedInfo>,
+    /// Enrolled, but the authenticators and backup codes are not shown: a user bound to a
+    /// directory as themselves may not read their keys, so not their enrollment as a whole.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    details_for_admins: bool,
 }
 
 /// The authenticators of `file` with their last use from `state`.
@@ -183,9 +188,23 @@ fn gather(ctx: &Ctx, backend: &dyn Store, user: &UserInfo, strict: bool) -> Resu
         failures: 0,
         lockouts: Vec::new(),
         remembered_hosts: None,
+        details_for_admins: false,
     };
     let file = match backend.load_enrollment(user) {
         Ok(f) => f,
+        // The shipped directory access rules let a user see that they are enrolled and their
+        // state, never their keys: the authenticators and backup codes are an administrator's.
+        Err(StoreError::Directory {
+            problem: DirectoryProblem::Access,
+            ..
+        }) if ctx.directory()
+            && !context::is_root()
+            && backend.has_enrollment(user).unwrap_or(false) =>
+        {
+            status.enrolled = true;
+            status.details_for_admins = true;
+            None
+        }
         Err(e) if strict => return Err(Error::from_load(e)),
         Err(e) => {
             status.error = Some(format!("secret file: {} ({e})", e.class()));
@@ -267,6 +286,14 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
             } else {
                 "Logins that need a code will fail. Enroll with `pam-totp enroll`."
             }
+        );
+    } else if s.details_for_admins {
+        println!("Enrolled:       yes ({})", output::safe(path));
+        println!(
+            "                Your authenticators and backup codes are read by administrators \
+             only (the directory does not give your password your keys): sudo pam-totp status \
+             --user {}",
+            output::safe(&s.user)
         );
     } else {
         println!(
