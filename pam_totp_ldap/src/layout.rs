@@ -14,7 +14,7 @@ use pam_totp_core::directory::{DirectoryConfig, escape_dn_value, escape_filter_v
 use pam_totp_core::error::DirectoryProblem;
 use pam_totp_core::secret_file::{Algorithm, Authenticator};
 use std::collections::HashSet;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 pub(crate) const ACCOUNT_RDN: &str = "cn=pam-totp";
 pub(crate) const ENROLLMENT_ID: &str = "pamTotpEnrollmentId";
@@ -137,7 +137,7 @@ pub(crate) fn read_account(
     if keys {
         attrs.push(SECRET);
     }
-    let Some(entries) = conn.search(&dn, Scope::Subtree, "(objectClass=*)", &attrs)? else {
+    let Some(mut entries) = conn.search(&dn, Scope::Subtree, "(objectClass=*)", &attrs)? else {
         return Ok(None);
     };
     let mut account = None;
@@ -183,6 +183,20 @@ pub(crate) fn read_account(
             secret: first(e, SECRET).map(Zeroizing::new),
             counter,
         });
+    }
+    // The keys were copied into zeroizing buffers above; wipe the client's decoded copies too
+    // (best effort: the library's own receive buffers are out of reach).
+    for e in &mut entries {
+        for (name, values) in e.bin_attrs.iter_mut() {
+            if name.eq_ignore_ascii_case(SECRET) {
+                values.iter_mut().for_each(Zeroize::zeroize);
+            }
+        }
+        for (name, values) in e.attrs.iter_mut() {
+            if name.eq_ignore_ascii_case(SECRET) {
+                values.iter_mut().for_each(Zeroize::zeroize);
+            }
+        }
     }
     Ok(account.map(|mut a| {
         a.tokens = tokens;

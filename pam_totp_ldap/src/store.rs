@@ -313,23 +313,11 @@ impl LdapStore {
                 match Self::spend_on_token(conn, &dn, enrollment_id, authenticator, kind, value)? {
                     Some(false) => return Ok(Consumed::AlreadyUsed),
                     Some(true) => {
-                        let kept = self.update_in(conn, &dn, |state| {
+                        return self.update_in(conn, &dn, |state| {
                             // Bookkeeping only: the token entry decided.
                             spend(state);
                             changes::after_spend(state, true, refund, success)
                         });
-                        return match kept {
-                            // A user's own `pam-totp enroll` spends its confirmation code but
-                            // may not write the state (the shipped access rules): the code is
-                            // spent all the same.
-                            Err(StoreError::Directory {
-                                problem: DirectoryProblem::Access,
-                                ..
-                            }) if matches!(self.who, Credentials::User { .. }) => {
-                                Ok(Consumed::Accepted(Box::default()))
-                            }
-                            other => other,
-                        };
                     }
                     None => {}
                 }
