@@ -85,6 +85,8 @@ pub struct Session {
     stdout: Collected,
     stderr: Collected,
     patience: Duration,
+    /// Started on a pseudo-terminal: `child` is `script`, the program runs beneath it.
+    in_pty: bool,
 }
 
 /// A text the program did not show: what it showed instead, and why the wait ended.
@@ -176,6 +178,7 @@ impl Session {
             stdout,
             stderr,
             patience: DEFAULT_PATIENCE,
+            in_pty: false,
         }
     }
 
@@ -189,6 +192,7 @@ impl Session {
         cmd.args(["-q", "-f", "-e", "-c", &line.join(" "), "/dev/null"])
             .envs(env.iter().copied());
         let mut session = Session::spawn(&mut cmd);
+        session.in_pty = true;
         if let Some(program) = argv.first() {
             session.name = (*program).to_string();
         }
@@ -293,8 +297,7 @@ impl Session {
                 break status.code();
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                self.kill();
                 break None;
             }
             std::thread::sleep(POLL);
@@ -317,13 +320,49 @@ impl Session {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+
+    /// Ends the program at once, as a vanished client or a killed process ends: on a
+    /// pseudo-terminal the program itself first. Killing `script` alone would close the
+    /// terminal under the program, which then reads the end of input and may act on it (ssh
+    /// sends it to the server as an empty answer) before the hang-up reaches it.
+    fn kill(&mut self) {
+        if self.in_pty {
+            // `script` is not reaped yet, so its children's ids cannot have been reused.
+            for pid in children_of(self.child.id()) {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The processes whose parent is `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<nix::unistd::Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                // After the command name in parentheses: state, then the parent's id.
+                .and_then(|stat| {
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .filter_map(|p| i32::try_from(p).ok().map(nix::unistd::Pid::from_raw))
+        .collect()
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.kill();
         }
     }
 }
@@ -408,5 +447,33 @@ mod tests {
         s.wait_for(Stream::Stdout, "[typed]");
         let done = s.finish();
         assert_eq!(done.code, Some(4), "{}", done.stdout_text());
+    }
+
+    #[test]
+    fn given_a_pty_session_dropped_then_the_program_is_killed_before_it_can_act_on_the_hang_up() {
+        let dir = std::env::temp_dir().join(format!("session-kill-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let acted = dir.join("acted");
+        // Like ssh at a prompt: it would answer the end of input, and outlives the hang-up.
+        let script = format!(
+            "trap '' HUP; echo waiting; read line; touch {}; sleep 5",
+            shell_quote(&acted.display().to_string())
+        );
+        let mut s = Session::spawn_in_pty(&["sh", "-c", &script], &[]);
+        s.wait_for(Stream::Stdout, "waiting");
+        let program = children_of(s.id());
+        assert_eq!(program.len(), 1, "sh runs under script");
+        drop(s);
+        std::thread::sleep(Duration::from_millis(500));
+        // Gone, or dead and waiting for whoever inherited it to reap it.
+        let alive = std::fs::read_to_string(format!("/proc/{}/stat", program[0]))
+            .is_ok_and(|stat| !stat.contains(") Z "));
+        let acted_on_it = acted.exists();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!alive, "the program outlived its session");
+        assert!(
+            !acted_on_it,
+            "the program read the end of input and acted on it"
+        );
     }
 }
