@@ -3,7 +3,7 @@
 //! behind. Also locates the build artifacts the tests exercise.
 
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -15,6 +15,16 @@ use crate::harness_client::Client;
 /// Whether the tests run as root (they need to create users and PAM services).
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
+}
+
+/// Whether the privileged tests may run (they create users, PAM services and daemons); says
+/// which test is skipped and why when not.
+pub fn root_or_skip(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    eprintln!("skipping {test}: the end-to-end tests must run as root");
+    false
 }
 
 /// Returns from the calling test with `skipped: needs root` unless it runs as root.
@@ -180,6 +190,24 @@ impl TestUser {
     pub fn secret_path(&self) -> PathBuf {
         self.home.join(".config/pam-totp/secret.toml")
     }
+
+    /// Gives everything under the home directory to the user (after root wrote into it).
+    ///
+    /// # Panics
+    /// A file cannot be chowned.
+    pub fn chown_home(&self) {
+        fn walk(path: &Path, uid: u32, gid: u32) {
+            set_owner(path, uid, gid);
+            if path.is_dir() && !path.is_symlink() {
+                let entries = fs::read_dir(path)
+                    .unwrap_or_else(|e| panic!("cannot list {}: {e}", path.display()));
+                for entry in entries.flatten() {
+                    walk(&entry.path(), uid, gid);
+                }
+            }
+        }
+        walk(&self.home, self.uid, self.gid);
+    }
 }
 
 /// A throwaway local group (`groupadd`), removed on drop.
@@ -227,17 +255,19 @@ impl Drop for TestGroup {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
-        if let Err(e) = run_account_tool("userdel", &["-r", &self.name]) {
-            // userdel -r also complains about a missing mail spool; the user is gone if the
-            // lookup fails.
-            if nix::unistd::User::from_name(&self.name)
-                .ok()
-                .flatten()
-                .is_some()
-            {
-                eprintln!("warning: cannot remove test user {}: {e}", self.name);
-            }
+        // --force: also while a process of the user still runs (a login or CLI session that a
+        // failing test left behind), which plain userdel refuses, leaving the account.
+        let removed = run_account_tool("userdel", &["--force", "--remove", &self.name]);
+        let still_there = nix::unistd::User::from_name(&self.name)
+            .ok()
+            .flatten()
+            .is_some();
+        if still_there {
+            let why = removed.err().unwrap_or_default();
+            eprintln!("warning: cannot remove test user {}: {why}", self.name);
         }
+        // userdel leaves the home of an account it found no spool or home for in its records.
+        let _ = fs::remove_dir_all(&self.home);
     }
 }
 
@@ -305,6 +335,25 @@ pub fn set_owner(path: &Path, uid: u32, gid: u32) {
         .unwrap_or_else(|e| panic!("cannot chown {}: {e}", path.display()));
 }
 
+/// Writes `text` to a new file `path` (replacing one that is there) with exactly `mode`.
+///
+/// # Panics
+/// The file cannot be written.
+pub fn write_file(path: &Path, text: &str, mode: u32) {
+    use std::io::Write;
+    let _ = fs::remove_file(path);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    f.write_all(text.as_bytes())
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    // The umask may have removed bits.
+    set_mode(path, mode);
+}
+
 /// A per-test configuration: a temp dir holding `pam_totp.conf` (root-owned, 0644) and a
 /// `state/` directory (root-owned, 0700) that the configuration names as `state_dir`.
 #[derive(Debug)]
@@ -338,6 +387,11 @@ impl TestConfig {
             state_dir,
             dir,
         }
+    }
+
+    /// The module argument naming this file: `config=<path>`.
+    pub fn arg(&self) -> String {
+        format!("config={}", self.path.display())
     }
 
     /// The current state record of `user`: the newest `<state_dir>/<user>/<generation>.state`,

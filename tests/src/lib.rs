@@ -13,6 +13,8 @@
 //! - [`harness_session`]: a program driven as a person would (on a pseudo-terminal or through
 //!   pipes): its output collected as it comes, waited on for a text, answered line by line.
 //! - [`pam_app`]: libpam as an application sees it, for `pam-client` and the benchmark.
+//! - [`ssh`]: a private sshd per test, accounts with a key and a password, the scripted
+//!   (paramiko) and the real (`/usr/bin/ssh` in a pty) client.
 //! - [`slapd`]: a throwaway OpenLDAP server per test (own cn=config, the `otp` module, the
 //!   shipped schema and ACL, a test CA), and a mirror-mode pair of them.
 //!

@@ -1,25 +1,28 @@
 //! Harness for the SSH end-to-end tests: a private `sshd` on loopback with its own host key,
-//! config and PAM service, throw-away users with passwords and keys, a scripted paramiko client
-//! that answers keyboard-interactive prompts, and TOTP codes for enrolled users (syslog capture
-//! is [`crate::harness_syslog`]). Everything it creates is removed again by `Drop`, also when a
-//! test fails.
+//! config and PAM service, test accounts with a password and a key ([`SshUser`], on top of
+//! [`crate::harness::TestUser`]), a scripted paramiko client that answers keyboard-interactive
+//! prompts, the real client in a pty, and fresh TOTP codes for enrolled users (on top of
+//! [`crate::harness_totp`]; syslog capture is [`crate::harness_syslog`]). Everything it
+//! creates is removed again by `Drop`, also when a test fails.
 //!
 //! OpenSSH names its PAM service after its program name, so [`Sshd`] runs a copy of
 //! `/usr/sbin/sshd` called `sshdptt<pid>x<n>` and writes `/etc/pam.d/sshdptt<pid>x<n>`; the
 //! system's own sshd and its `/etc/pam.d/sshd` are never touched.
 
+use crate::harness::{TempDir, TestUser, set_mode, set_password, unique_name, write_file};
 use crate::harness_session::{Session, Stream};
+use crate::harness_totp::{self, now};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::net::TcpListener;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::ops::Deref;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The Debian sshd that the harness copies under a private name.
 pub const SYSTEM_SSHD: &str = "/usr/sbin/sshd";
@@ -27,28 +30,6 @@ pub const SYSTEM_SSHD: &str = "/usr/sbin/sshd";
 pub const PYTHON: &str = "/usr/bin/python3";
 /// How long sshd may take to start listening before the harness gives up.
 const START_LIMIT: Duration = Duration::from_secs(30);
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-/// useradd/userdel take a lock on /etc/passwd; tests in one binary take turns.
-static ACCOUNTS: Mutex<()> = Mutex::new(());
-
-fn unique() -> String {
-    format!(
-        "{}x{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// Whether the tests may run: they create users and PAM services, so only as root.
-/// Prints why when they may not.
-pub fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipping {test}: the SSH end-to-end tests must run as root");
-    false
-}
 
 /// Runs a command, panicking with its output if it fails.
 pub fn run(cmd: &mut Command) -> Output {
@@ -65,221 +46,52 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// The cargo profile directory (`target/debug` or `target/release`) the test binary was built
-/// in, where `cargo build --workspace` left `libpam_totp.so` and `pam-totp`.
-pub fn build_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/ssh-<hash>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps")
-        .to_path_buf()
-}
-
-fn built(name: &str) -> PathBuf {
-    let path = build_dir().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace` first",
-        path.display()
-    );
-    path
-}
-
-/// Absolute path of the freshly built module.
-pub fn module_path() -> PathBuf {
-    built("libpam_totp.so")
-}
-
-/// Absolute path of the freshly built CLI.
-pub fn cli_path() -> PathBuf {
-    built("pam-totp")
-}
-
-/// A directory under /tmp removed on drop.
+/// A test account ([`TestUser`], removed with its home on drop) that can log in over SSH: a
+/// password (for stacks with pam_unix) and an ed25519 key in its `authorized_keys`.
 #[derive(Debug)]
-pub struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    /// Creates `/tmp/pam-totp-<tag>-<unique>` with mode 0755 (sshd and the module, both root,
-    /// read files in it; nothing in it is secret beyond the test's own keys, which are 0600).
-    pub fn new(tag: &str) -> TempDir {
-        let path = PathBuf::from(format!("/tmp/pam-totp-{tag}-{}", unique()));
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&path)
-            .unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
-        // The umask may have cut the mode; set it exactly.
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
-        TempDir { path }
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
-}
-
-/// Writes `text` to `path` with `mode`, replacing it.
-pub fn write_file(path: &Path, text: &str, mode: u32) {
-    let _ = fs::remove_file(path);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    f.write_all(text.as_bytes())
-        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-/// A local account with a password and an ed25519 key authorised for SSH, deleted (with its
-/// home) on drop.
-#[derive(Debug)]
-pub struct TestUser {
-    /// Login name.
-    pub name: String,
+pub struct SshUser {
+    account: TestUser,
     /// Its password.
     pub password: String,
-    /// Home directory.
-    pub home: PathBuf,
     /// Private key file (owned by root, read by the client, which runs as root).
     pub key: PathBuf,
     _dir: TempDir,
 }
 
-impl TestUser {
-    /// Creates the account `ptt<unique>` with home `/home/ptt<unique>`, a random-enough
-    /// password and an authorised ed25519 key.
-    pub fn create() -> TestUser {
-        let id = unique();
-        let name = format!("ptt{id}");
-        let home = PathBuf::from(format!("/home/{name}"));
-        let password = format!("Pw-{id}-{}", now() % 100_000);
+impl SshUser {
+    /// Creates the account with a random-enough password and an authorised ed25519 key.
+    pub fn create() -> SshUser {
+        let account = TestUser::create();
+        let password = format!("Pw-{}-{}", unique_name("", 'p'), now() % 100_000);
+        set_password(&account.name, &password);
         let dir = TempDir::new("user");
-        {
-            let _turn = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-            retry_account_tool(
-                Command::new("useradd")
-                    .args(["--create-home", "--home-dir"])
-                    .arg(&home)
-                    .args(["--shell", "/bin/sh", "--user-group"])
-                    .arg(&name),
-            );
-            let mut chpasswd = Command::new("chpasswd")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn chpasswd");
-            chpasswd
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(format!("{name}:{password}\n").as_bytes())
-                .expect("write to chpasswd");
-            let out = chpasswd.wait_with_output().expect("chpasswd");
-            assert!(
-                out.status.success(),
-                "chpasswd: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        // From here on the Drop guard owns the account.
-        let user = TestUser {
-            name: name.clone(),
-            password,
-            home: home.clone(),
-            key: dir.path().join("id_ed25519"),
-            _dir: dir,
-        };
+        let key = dir.join("id_ed25519");
         run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", &name, "-f"])
-            .arg(&user.key));
-        let public = fs::read_to_string(user.key.with_extension("pub")).expect("public key");
-        let ssh_dir = home.join(".ssh");
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", &account.name, "-f"])
+            .arg(&key));
+        let public = fs::read_to_string(key.with_extension("pub")).expect("public key");
+        let ssh_dir = account.home.join(".ssh");
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&ssh_dir)
             .expect("mkdir ~/.ssh");
         write_file(&ssh_dir.join("authorized_keys"), &public, 0o600);
-        user.chown_home();
-        user
-    }
-
-    /// Gives everything under the home directory to the user (after root wrote into it).
-    pub fn chown_home(&self) {
-        run(Command::new("chown")
-            .arg("-R")
-            .arg(format!("{0}:{0}", self.name))
-            .arg(&self.home));
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _turn = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        for _ in 0..20 {
-            let ok = Command::new("userdel")
-                .args(["--force", "--remove"])
-                .arg(&self.name)
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ok || !user_exists(&self.name) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
+        account.chown_home();
+        SshUser {
+            account,
+            password,
+            key,
+            _dir: dir,
         }
-        let _ = fs::remove_dir_all(&self.home);
     }
 }
 
-fn user_exists(name: &str) -> bool {
-    Command::new("getent")
-        .args(["passwd", name])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
+impl Deref for SshUser {
+    type Target = TestUser;
 
-/// useradd fails while another process holds /etc/passwd's lock: try a few times.
-fn retry_account_tool(cmd: &mut Command) {
-    let mut last = None;
-    for _ in 0..20 {
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-        if out.status.success() {
-            return;
-        }
-        last = Some(out);
-        std::thread::sleep(Duration::from_millis(250));
+    fn deref(&self) -> &TestUser {
+        &self.account
     }
-    let out = last.expect("at least one attempt");
-    panic!(
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// Seconds since the epoch.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
 }
 
 /// A private sshd: a copy of `/usr/sbin/sshd` under a unique name, with its own host key,
@@ -302,16 +114,16 @@ impl Sshd {
     /// harness's `sshd_config`, so it wins over the harness's defaults (e.g.
     /// `AuthenticationMethods publickey,keyboard-interactive`, `PasswordAuthentication yes`).
     /// `allow_users` restricts logins to the test's own accounts.
-    pub fn start(pam_stack: &str, extra_config: &str, allow_users: &[&TestUser]) -> Sshd {
+    pub fn start(pam_stack: &str, extra_config: &str, allow_users: &[&SshUser]) -> Sshd {
         assert!(
             Path::new(SYSTEM_SSHD).exists(),
             "{SYSTEM_SSHD} is missing: apt-get install -y openssh-server"
         );
         let dir = TempDir::new("sshd");
-        let service = format!("sshdptt{}", unique());
+        let service = unique_name("sshdptt", 'x');
         let program = dir.path().join(&service);
         fs::copy(SYSTEM_SSHD, &program).expect("copy sshd");
-        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).expect("chmod sshd");
+        set_mode(&program, 0o755);
         // sshd refuses to start without its privilege separation directory.
         fs::DirBuilder::new()
             .recursive(true)
@@ -474,7 +286,7 @@ pub struct Login {
 
 impl Login {
     /// A login as `user` offering its key first.
-    pub fn with_key(user: &TestUser) -> Login {
+    pub fn with_key(user: &SshUser) -> Login {
         Login {
             user: user.name.clone(),
             key: Some(user.key.clone()),
@@ -483,7 +295,7 @@ impl Login {
     }
 
     /// A login as `user` with keyboard-interactive only.
-    pub fn without_key(user: &TestUser) -> Login {
+    pub fn without_key(user: &SshUser) -> Login {
         Login {
             user: user.name.clone(),
             ..Login::default()
@@ -674,63 +486,24 @@ impl Transcript {
     }
 }
 
-/// A user's enrollment as `pam-totp enroll --json` printed it.
+/// An enrollment made through the CLI ([`harness_totp::Enrollment`]) that remembers the time
+/// steps its codes were used for, so each login gets a code the module has not seen yet.
 #[derive(Debug)]
-pub struct Enrollment {
-    /// Base32 secret.
-    pub secret: String,
-    /// Backup codes as shown (`xxxxx-xxxxx`).
-    pub backup_codes: Vec<String>,
-    /// Where the secret file was written.
-    pub secret_file: PathBuf,
+pub struct TrackedEnrollment {
+    enrollment: harness_totp::Enrollment,
     last_step: Mutex<u64>,
 }
 
-/// TOTP period used by the enrollments (the CLI default).
-pub const PERIOD: u64 = 30;
-
-impl Enrollment {
+impl TrackedEnrollment {
     /// Enrolls `user` with `pam-totp enroll --json --config <config> --user <name>`.
-    pub fn enroll(user: &TestUser, config: &Path) -> Enrollment {
-        let out = run(Command::new(cli_path())
-            .args(["enroll", "--json", "--config"])
-            .arg(config)
-            .args(["--user", &user.name]));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "enroll --json printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        assert_eq!(
-            v["user"].as_str(),
-            Some(user.name.as_str()),
-            "enroll --json"
-        );
-        let enrollment = Enrollment {
-            secret: text(&v, "secret"),
-            backup_codes: strings(&v["backup_codes"]),
-            secret_file: PathBuf::from(text(&v, "secret_file")),
-            last_step: Mutex::new(0),
-        };
+    pub fn enroll(user: &TestUser, config: &Path) -> TrackedEnrollment {
+        let enrollment = harness_totp::enroll(config, &user.name, &[]);
+        assert_eq!(enrollment.user, user.name, "enroll --json");
         assert!(!enrollment.secret.is_empty(), "enroll --json: no secret");
-        enrollment
-    }
-
-    fn totp(&self) -> totp_rs::Totp {
-        let secret = totp_rs::Secret::try_from_base32(&self.secret).expect("base32 secret");
-        totp_rs::Builder::new()
-            .with_algorithm(totp_rs::Algorithm::SHA1)
-            .with_digits(6)
-            .with_step_duration(PERIOD)
-            .with_secret(secret)
-            .build()
-            .expect("totp parameters")
-    }
-
-    /// The code of time step `step`.
-    pub fn code_for_step(&self, step: u64) -> String {
-        self.totp().generate(step * PERIOD).to_string()
+        TrackedEnrollment {
+            enrollment,
+            last_step: Mutex::new(0),
+        }
     }
 
     /// A code the module has not seen yet: the current step's, or the next step's (inside the
@@ -739,7 +512,7 @@ impl Enrollment {
     pub fn fresh_code(&self) -> String {
         let mut last = self.last_step.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let current = now() / PERIOD;
+            let current = self.step_of(now());
             let step = current.max(*last + 1);
             if step <= current + 1 {
                 *last = step;
@@ -749,57 +522,18 @@ impl Enrollment {
         }
     }
 
-    /// A six-digit code that is not valid anywhere near now (differs from the codes of the
-    /// surrounding ±3 steps), so the module must reject it as wrong.
-    pub fn wrong_code(&self) -> String {
-        let current = now() / PERIOD;
-        let near: Vec<String> = (current.saturating_sub(3)..=current + 3)
-            .map(|s| self.code_for_step(s))
-            .collect();
-        let mut candidate =
-            (self.code_for_step(current).parse::<u32>().unwrap_or(0) + 500_000) % 1_000_000;
-        loop {
-            let text = format!("{candidate:06}");
-            if !near.contains(&text) {
-                return text;
-            }
-            candidate = (candidate + 1) % 1_000_000;
-        }
+    /// A code of the right shape that is not valid anywhere near now (no step within ±3 of the
+    /// current one gives it), so the module must reject it as wrong.
+    pub fn wrong_code_now(&self) -> String {
+        self.wrong_code(self.step_of(now()))
     }
 }
 
-/// A pam_totp configuration file for one test, in its own directory, with a private state
-/// directory so tests never share throttle counters or used steps.
-#[derive(Debug)]
-pub struct TotpConfig {
-    /// The configuration file (`config=` argument / `--config`).
-    pub path: PathBuf,
-    /// The state directory it names.
-    pub state_dir: PathBuf,
-    _dir: TempDir,
-}
+impl Deref for TrackedEnrollment {
+    type Target = harness_totp::Enrollment;
 
-impl TotpConfig {
-    /// Writes `state_dir = ...` plus `extra` (TOML lines) to a fresh file.
-    pub fn new(extra: &str) -> TotpConfig {
-        let dir = TempDir::new("conf");
-        let state_dir = dir.path().join("state");
-        let path = dir.path().join("pam_totp.conf");
-        write_file(
-            &path,
-            &format!("state_dir = \"{}\"\n{extra}\n", state_dir.display()),
-            0o644,
-        );
-        TotpConfig {
-            path,
-            state_dir,
-            _dir: dir,
-        }
-    }
-
-    /// The module line argument pointing at this file.
-    pub fn arg(&self) -> String {
-        format!("config={}", self.path.display())
+    fn deref(&self) -> &harness_totp::Enrollment {
+        &self.enrollment
     }
 }
 
@@ -818,7 +552,7 @@ pub const SSH_CLIENT: &str = "/usr/bin/ssh";
 impl RealSsh {
     /// Logs in to `sshd` as `user` with its key, then keyboard-interactive, to run `command`.
     /// Host keys are neither checked nor remembered, and no configuration file is read.
-    pub fn login(sshd: &Sshd, user: &TestUser, command: &str) -> RealSsh {
+    pub fn login(sshd: &Sshd, user: &SshUser, command: &str) -> RealSsh {
         assert!(
             Path::new(SSH_CLIENT).exists(),
             "{SSH_CLIENT} is missing: apt-get install -y openssh-client"

@@ -4,12 +4,11 @@
 //! then a code from the directory enrollment. Run as root: `cargo test -p pam-totp-e2e --test
 //! ldap_ssh`; needs openssh-server, openssh-client, python3-paramiko, slapd, ldap-utils.
 
+use pam_totp_e2e::harness::{TestConfig, module_path, root_or_skip};
 use pam_totp_e2e::harness_ldap::LdapConf;
 use pam_totp_e2e::harness_syslog::{SyslogCapture, fields};
 use pam_totp_e2e::slapd::Slapd;
-use pam_totp_e2e::ssh::{
-    Enrollment, Login, RealSsh, Sshd, TestUser, TotpConfig, module_path, root_or_skip,
-};
+use pam_totp_e2e::ssh::{Login, RealSsh, SshUser, Sshd, TrackedEnrollment};
 
 /// pam_totp's default prompt.
 const CODE_PROMPT: &str = "Verification code: ";
@@ -17,7 +16,7 @@ const PUBLICKEY_AND_CODE: &str = "AuthenticationMethods publickey,keyboard-inter
 
 /// The service: pam_totp with the directory configuration, then pam_unix's account and session
 /// (as Debian's `/etc/pam.d/sshd` has them).
-fn pam_service(config: &TotpConfig) -> String {
+fn pam_service(config: &TestConfig) -> String {
     format!(
         "# pam-totp directory SSH test service\nauth required {} {}\n\
          account required pam_unix.so\nsession required pam_unix.so\n",
@@ -48,10 +47,10 @@ fn given_a_directory_enrollment_then_ssh_key_and_code_log_in_and_the_code_replay
     }
     let log = SyslogCapture::start();
     let slapd = Slapd::start_default();
-    let user = TestUser::create();
+    let user = SshUser::create();
     slapd.add_user(&user.name, &user.password);
-    let config = TotpConfig::new(&LdapConf::new(&slapd).toml());
-    let enrollment = Enrollment::enroll(&user, &config.path);
+    let config = TestConfig::new(&LdapConf::new(&slapd).toml());
+    let enrollment = TrackedEnrollment::enroll(&user, &config.path);
     let stored = enrollment.secret_file.to_string_lossy().into_owned();
     assert!(
         stored.starts_with("cn=pam-totp,") && !enrollment.secret_file.exists(),

@@ -140,6 +140,26 @@ fn given_test_user_and_service_guards_dropped_then_nothing_is_left() {
 }
 
 #[test]
+fn given_a_process_of_the_test_user_still_running_then_the_account_is_removed_anyway() {
+    require_root!();
+    use std::os::unix::process::CommandExt;
+    let user = TestUser::create();
+    let name = user.name.clone();
+    // What a failing test can leave behind: a session of the user that has not ended yet.
+    let mut left_over = std::process::Command::new("sleep")
+        .arg("30")
+        .uid(user.uid)
+        .gid(user.gid)
+        .spawn()
+        .expect("sleep as the test user");
+    drop(user);
+    let gone = nix::unistd::User::from_name(&name).unwrap().is_none();
+    let _ = left_over.kill();
+    let _ = left_over.wait();
+    assert!(gone, "test user {name} outlived its guard");
+}
+
+#[test]
 fn given_syslog_capture_then_pam_warn_line_is_collected_and_socket_removed_after() {
     require_root!();
     let user = TestUser::create();

@@ -4,10 +4,11 @@
 //! `cargo test -p pam-totp-e2e --test ssh`; needs openssh-server, openssh-client (ssh-keygen)
 //! and python3-paramiko.
 
+use pam_totp_e2e::harness::{TestConfig, module_path, root_or_skip};
 use pam_totp_e2e::harness_syslog::{SyslogCapture, has_fields};
 use pam_totp_e2e::ssh::{
-    Enrollment, Login, RealSsh, Sshd, TestUser, Theme, TotpConfig, Transcript, module_path,
-    qr_cells, root_or_skip, terminal_picture, zbar_decode,
+    Login, RealSsh, SshUser, Sshd, Theme, TrackedEnrollment, Transcript, qr_cells,
+    terminal_picture, zbar_decode,
 };
 
 /// The keyboard-interactive prompt of pam_unix.
@@ -29,7 +30,7 @@ fn pam_service(auth: &str) -> String {
 }
 
 /// `auth required <module> <config> <args>`.
-fn totp_line(config: &TotpConfig, args: &str) -> String {
+fn totp_line(config: &TestConfig, args: &str) -> String {
     format!(
         "auth required {} {} {args}",
         module_path().display(),
@@ -47,7 +48,7 @@ fn example(name: &str) -> String {
 
 /// The active `auth` lines of a shipped `config/pam.d` example, with `pam_totp.so` pointing at
 /// the freshly built module and the test's configuration file.
-fn example_auth(name: &str, config: &TotpConfig) -> String {
+fn example_auth(name: &str, config: &TestConfig) -> String {
     let module = format!("{} {}", module_path().display(), config.arg());
     example(name)
         .lines()
@@ -68,7 +69,7 @@ fn example_sshd(name: &str) -> String {
         .join("\n")
 }
 
-fn assert_logged_in(t: &Transcript, user: &TestUser, sshd: &Sshd) {
+fn assert_logged_in(t: &Transcript, user: &SshUser, sshd: &Sshd) {
     assert!(
         t.succeeded(),
         "login of {} should succeed: {t:#?}\n{}",
@@ -105,7 +106,7 @@ fn given_harness_with_pam_unix_then_password_login_works() {
     if !root_or_skip("harness test") {
         return;
     }
-    let user = TestUser::create();
+    let user = SshUser::create();
     let sshd = Sshd::start(
         &pam_service("auth required pam_unix.so"),
         KBDINT_ONLY,
@@ -143,9 +144,9 @@ fn given_publickey_and_code_then_right_code_in_wrong_and_reused_out_backup_once(
     if !root_or_skip("scenario 1") {
         return;
     }
-    let user = TestUser::create();
-    let config = TotpConfig::new("");
-    let enrollment = Enrollment::enroll(&user, &config.path);
+    let user = SshUser::create();
+    let config = TestConfig::new("");
+    let enrollment = TrackedEnrollment::enroll(&user, &config.path);
     let sshd = Sshd::start(
         &pam_service(&totp_line(&config, "")),
         PUBLICKEY_AND_CODE,
@@ -164,7 +165,7 @@ fn given_publickey_and_code_then_right_code_in_wrong_and_reused_out_backup_once(
     assert_logged_in(&ok, &user, &sshd);
 
     let wrong = Login::with_key(&user)
-        .answer(&enrollment.wrong_code())
+        .answer(&enrollment.wrong_code_now())
         .command("id -un")
         .run(&sshd);
     assert_eq!(wrong.prompts(), vec![(CODE_PROMPT.to_string(), false)]);
@@ -214,9 +215,9 @@ fn given_password_and_code_then_prompts_in_order_and_wrong_password_reveals_noth
     if !root_or_skip("scenario 2") {
         return;
     }
-    let user = TestUser::create();
-    let config = TotpConfig::new("");
-    let enrollment = Enrollment::enroll(&user, &config.path);
+    let user = SshUser::create();
+    let config = TestConfig::new("");
+    let enrollment = TrackedEnrollment::enroll(&user, &config.path);
     let auth = format!("auth required pam_unix.so\n{}", totp_line(&config, ""));
     let sshd = Sshd::start(&pam_service(&auth), KBDINT_ONLY, &[&user]);
     let both = vec![
@@ -242,7 +243,7 @@ fn given_password_and_code_then_prompts_in_order_and_wrong_password_reveals_noth
         .run(&sshd);
     let wrong_code = Login::without_key(&user)
         .answer(&user.password)
-        .answer(&enrollment.wrong_code())
+        .answer(&enrollment.wrong_code_now())
         .command("id -un")
         .run(&sshd);
     assert_refused(&wrong_password, "a wrong password with the right code");
@@ -261,9 +262,9 @@ fn given_forward_pass_then_one_prompt_for_password_and_code() {
     if !root_or_skip("scenario 3") {
         return;
     }
-    let user = TestUser::create();
-    let config = TotpConfig::new("");
-    let enrollment = Enrollment::enroll(&user, &config.path);
+    let user = SshUser::create();
+    let config = TestConfig::new("");
+    let enrollment = TrackedEnrollment::enroll(&user, &config.path);
     let auth = format!(
         "{}\nauth required pam_unix.so use_first_pass",
         totp_line(&config, "forward_pass")
@@ -286,7 +287,7 @@ fn given_forward_pass_then_one_prompt_for_password_and_code() {
                 Login::without_key(&user).answer(&format!(
                     "{}{}",
                     user.password,
-                    enrollment.wrong_code()
+                    enrollment.wrong_code_now()
                 )),
             ),
             (
@@ -312,9 +313,9 @@ fn given_forward_pass_then_password_method_takes_password_and_code() {
     if !root_or_skip("scenario 3 (password method)") {
         return;
     }
-    let user = TestUser::create();
-    let config = TotpConfig::new("");
-    let enrollment = Enrollment::enroll(&user, &config.path);
+    let user = SshUser::create();
+    let config = TestConfig::new("");
+    let enrollment = TrackedEnrollment::enroll(&user, &config.path);
     let auth = format!(
         "{}\nauth required pam_unix.so use_first_pass",
         totp_line(&config, "forward_pass")
@@ -341,7 +342,7 @@ fn given_forward_pass_then_password_method_takes_password_and_code() {
                 Login::without_key(&user).password(&format!(
                     "{}{}",
                     user.password,
-                    enrollment.wrong_code()
+                    enrollment.wrong_code_now()
                 )),
             ),
         ],
@@ -357,10 +358,10 @@ fn given_unenrolled_user_then_nullok_lets_key_alone_in_and_default_refuses() {
     if !root_or_skip("scenario 4") {
         return;
     }
-    let unenrolled = TestUser::create();
-    let enrolled = TestUser::create();
-    let config = TotpConfig::new("");
-    let enrollment = Enrollment::enroll(&enrolled, &config.path);
+    let unenrolled = SshUser::create();
+    let enrolled = SshUser::create();
+    let config = TestConfig::new("");
+    let enrollment = TrackedEnrollment::enroll(&enrolled, &config.path);
 
     let nullok = format!(
         "{}\nauth required pam_permit.so",
@@ -384,7 +385,7 @@ fn given_unenrolled_user_then_nullok_lets_key_alone_in_and_default_refuses() {
         "{key_alone:#?}"
     );
     let enrolled_wrong = Login::with_key(&enrolled)
-        .answer(&enrollment.wrong_code())
+        .answer(&enrollment.wrong_code_now())
         .command("id -un")
         .run(&sshd);
     assert_refused(
@@ -416,9 +417,9 @@ fn given_failures_on_separate_connections_then_lockout_holds() {
     if !root_or_skip("scenario 5") {
         return;
     }
-    let user = TestUser::create();
-    let config = TotpConfig::new("throttle_attempts = 2\nthrottle_delay = 3600");
-    let enrollment = Enrollment::enroll(&user, &config.path);
+    let user = SshUser::create();
+    let config = TestConfig::new("throttle_attempts = 2\nthrottle_delay = 3600");
+    let enrollment = TrackedEnrollment::enroll(&user, &config.path);
     let sshd = Sshd::start(
         &pam_service(&totp_line(&config, "")),
         PUBLICKEY_AND_CODE,
@@ -426,7 +427,7 @@ fn given_failures_on_separate_connections_then_lockout_holds() {
     );
     for n in 1..=2 {
         let wrong = Login::with_key(&user)
-            .answer(&enrollment.wrong_code())
+            .answer(&enrollment.wrong_code_now())
             .command("id -un")
             .run(&sshd);
         assert_eq!(wrong.prompts(), vec![(CODE_PROMPT.to_string(), false)]);
@@ -465,9 +466,9 @@ fn given_ssh_login_then_syslog_line_names_rhost() {
     if !root_or_skip("scenario 6") {
         return;
     }
-    let user = TestUser::create();
-    let config = TotpConfig::new("");
-    let enrollment = Enrollment::enroll(&user, &config.path);
+    let user = SshUser::create();
+    let config = TestConfig::new("");
+    let enrollment = TrackedEnrollment::enroll(&user, &config.path);
     // Before sshd: its connection processes inherit the capture's /dev/log.
     let syslog = SyslogCapture::start();
     let sshd = Sshd::start(
@@ -481,7 +482,7 @@ fn given_ssh_login_then_syslog_line_names_rhost() {
         .command("id -un")
         .run(&sshd);
     assert_logged_in(&ok, &user, &sshd);
-    let wrong = enrollment.wrong_code();
+    let wrong = enrollment.wrong_code_now();
     let bad = Login::with_key(&user)
         .answer(&wrong)
         .command("id -un")
@@ -527,10 +528,10 @@ fn given_shipped_publickey_example_then_key_and_code_required() {
     if !root_or_skip("publickey example") {
         return;
     }
-    let user = TestUser::create();
-    let unenrolled = TestUser::create();
-    let config = TotpConfig::new("");
-    let enrollment = Enrollment::enroll(&user, &config.path);
+    let user = SshUser::create();
+    let unenrolled = SshUser::create();
+    let config = TestConfig::new("");
+    let enrollment = TrackedEnrollment::enroll(&user, &config.path);
     let auth = example_auth("pam.d/sshd-publickey.example", &config);
     assert!(auth.contains("pam_permit.so"), "{auth}");
     let sshd = Sshd::start(
@@ -545,7 +546,7 @@ fn given_shipped_publickey_example_then_key_and_code_required() {
     assert_eq!(ok.methods_after_publickey, vec!["keyboard-interactive"]);
     assert_logged_in(&ok, &user, &sshd);
     let wrong = Login::with_key(&user)
-        .answer(&enrollment.wrong_code())
+        .answer(&enrollment.wrong_code_now())
         .command("id -un")
         .run(&sshd);
     assert_refused(&wrong, "a wrong code");
@@ -571,9 +572,9 @@ fn given_shipped_password_example_then_password_and_code_required() {
     if !root_or_skip("password example") {
         return;
     }
-    let user = TestUser::create();
-    let config = TotpConfig::new("");
-    let enrollment = Enrollment::enroll(&user, &config.path);
+    let user = SshUser::create();
+    let config = TestConfig::new("");
+    let enrollment = TrackedEnrollment::enroll(&user, &config.path);
     let sshd = Sshd::start(
         &pam_service(&example_auth("pam.d/sshd-password.example", &config)),
         &example_sshd("sshd_config.d/pam-totp-password.conf.example"),
@@ -599,7 +600,7 @@ fn given_shipped_password_example_then_password_and_code_required() {
         .run(&sshd);
     let wrong_code = Login::without_key(&user)
         .answer(&user.password)
-        .answer(&enrollment.wrong_code())
+        .answer(&enrollment.wrong_code_now())
         .command("id -un")
         .run(&sshd);
     assert_refused(&wrong_password, "a wrong password");
@@ -613,7 +614,7 @@ fn given_shipped_password_example_then_password_and_code_required() {
 
 /// The PAM service of the enrollment-at-login tests: pam_totp's auth line (which defers for an
 /// unenrolled user), then its account line, where the enrollment happens.
-fn enroll_at_login_service(config: &TotpConfig) -> String {
+fn enroll_at_login_service(config: &TestConfig) -> String {
     pam_service(&format!(
         "{}\nauth required pam_permit.so\naccount required {} {}",
         totp_line(config, ""),
@@ -622,7 +623,7 @@ fn enroll_at_login_service(config: &TotpConfig) -> String {
     ))
 }
 
-/// Enrollment at first login over SSH: after the public key, the keyboard-interactive step runs
+/// TrackedEnrollment at first login over SSH: after the public key, the keyboard-interactive step runs
 /// the auth phase (which defers) and then the account phase, which shows the QR code and key,
 /// asks for a first code, saves the secret and shows the backup codes before a last prompt.
 /// The next login needs a code from the new key.
@@ -631,8 +632,8 @@ fn given_enroll_at_login_then_user_enrolls_inside_the_ssh_login() {
     if !root_or_skip("enrollment at first login over ssh") {
         return;
     }
-    let user = TestUser::create();
-    let config = TotpConfig::new("enroll_at_login = true");
+    let user = SshUser::create();
+    let config = TestConfig::new("enroll_at_login = true");
     let sshd = Sshd::start(
         &enroll_at_login_service(&config),
         PUBLICKEY_AND_CODE,
@@ -682,8 +683,8 @@ fn given_enroll_at_login_then_the_real_ssh_client_shows_a_qr_code_a_phone_can_sc
     if !root_or_skip("enrollment at first login through /usr/bin/ssh") {
         return;
     }
-    let user = TestUser::create();
-    let config = TotpConfig::new("enroll_at_login = true");
+    let user = SshUser::create();
+    let config = TestConfig::new("enroll_at_login = true");
     let sshd = Sshd::start(
         &enroll_at_login_service(&config),
         PUBLICKEY_AND_CODE,
