@@ -335,6 +335,25 @@ pub fn set_owner(path: &Path, uid: u32, gid: u32) {
         .unwrap_or_else(|e| panic!("cannot chown {}: {e}", path.display()));
 }
 
+/// Runs a setup tool (standard input empty) for `what`, and returns its output.
+///
+/// # Panics
+/// The tool cannot be started or fails: the message has `what`, the command and its output.
+pub fn run_setup(cmd: &mut Command, what: &str) -> std::process::Output {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e} (tests/install-deps.sh)"));
+    assert!(
+        out.status.success(),
+        "{what}: {cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Writes `text` to a new file `path` (replacing one that is there) with exactly `mode`.
 ///
 /// # Panics

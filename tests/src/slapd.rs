@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::harness::{TempDir, workspace_dir};
+use crate::harness::{TempDir, run_setup, workspace_dir};
 
 /// The suffix of the test database.
 pub const SUFFIX: &str = "dc=example,dc=org";
@@ -261,21 +261,6 @@ fn write_file(path: &Path, text: &str, mode: u32) {
     fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", path.display()));
-}
-
-/// Runs a setup tool and panics with its output if it fails.
-fn run_setup(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e} (tests/install-deps.sh)"));
-    assert!(
-        out.status.success(),
-        "{what}: {cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A throwaway test CA and a server certificate it signed (SAN IP:127.0.0.1, DNS:localhost),

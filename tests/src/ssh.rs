@@ -9,7 +9,9 @@
 //! `/usr/sbin/sshd` called `sshdptt<pid>x<n>` and writes `/etc/pam.d/sshdptt<pid>x<n>`; the
 //! system's own sshd and its `/etc/pam.d/sshd` are never touched.
 
-use crate::harness::{TempDir, TestUser, set_mode, set_password, unique_name, write_file};
+use crate::harness::{
+    TempDir, TestUser, run_setup, set_mode, set_password, unique_name, write_file,
+};
 use crate::harness_session::{Session, Stream};
 use crate::harness_totp::{self, now};
 use serde_json::Value;
@@ -20,7 +22,7 @@ use std::net::TcpListener;
 use std::ops::Deref;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,21 +32,6 @@ pub const SYSTEM_SSHD: &str = "/usr/sbin/sshd";
 pub const PYTHON: &str = "/usr/bin/python3";
 /// How long sshd may take to start listening before the harness gives up.
 const START_LIMIT: Duration = Duration::from_secs(30);
-
-/// Runs a command, panicking with its output if it fails.
-pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// A test account ([`TestUser`], removed with its home on drop) that can log in over SSH: a
 /// password (for stacks with pam_unix) and an ed25519 key in its `authorized_keys`.
@@ -66,9 +53,12 @@ impl SshUser {
         set_password(&account.name, &password);
         let dir = TempDir::new("user");
         let key = dir.join("id_ed25519");
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", &account.name, "-f"])
-            .arg(&key));
+        run_setup(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", &account.name, "-f"])
+                .arg(&key),
+            "the user's SSH key",
+        );
         let public = fs::read_to_string(key.with_extension("pub")).expect("public key");
         let ssh_dir = account.home.join(".ssh");
         fs::DirBuilder::new()
@@ -132,9 +122,12 @@ impl Sshd {
             .expect("mkdir /run/sshd");
 
         let host_key = dir.path().join("ssh_host_ed25519_key");
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&host_key));
+        run_setup(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&host_key),
+            "the sshd host key",
+        );
 
         let pam_file = PathBuf::from("/etc/pam.d").join(&service);
         write_file(&pam_file, pam_stack, 0o644);
@@ -181,7 +174,10 @@ impl Sshd {
         write_file(&config_path, &config, 0o644);
 
         // Check the configuration first: its complaints are clearer than a silent exit.
-        run(Command::new(&program).arg("-t").arg("-f").arg(&config_path));
+        run_setup(
+            Command::new(&program).arg("-t").arg("-f").arg(&config_path),
+            "sshd -t (the test sshd_config)",
+        );
 
         let log = dir.path().join("sshd.log");
         let log_file = fs::File::create(&log).expect("create sshd log");
