@@ -186,10 +186,16 @@ impl Session {
     /// terminal, with `env` added to the environment: util-linux `script` runs it, passes
     /// what is written to the session on as typed input, and copies all the terminal shows to
     /// standard output (`-f`, as it comes); its exit code is the program's (`-e`).
+    ///
+    /// `script` hands the command line to `$SHELL -c`; the shell is fixed to `/bin/sh` and
+    /// told to `exec` the program, so the program is `script`'s only child whatever shell the
+    /// caller's environment names (dash, unlike bash, would otherwise stay in between).
     pub fn spawn_in_pty(argv: &[&str], env: &[(&str, &str)]) -> Session {
         let line: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+        let line = format!("exec {}", line.join(" "));
         let mut cmd = Command::new("script");
-        cmd.args(["-q", "-f", "-e", "-c", &line.join(" "), "/dev/null"])
+        cmd.args(["-q", "-f", "-e", "-c", &line, "/dev/null"])
+            .env("SHELL", "/bin/sh")
             .envs(env.iter().copied());
         let mut session = Session::spawn(&mut cmd);
         session.in_pty = true;
@@ -322,13 +328,15 @@ impl Session {
     }
 
     /// Ends the program at once, as a vanished client or a killed process ends: on a
-    /// pseudo-terminal the program itself first. Killing `script` alone would close the
-    /// terminal under the program, which then reads the end of input and may act on it (ssh
-    /// sends it to the server as an empty answer) before the hang-up reaches it.
+    /// pseudo-terminal the program and everything it started first. Killing `script` alone
+    /// would close the terminal under them; the program then reads the end of input and may
+    /// act on it (ssh sends it to the server as an empty answer) before the hang-up reaches it.
     fn kill(&mut self) {
         if self.in_pty {
-            // `script` is not reaped yet, so its children's ids cannot have been reused.
-            for pid in children_of(self.child.id()) {
+            // All of them are found before any is killed: a killed parent's children are
+            // handed to init and no longer show whose they were. `script` is not reaped yet,
+            // and none of them is reaped by us, so no id can have been reused meanwhile.
+            for pid in descendants_of(self.child.id()) {
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             }
         }
@@ -337,24 +345,37 @@ impl Session {
     }
 }
 
-/// The processes whose parent is `pid` (from /proc).
-fn children_of(pid: u32) -> Vec<nix::unistd::Pid> {
+/// The processes `pid` started, their children, and so on (from one look at /proc).
+fn descendants_of(pid: u32) -> Vec<nix::unistd::Pid> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    entries
+    // (process, parent) for every process.
+    let parents: Vec<(u32, u32)> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                // After the command name in parentheses: state, then the parent's id.
-                .and_then(|stat| {
-                    let rest = &stat[stat.rfind(')')? + 1..];
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            // After the command name in parentheses: state, then the parent's id.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            Some((p, rest.split_whitespace().nth(1)?.parse::<u32>().ok()?))
         })
+        .collect();
+    let mut found = vec![pid];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        found.extend(
+            parents
+                .iter()
+                .filter(|&&(_, of)| of == parent)
+                .map(|&(p, _)| p),
+        );
+        next += 1;
+    }
+    found
+        .into_iter()
+        .skip(1)
         .filter_map(|p| i32::try_from(p).ok().map(nix::unistd::Pid::from_raw))
         .collect()
 }
@@ -449,31 +470,47 @@ mod tests {
         assert_eq!(done.code, Some(4), "{}", done.stdout_text());
     }
 
-    #[test]
-    fn given_a_pty_session_dropped_then_the_program_is_killed_before_it_can_act_on_the_hang_up() {
-        let dir = std::env::temp_dir().join(format!("session-kill-{}", std::process::id()));
+    /// Drops a pty session running `program_line` (through `sh -c`), which prints `waiting`
+    /// and leaves a process that ignores SIGHUP, waits for a line and would create `$ACTED` on
+    /// the end of input. Returns whether any process of it outlived the drop, and whether
+    /// anything acted.
+    fn drop_while_waiting(program_line: &str) -> (bool, bool) {
+        let dir = std::env::temp_dir().join(format!(
+            "session-kill-{}-{}",
+            std::process::id(),
+            program_line.len()
+        ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let acted = dir.join("acted");
-        // Like ssh at a prompt: it would answer the end of input, and outlives the hang-up.
-        let script = format!(
-            "trap '' HUP; echo waiting; read line; touch {}; sleep 5",
-            shell_quote(&acted.display().to_string())
-        );
-        let mut s = Session::spawn_in_pty(&["sh", "-c", &script], &[]);
+        let acted_path = acted.display().to_string();
+        let mut s = Session::spawn_in_pty(&["sh", "-c", program_line], &[("ACTED", &acted_path)]);
         s.wait_for(Stream::Stdout, "waiting");
-        let program = children_of(s.id());
-        assert_eq!(program.len(), 1, "sh runs under script");
+        let started = descendants_of(s.id());
+        assert!(!started.is_empty(), "sh runs under script");
         drop(s);
         std::thread::sleep(Duration::from_millis(500));
         // Gone, or dead and waiting for whoever inherited it to reap it.
-        let alive = std::fs::read_to_string(format!("/proc/{}/stat", program[0]))
-            .is_ok_and(|stat| !stat.contains(") Z "));
+        let outlived = started.iter().any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| !stat.contains(") Z "))
+        });
         let acted_on_it = acted.exists();
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(!alive, "the program outlived its session");
-        assert!(
-            !acted_on_it,
-            "the program read the end of input and acted on it"
-        );
+        (outlived, acted_on_it)
+    }
+
+    /// Like ssh at a prompt: answers the end of input, and outlives the hang-up.
+    const READER: &str = "trap '' HUP; echo waiting; read line; touch \"$ACTED\"; sleep 5";
+
+    #[test]
+    fn given_a_pty_session_dropped_then_the_program_is_killed_before_it_can_act_on_the_hang_up() {
+        assert_eq!(drop_while_waiting(READER), (false, false));
+    }
+
+    #[test]
+    fn given_a_pty_session_dropped_then_what_the_program_started_is_killed_before_it_acts_too() {
+        // The reader is the program's child (`; :` keeps the shell from exec-ing it).
+        let line = format!("sh -c {}; :", shell_quote(READER));
+        assert_eq!(drop_while_waiting(&line), (false, false));
     }
 }
