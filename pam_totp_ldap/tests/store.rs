@@ -421,8 +421,10 @@ fn given_no_server_answers_then_later_operations_of_the_store_fail_at_once() {
             "{result:?}"
         );
     }
+    // Well under the one-second connect time-out it would have waited again (not a speed
+    // figure: slack for a busy machine).
     assert!(
-        took < std::time::Duration::from_millis(100),
+        took < std::time::Duration::from_millis(500),
         "the second operation waited {took:?}"
     );
 }
