@@ -475,12 +475,7 @@ mod tests {
     /// the end of input. Returns whether any process of it outlived the drop, and whether
     /// anything acted.
     fn drop_while_waiting(program_line: &str) -> (bool, bool) {
-        let dir = std::env::temp_dir().join(format!(
-            "session-kill-{}-{}",
-            std::process::id(),
-            program_line.len()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = crate::harness::TempDir::new("session-kill");
         let acted = dir.join("acted");
         let acted_path = acted.display().to_string();
         let mut s = Session::spawn_in_pty(&["sh", "-c", program_line], &[("ACTED", &acted_path)]);
@@ -494,9 +489,7 @@ mod tests {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .is_ok_and(|stat| !stat.contains(") Z "))
         });
-        let acted_on_it = acted.exists();
-        let _ = std::fs::remove_dir_all(&dir);
-        (outlived, acted_on_it)
+        (outlived, acted.exists())
     }
 
     /// Like ssh at a prompt: answers the end of input, and outlives the hang-up.
