@@ -8,6 +8,7 @@ use common::*;
 use pam_totp_core::secret_file::SecretFile;
 use pam_totp_core::state::{Failures, State};
 use pam_totp_core::verify::{self, Verdict};
+use pam_totp_e2e::harness_syslog::is_of_user;
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
@@ -190,7 +191,7 @@ fn given_enrolled_users_then_status_regenerate_unlock_reset_work_and_are_logged(
         let lines = capture.lines();
         let ours: Vec<&String> = lines
             .iter()
-            .filter(|l| l.contains("pam_totp(pam-totp:admin)"))
+            .filter(|l| l.contains("pam_totp(pam-totp:admin)") && is_of_user(l, &alice.name))
             .collect();
         assert_eq!(ours.len(), 2, "{lines:?}");
         // <85> = facility authpriv (10) * 8 + notice (5).
@@ -249,10 +250,7 @@ fn given_user_removes_a_device_and_disables_then_one_syslog_line_each() {
         return;
     };
     let lines = capture.lines();
-    let ours: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.contains(&format!("user={} ", user.name)))
-        .collect();
+    let ours: Vec<&String> = lines.iter().filter(|l| is_of_user(l, &user.name)).collect();
     assert_eq!(ours.len(), 2, "{lines:?}");
     assert!(ours[0].starts_with("<85>"), "{}", ours[0]);
     assert!(

@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use pam_totp_core::secret_file::SecretFile;
 use pam_totp_core::state::State;
+use pam_totp_e2e::harness_syslog::is_of_user;
 use std::os::unix::fs::MetadataExt;
 
 const RHOST: &str = "198.51.100.7";
@@ -152,7 +153,10 @@ fn given_remembered_host_then_forget_hosts_makes_the_module_ask_again() {
         let lines = capture.lines();
         let ours: Vec<&String> = lines
             .iter()
-            .filter(|l| l.contains("action=forget-hosts"))
+            .filter(|l| {
+                l.contains("action=forget-hosts")
+                    && (is_of_user(l, &alice.name) || is_of_user(l, &bob.name))
+            })
             .collect();
         assert_eq!(ours.len(), 2, "{lines:?}");
         assert!(ours[0].starts_with("<85>"), "{}", ours[0]);

@@ -148,7 +148,9 @@ fn prepare<'a, P: PamIo, C: Clock>(
         service: io.item(Item::Service).unwrap_or_default(),
         rhost: io.item(Item::RHost).unwrap_or_default(),
         tty: io.item(Item::Tty).unwrap_or_default(),
-        ..Context::default()
+        // Named in a configuration error if the application set it; asked for only after the
+        // configuration is read.
+        user: io.item(Item::User).unwrap_or_default(),
     };
     let cfg = match config::load(args, None).and_then(|c| c.check_groups().map(|()| c)) {
         Ok(cfg) => cfg,
@@ -1049,6 +1051,7 @@ mod tests {
                 Item::Service => Some("unit".into()),
                 Item::RHost => self.rhost.clone(),
                 Item::Tty => None,
+                Item::User => Some(self.user.clone()),
             }
         }
         fn authtok(&self) -> Option<Zeroizing<Vec<u8>>> {

@@ -6,7 +6,7 @@ use pam::constants::{
     PamResultCode,
 };
 use pam::conv::Conv;
-use pam::items::{AuthTok, RHost, Service, Tty};
+use pam::items::{AuthTok, RHost, Service, Tty, User};
 use pam::module::PamHandle;
 use zeroize::Zeroizing;
 
@@ -19,6 +19,8 @@ pub enum Item {
     RHost,
     /// PAM_TTY.
     Tty,
+    /// PAM_USER as already set, without asking (see [`PamIo::user`] for that).
+    User,
 }
 
 /// libpam refused to set an item.
@@ -116,6 +118,7 @@ impl PamIo for RealPam<'_> {
             Item::Service => self.pamh.get_item::<Service>().ok()?.map(|s| s.0),
             Item::RHost => self.pamh.get_item::<RHost>().ok()?.map(|s| s.0),
             Item::Tty => self.pamh.get_item::<Tty>().ok()?.map(|s| s.0),
+            Item::User => self.pamh.get_item::<User>().ok()?.map(|s| s.0),
         };
         value.and_then(|v| v.to_str().ok().map(str::to_owned))
     }

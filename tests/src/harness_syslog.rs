@@ -96,6 +96,15 @@ impl SyslogCapture {
         inbox.lines.clone()
     }
 
+    /// The lines whose `user=` field is exactly `user` (a substring test would also take the
+    /// lines of `u12` for `u1`, and the tests of one binary log to the same socket).
+    pub fn lines_of_user(&self, user: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| is_of_user(l, user))
+            .collect()
+    }
+
     /// The lines that contain `needle`.
     pub fn lines_containing(&self, needle: &str) -> Vec<String> {
         self.lines()
@@ -152,8 +161,29 @@ pub fn fields(line: &str) -> BTreeMap<&str, &str> {
         .collect()
 }
 
+/// Whether a log line's `user=` field is exactly `user`.
+pub fn is_of_user(line: &str, user: &str) -> bool {
+    fields(line).get("user") == Some(&user)
+}
+
 /// Whether a line has all the given `key=value` fields.
 pub fn has_fields(line: &str, expected: &[(&str, &str)]) -> bool {
     let f = fields(line);
     expected.iter().all(|(k, v)| f.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_name_that_prefixes_another_then_only_its_own_lines_are_its() {
+        let line = "<85>Nov 27 18:16:55 pam_totp[1]: pam_totp(s:auth): user=ptt7u12 service=s";
+        assert!(is_of_user(line, "ptt7u12"));
+        assert!(!is_of_user(line, "ptt7u1"));
+        assert!(!is_of_user(
+            "<85>pam_totp[1]: action=reset by=ptt7u1",
+            "ptt7u1"
+        ));
+    }
 }

@@ -143,14 +143,9 @@ impl Fleet {
     }
 }
 
-/// The module's syslog lines for `user` (only this user's: several tests run at once).
-fn lines_of(log: &SyslogCapture, user: &str) -> Vec<String> {
-    log.lines_containing(&format!("user={user} "))
-}
-
 /// The value of `key=` in the last of `user`'s lines that has it.
 fn last_field(log: &SyslogCapture, user: &str, key: &str) -> Option<String> {
-    lines_of(log, user)
+    log.lines_of_user(user)
         .iter()
         .rev()
         .find_map(|l| fields(l).get(key).map(|v| (*v).to_string()))
@@ -158,7 +153,7 @@ fn last_field(log: &SyslogCapture, user: &str, key: &str) -> Option<String> {
 
 #[track_caller]
 fn assert_reason(log: &SyslogCapture, user: &str, reason: &str) {
-    let lines = lines_of(log, user);
+    let lines = log.lines_of_user(user);
     let last = lines.last().cloned().unwrap_or_default();
     assert_eq!(
         fields(&last).get("reason").copied(),
@@ -335,7 +330,7 @@ fn assert_one_winner(
         wins == 1 && refused == RACERS - 1,
         "{what}: {wins} successes and {refused} refusals of {RACERS}: {results:?}"
     );
-    let lines = lines_of(log, user);
+    let lines = log.lines_of_user(user);
     let new = &lines[*seen..];
     *seen = lines.len();
     let odd: Vec<&String> = new
@@ -365,7 +360,7 @@ fn given_64_logins_over_two_hosts_with_one_code_then_exactly_one_succeeds_each_r
     let e = fleet.enroll();
     let start = Instant::now();
     let now = e.step_of(pam_totp_e2e::harness_totp::now());
-    let mut seen = lines_of(&log, &name).len();
+    let mut seen = log.lines_of_user(&name).len();
     for round in 0..ROUNDS {
         let results = race(&fleet, &e.code_for_step(now - 5 + round));
         assert_one_winner(
@@ -504,7 +499,7 @@ fn assert_fails_closed(
         failure_bound()
     );
     assert_reason(log, user, reason);
-    let lines = lines_of(log, user);
+    let lines = log.lines_of_user(user);
     let last = lines.last().cloned().unwrap_or_default();
     assert!(
         last.contains(server) && last.contains("result=failure"),

@@ -27,7 +27,7 @@ fn pam_service(config: &TestConfig) -> String {
 
 /// The reasons of `user`'s syslog lines so far, in order (`success` for a success).
 fn outcomes(log: &SyslogCapture, user: &str) -> Vec<String> {
-    log.lines_containing(&format!("user={user} "))
+    log.lines_of_user(user)
         .iter()
         .map(|l| {
             let f = fields(l);

@@ -207,9 +207,8 @@ fn syslog_scenario(module_args: &str, check_fields: bool) {
             .run()
             .assert_result(expected);
         let lines: Vec<String> = log
-            .lines()
+            .lines_of_user(&s.user.name)
             .into_iter()
-            .filter(|l| l.contains(&format!("user={}", s.user.name)))
             .filter(|l| fields(l).contains_key("result"))
             .collect();
         assert_eq!(

@@ -176,11 +176,11 @@ fn given_syslog_capture_then_pam_warn_line_is_collected_and_socket_removed_after
             .rhost("192.0.2.9")
             .run()
             .assert_result("PAM_SUCCESS");
-        let lines = log.lines_containing(&user.name);
+        // pam_warn's format: `service=[NAME] ... user=[NAME] ... rhost=[HOST]`.
+        let lines = log.lines_containing(&format!("user=[{}]", user.name));
         assert!(
-            lines
-                .iter()
-                .any(|l| l.contains("rhost=[192.0.2.9]") && l.contains(&svc.name)),
+            lines.iter().any(|l| l.contains("rhost=[192.0.2.9]")
+                && l.contains(&format!("service=[{}]", svc.name))),
             "pam_warn line not captured: {lines:?}"
         );
     }

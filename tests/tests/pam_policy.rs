@@ -322,9 +322,11 @@ fn given_bad_policy_values_then_service_err_with_key_and_line_in_syslog() {
         let log = SyslogCapture::start();
         let run = s.client().answer("123456").run();
         run.assert_result("PAM_SERVICE_ERR");
-        let lines = log.lines_containing("config-error");
+        let lines = log.lines_of_user(&s.user.name);
         assert!(
-            lines.iter().any(|l| l.contains(key) && l.contains("line ")),
+            lines.iter().any(|l| l.contains("reason=config-error")
+                && l.contains(key)
+                && l.contains("line ")),
             "no config-error line naming {key} and its line: {lines:?}"
         );
     }

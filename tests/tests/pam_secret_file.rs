@@ -58,7 +58,7 @@ fn assert_refused_and_unchanged_with(
     run.assert_result("PAM_AUTH_ERR");
     let after: Vec<Snapshot> = watched.iter().map(|p| snapshot(p)).collect();
     assert_eq!(before, after, "the module changed a secret file it refused");
-    let lines = log.lines_containing(&format!("user={} ", s.user.name));
+    let lines = log.lines_of_user(&s.user.name);
     assert!(
         lines.iter().any(|l| {
             let f = fields(l);

@@ -9,7 +9,7 @@
 use nix::mount::{MntFlags, MsFlags};
 use pam_totp_e2e::dev_log::PrivateMounts;
 use pam_totp_e2e::harness::{Scenario, TempDir};
-use pam_totp_e2e::harness_syslog::{DEV_LOG, SyslogCapture, has_fields};
+use pam_totp_e2e::harness_syslog::{DEV_LOG, SyslogCapture, has_fields, is_of_user};
 use pam_totp_e2e::require_root;
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
@@ -96,7 +96,7 @@ fn given_a_journald_like_listener_on_dev_log_then_the_capture_gets_the_lines_and
     let s = Scenario::new("", "");
     let e = s.enroll(&[]);
     let wrong = e.wrong_code(e.settled_step(3));
-    let user = format!("user={}", s.user.name);
+    let user = &s.user.name;
     {
         let daemon = FakeJournald::start();
         assert!(
@@ -111,7 +111,7 @@ fn given_a_journald_like_listener_on_dev_log_then_the_capture_gets_the_lines_and
                 .answer(&wrong)
                 .run()
                 .assert_result("PAM_AUTH_ERR");
-            log.lines_containing(&user)
+            log.lines_of_user(user)
         };
         assert!(
             lines.iter().any(|l| l.contains("pam_totp")
@@ -125,7 +125,7 @@ fn given_a_journald_like_listener_on_dev_log_then_the_capture_gets_the_lines_and
             .assert_result("PAM_AUTH_ERR");
         let daemon_lines = daemon.received();
         assert_eq!(
-            daemon_lines.iter().filter(|l| l.contains(&user)).count(),
+            daemon_lines.iter().filter(|l| is_of_user(l, user)).count(),
             1,
             "the daemon must get the line of the login after the capture only: {daemon_lines:#?}"
         );

@@ -75,7 +75,7 @@ fn issue_12_1_given_wrong_password_and_valid_code_then_host_is_not_remembered() 
         .run();
     run.assert_result("PAM_AUTH_ERR");
     assert_eq!(run.prompts().len(), 2, "{}", run.transcript());
-    let lines = log.lines_containing(&format!("user={}", s.user.name));
+    let lines = log.lines_of_user(&s.user.name);
     assert!(
         !lines.iter().any(|l| l.contains("method=remembered")),
         "{lines:#?}"
@@ -251,7 +251,7 @@ fn issue_12_5_given_try_first_pass_guess_then_counted_and_logged() {
     run.assert_result("PAM_AUTH_ERR");
     assert_eq!(run.prompts().len(), 2, "{}", run.transcript());
     assert_eq!(host_failures(&s, "local"), 2, "both guesses count");
-    let lines = log.lines_containing(&format!("user={}", s.user.name));
+    let lines = log.lines_of_user(&s.user.name);
     let failures = lines
         .iter()
         .filter(|l| l.contains("result=failure reason=wrong-code"))
@@ -278,7 +278,7 @@ fn issue_12_10_given_the_clock_went_back_then_logged_once() {
         let run = wait_run(cmd.spawn().expect("pam-client under libfaketime"));
         run.assert_result("PAM_AUTH_ERR");
     }
-    let lines = log.lines_containing(&format!("user={}", s.user.name));
+    let lines = log.lines_of_user(&s.user.name);
     let warnings = lines
         .iter()
         .filter(|l| l.contains("reason=clock-went-back"))

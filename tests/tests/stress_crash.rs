@@ -227,7 +227,7 @@ fn given_full_state_file_system_then_login_fails_closed_with_log_line_and_files_
     let log = SyslogCapture::start();
     // The next step is inside the window: a valid, unused code.
     let result = login(&s, &e.code_for_step(step + 1), None);
-    let lines = log.lines_containing(&format!("user={}", s.user.name));
+    let lines = log.lines_of_user(&s.user.name);
     drop(log);
     println!("result {result:?}; log: {lines:#?}");
     assert_eq!(
@@ -271,7 +271,7 @@ fn given_read_only_state_dir_then_login_fails_closed_with_log_line_and_no_crash(
     mount.remount("ro");
     let log = SyslogCapture::start();
     let result = login(&s, &e.code_for_step(step + 1), None);
-    let lines = log.lines_containing(&format!("user={}", s.user.name));
+    let lines = log.lines_of_user(&s.user.name);
     drop(log);
     println!("result {result:?}; log: {lines:#?}");
     assert_eq!(
